@@ -1,0 +1,125 @@
+"""Loading CLIP weights: OpenAI names, local files, the embedded SynthCLIP, or random architectures.
+
+Every path ends in the real ``clip.load(..., jit=False)`` or ``clip.model.CLIP`` so the model class is
+OpenAI's; the model is returned in fp32, eval mode, with every parameter frozen.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import warnings
+from typing import Dict
+
+import torch
+
+from ..errors import UserError
+from ..registry import closest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import clip
+    from clip.model import CLIP
+
+# Random-weight architectures for tests and benchmarks ("random:<name>" or the tiny names directly).
+_BASE = dict(context_length=77, vocab_size=49408)
+ARCHITECTURES: Dict[str, dict] = {
+    "ViT-B/16": dict(
+        embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=16,
+        transformer_width=512, transformer_heads=8, transformer_layers=12, **_BASE,
+    ),
+    "ViT-B/32": dict(
+        embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=32,
+        transformer_width=512, transformer_heads=8, transformer_layers=12, **_BASE,
+    ),
+    "ViT-L/14": dict(
+        embed_dim=768, image_resolution=224, vision_layers=24, vision_width=1024, vision_patch_size=14,
+        transformer_width=768, transformer_heads=12, transformer_layers=12, **_BASE,
+    ),
+    "tiny-p8-32": dict(
+        embed_dim=128, image_resolution=32, vision_layers=4, vision_width=128, vision_patch_size=8,
+        transformer_width=128, transformer_heads=2, transformer_layers=4, **_BASE,
+    ),
+    "tiny-p8-16": dict(
+        embed_dim=64, image_resolution=16, vision_layers=2, vision_width=64, vision_patch_size=8,
+        transformer_width=64, transformer_heads=1, transformer_layers=2, **_BASE,
+    ),
+    "tiny-p8-64": dict(
+        embed_dim=128, image_resolution=64, vision_layers=6, vision_width=192, vision_patch_size=8,
+        transformer_width=128, transformer_heads=2, transformer_layers=4, **_BASE,
+    ),
+}
+SYNTH_NAME = "SynthCLIP"
+
+
+def default_download_root() -> str:
+    return os.environ.get("CLIP_DOWNLOAD_ROOT") or os.path.join(os.path.expanduser("~"), ".cache", "clip")
+
+
+def random_clip(arch: str, seed: int = 0) -> CLIP:
+    """A randomly initialised CLIP of a named architecture (deterministic for a seed)."""
+    if arch not in ARCHITECTURES:
+        raise UserError(f"unknown CLIP architecture '{arch}' (known: {', '.join(ARCHITECTURES)})")
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = CLIP(**ARCHITECTURES[arch])
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return model
+
+
+def _load_file(path: str) -> CLIP:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, _ = clip.load(path, device="cpu", jit=False)
+    except (RuntimeError, KeyError, EOFError, ValueError) as exc:
+        raise UserError(
+            f"cannot load CLIP weights from {path}: {exc.__class__.__name__}: {str(exc).splitlines()[0][:200]} "
+            "(expected an OpenAI CLIP state dict or TorchScript archive)"
+        ) from exc
+    return model
+
+
+def load_clip(name: str, download_root: str = "") -> CLIP:
+    """Resolve ``MODEL.BACKBONE.NAME`` to an fp32, eval-mode, frozen OpenAI-architecture CLIP on the CPU."""
+    if not name:
+        raise UserError("MODEL.BACKBONE.NAME is empty (set it to a CLIP name such as ViT-B/16, SynthCLIP, or a weights file)")
+    root = os.path.expanduser(download_root or default_download_root())
+    if name == SYNTH_NAME:
+        from ..synth.weights import synth_clip_path
+
+        model = _load_file(synth_clip_path(download_root))
+    elif name.startswith("random:") or name in ARCHITECTURES and name.startswith("tiny"):
+        arch = name.split(":", 1)[1] if name.startswith("random:") else name
+        model = random_clip(arch)
+    elif name in clip.available_models():
+        fname = os.path.basename(clip.clip._MODELS[name])
+        if not os.path.isfile(os.path.join(root, fname)):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model, _ = clip.load(name, device="cpu", jit=False, download_root=root)
+            except (urllib.error.URLError, OSError) as exc:
+                raise UserError(
+                    f"CLIP weights '{name}' are not available offline: put {fname} into {root} "
+                    "(set MODEL.BACKBONE.DOWNLOAD_ROOT or $CLIP_DOWNLOAD_ROOT), or pass a local weights file as "
+                    "MODEL.BACKBONE.NAME"
+                ) from exc
+        else:
+            model = _load_file(os.path.join(root, fname))
+    elif os.path.isfile(os.path.expanduser(name)):
+        model = _load_file(os.path.expanduser(name))
+    else:
+        known = clip.available_models() + [SYNTH_NAME] + [a for a in ARCHITECTURES if a.startswith("tiny")]
+        hint = closest(name, known)
+        hint_text = f"did you mean '{hint}'? " if hint else ""
+        raise UserError(
+            f"unknown CLIP backbone '{name}': not a known name and no such file ({hint_text}"
+            f"known: {', '.join(known)}; or give a path to a weights file)"
+        )
+    model = model.float().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

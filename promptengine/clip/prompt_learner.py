@@ -1,0 +1,136 @@
+"""One configurable prompt learner for every method: a method picks its ``PromptSpec``.
+
+- CoOp/APT: text context (shared or class-specific), depth 1, no vision prompts.
+- CoCoOp: text context shifted per image by a small meta-net on the frozen image feature.
+- VPT: vision prompts only (shallow or deep), hand-crafted text.
+- IVLP / AdvVLP: independent text and vision deep prompts.
+- MaPLe / AdvMaPLe: text prompts, vision prompts = per-layer linear projections of them (text -> vision).
+- FAP / CAPT (default): vision deep prompts, text deep prompts = per-layer projections of them
+  (vision -> text); the first text context is learnable and projected to the vision side (FAP's layout).
+- AdvVP: a pixel padding prompt plus shallow vision tokens, hand-crafted text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .backbone import PromptableCLIP, PromptBundle
+from .text_prompts import ClassPrompts
+
+COUPLINGS = ("independent", "text_to_vision", "vision_to_text")
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """What is learnable. Depth counts layers that receive prompts (1 = input layer only)."""
+
+    text_n_ctx: int = 0
+    text_depth: int = 1
+    text_ctx_init: str = ""
+    text_csc: bool = False
+    class_token_position: str = "end"
+    vision_n_ctx: int = 0
+    vision_depth: int = 0
+    coupling: str = "independent"
+    conditional: bool = False  # CoCoOp meta-net
+    pixel_pad: int = 0  # AdvVP padding prompt width in pixels (at the input size)
+    template: str = "a photo of a {}."  # fixed prompts when text_n_ctx == 0
+
+    def validate(self, backbone: PromptableCLIP) -> None:
+        if self.coupling not in COUPLINGS:
+            raise UserError(f"prompt coupling must be one of {'/'.join(COUPLINGS)}, got '{self.coupling}'")
+        if self.text_n_ctx < 0 or self.vision_n_ctx < 0 or self.text_depth < 0 or self.vision_depth < 0:
+            raise UserError("prompt lengths and depths must be >= 0")
+        if self.text_depth > backbone.text_layers or self.vision_depth > backbone.vision_layers:
+            raise UserError(
+                f"prompt depth (text {self.text_depth}, vision {self.vision_depth}) exceeds the CLIP layers "
+                f"(text {backbone.text_layers}, vision {backbone.vision_layers}); lower PROMPT_DEPTH"
+            )
+        if self.coupling != "independent":
+            if self.text_n_ctx == 0 or self.text_n_ctx != self.vision_n_ctx or self.text_depth != self.vision_depth:
+                raise UserError("coupled prompts need the same number of text and vision tokens and the same depth")
+        if self.text_depth > 1 and self.class_token_position != "end":
+            raise UserError("deep text prompts need CLASS_TOKEN_POSITION end")
+        if self.text_csc and self.coupling != "independent":
+            raise UserError("class-specific context cannot be coupled to vision prompts")
+
+
+def _normal(*shape: int, std: float = 0.02) -> nn.Parameter:
+    return nn.Parameter(torch.randn(*shape) * std)
+
+
+class PromptLearner(nn.Module):
+    """Holds the learnable prompt parameters; ``forward()`` returns the parameter-only PromptBundle."""
+
+    def __init__(self, spec: PromptSpec, backbone: PromptableCLIP, classnames: Sequence[str]) -> None:
+        super().__init__()
+        spec.validate(backbone)
+        self.spec = spec
+        dt, dv = backbone.text_width, backbone.vision_width
+        self.class_prompts = ClassPrompts(
+            backbone, classnames, spec.text_n_ctx, spec.text_ctx_init, spec.class_token_position, spec.template
+        )
+        n_t, n_v = spec.text_n_ctx, spec.vision_n_ctx
+        self.ctx: Optional[nn.Parameter] = None
+        if n_t:
+            if self.class_prompts.init_ctx is not None and not spec.text_csc:
+                init = self.class_prompts.init_ctx.clone()
+                self.ctx = nn.Parameter(init)  # (n_ctx, Dt)
+            else:
+                self.ctx = _normal(len(classnames), n_t, dt) if spec.text_csc else _normal(n_t, dt)
+        depth_t, depth_v = (spec.text_depth if n_t else 0), (spec.vision_depth if n_v else 0)
+        self.text_deep = nn.ParameterList()
+        self.vision_shallow: Optional[nn.Parameter] = None
+        self.vision_deep = nn.ParameterList()
+        self.proj_shallow: Optional[nn.Linear] = None
+        self.proj_deep = nn.ModuleList()
+        if spec.coupling == "independent":
+            self.text_deep.extend(_normal(n_t, dt) for _ in range(max(0, depth_t - 1)))
+            if depth_v:
+                self.vision_shallow = _normal(n_v, dv)
+                self.vision_deep.extend(_normal(n_v, dv) for _ in range(depth_v - 1))
+        elif spec.coupling == "text_to_vision":  # MaPLe: vision prompts are projections of text prompts
+            self.text_deep.extend(_normal(n_t, dt) for _ in range(depth_t - 1))
+            self.proj_shallow = nn.Linear(dt, dv)
+            self.proj_deep.extend(nn.Linear(dt, dv) for _ in range(depth_t - 1))
+        else:  # vision_to_text (FAP): deep vision prompts learnable, text deep prompts are their projections
+            self.proj_shallow = nn.Linear(dt, dv)  # the first text context is projected to the vision input
+            self.vision_deep.extend(_normal(n_v, dv) for _ in range(depth_v - 1))
+            self.proj_deep.extend(nn.Linear(dv, dt) for _ in range(depth_v - 1))
+        self.pixel_prompt: Optional[nn.Parameter] = None
+        if spec.pixel_pad > 0:
+            size = backbone.resolution
+            self.pixel_prompt = nn.Parameter(torch.zeros(3, size, size))
+            mask = torch.ones(1, size, size)
+            mask[:, spec.pixel_pad : size - spec.pixel_pad, spec.pixel_pad : size - spec.pixel_pad] = 0
+            self.register_buffer("pixel_mask", mask, persistent=False)
+        self.meta_net: Optional[nn.Module] = None
+        if spec.conditional:
+            embed = backbone.clip.text_projection.shape[1]
+            hidden = max(1, embed // 16)
+            self.meta_net = nn.Sequential(nn.Linear(embed, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dt))
+
+    def forward(self) -> PromptBundle:
+        """Prompts that depend on parameters only (computed once per step and reused by every PGD iteration)."""
+        spec = self.spec
+        bundle = PromptBundle(text_ctx=self.ctx)
+        if spec.coupling == "independent":
+            bundle.text_deep = list(self.text_deep)
+            bundle.vision_shallow = self.vision_shallow
+            bundle.vision_deep = list(self.vision_deep)
+        elif spec.coupling == "text_to_vision":
+            bundle.text_deep = list(self.text_deep)
+            bundle.vision_shallow = self.proj_shallow(self.ctx)
+            bundle.vision_deep = [proj(p) for proj, p in zip(self.proj_deep, self.text_deep)]
+        else:
+            bundle.vision_shallow = self.proj_shallow(self.ctx)
+            bundle.vision_deep = list(self.vision_deep)
+            bundle.text_deep = [proj(p) for proj, p in zip(self.proj_deep, self.vision_deep)]
+        if self.pixel_prompt is not None:
+            bundle.pixel_prompt = self.pixel_prompt * self.pixel_mask
+        return bundle

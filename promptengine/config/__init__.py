@@ -1,0 +1,4 @@
+from .defaults import get_cfg_default
+from .merge import merge_from_file, merge_from_list
+
+__all__ = ["get_cfg_default", "merge_from_file", "merge_from_list"]

@@ -1,0 +1,108 @@
+"""Datum and DatasetBase with Dassl's attributes (train_x / val / test, num_classes, lab2cname)."""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Sequence
+
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UserError
+
+
+class Datum:
+    """One labelled image. ``impath`` is a file path, or a virtual path for generated datasets.
+
+    Unlike Dassl's Datum the constructor does not stat the file (one stat per image is slow on
+    ImageNet); datasets check the images they actually use when they build their splits.
+    """
+
+    __slots__ = ("_impath", "_label", "_domain", "_classname")
+
+    def __init__(self, impath: str = "", label: int = 0, domain: int = 0, classname: str = "") -> None:
+        self._impath = impath
+        self._label = int(label)
+        self._domain = int(domain)
+        self._classname = classname
+
+    impath = property(lambda self: self._impath)
+    label = property(lambda self: self._label)
+    domain = property(lambda self: self._domain)
+    classname = property(lambda self: self._classname)
+
+    def __repr__(self) -> str:
+        return f"Datum({self._impath!r}, label={self._label}, classname={self._classname!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Datum) and (self._impath, self._label, self._classname) == (
+            other._impath,
+            other._label,
+            other._classname,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._impath, self._label, self._classname))
+
+
+class DatasetBase:
+    """A labelled dataset with train_x / val / test lists of Datum.
+
+    ``num_classes``, ``lab2cname`` and ``classnames`` come from ``train_x`` (as in Dassl), so after
+    base/new subsampling a run sees only the selected classes. Subclasses set ``dataset_dir``
+    (the folder under DATASET.ROOT) and may override ``read_image`` (generated datasets do).
+    """
+
+    dataset_dir: str = ""
+    domains: Sequence[str] = ()
+
+    def __init__(
+        self,
+        train_x: Optional[List[Datum]] = None,
+        val: Optional[List[Datum]] = None,
+        test: Optional[List[Datum]] = None,
+    ) -> None:
+        self._train_x = list(train_x or [])
+        self._val = list(val or [])
+        self._test = list(test or [])
+        self._lab2cname = self._get_lab2cname(self._train_x or self._test)
+        self._num_classes = (max(self._lab2cname) + 1) if self._lab2cname else 0
+
+    train_x = property(lambda self: self._train_x)
+    train_u = property(lambda self: [])
+    val = property(lambda self: self._val)
+    test = property(lambda self: self._test)
+    num_classes = property(lambda self: self._num_classes)
+    lab2cname = property(lambda self: self._lab2cname)
+
+    @property
+    def classnames(self) -> List[str]:
+        return [self._lab2cname[i] for i in range(self._num_classes)]
+
+    @staticmethod
+    def _get_lab2cname(data: List[Datum]) -> Dict[int, str]:
+        mapping: Dict[int, str] = {}
+        for item in data:
+            mapping.setdefault(item.label, item.classname)
+        return dict(sorted(mapping.items()))
+
+    # Dassl name, kept for loaders written against Dassl.
+    @staticmethod
+    def split_dataset_by_label(data_source: List[Datum]) -> Dict[int, List[Datum]]:
+        from .fewshot import split_by_label
+
+        return split_by_label(data_source)
+
+    def generate_fewshot_dataset(self, *data_sources: List[Datum], num_shots: int = -1, repeat: bool = False):
+        from .fewshot import generate_fewshot_dataset
+
+        return generate_fewshot_dataset(*data_sources, num_shots=num_shots, repeat=repeat)
+
+    def read_image(self, impath: str) -> Image.Image:
+        """Open an image as RGB; a missing or unreadable file is a one-line UserError."""
+        if not os.path.isfile(impath):
+            raise UserError(f"image file not found: {impath} (the split lists it; restore the file or the split)")
+        try:
+            with Image.open(impath) as img:
+                return img.convert("RGB")
+        except (UnidentifiedImageError, OSError) as exc:
+            raise UserError(f"cannot read image {impath}: {exc.__class__.__name__} (replace the corrupt file)") from exc

@@ -1,0 +1,43 @@
+"""Run setup shared by train.py: output-dir checks, the log header, building the trainer."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import torch
+
+from ..errors import UserError
+
+
+def check_output_dir(path: str) -> None:
+    """The output dir (or its nearest existing parent) must be writable."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"output dir {path} is not writable ({probe} does not allow writing); pass another --output-dir")
+
+
+def describe_run(args, cfg) -> None:
+    print("***************")
+    print("** Arguments **")
+    print("***************")
+    for key in sorted(vars(args)):
+        print(f"{key}: {getattr(args, key)}")
+    print("************")
+    print("** Config **")
+    print("************")
+    print(cfg.dump())
+    print("** System info **")
+    print(f"python {platform.python_version()}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"cuda {torch.cuda.is_available()}")
+
+
+def build_trainer(cfg, trainer_cls):
+    print(f"Loading trainer: {cfg.TRAINER.NAME}")
+    print(f"Loading dataset: {cfg.DATASET.NAME}")
+    return trainer_cls(cfg)

@@ -1,0 +1,395 @@
+"""``TrainerX``: Dassl's trainer lifecycle and hooks, with robust evaluation and exact resume.
+
+Hooks a method overrides: ``extend_cfg`` (its config subtree), ``check_cfg``, ``build_model``,
+``forward_backward``, and optionally ``parse_batch_train``/``parse_batch_test``, ``model_inference``,
+``attack_target`` (what evaluation attacks), ``before_epoch``/``after_epoch``.
+The LR schedule steps once per epoch by itself; checkpoints hold learnable parameters only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import random
+import time
+from collections import OrderedDict
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..attacks import test_specs
+from ..data.manager import DataManager
+from ..errors import UserError
+from ..evaluation.metrics import clean_summary, print_result_block
+from ..evaluation.robust import evaluate
+from . import checkpoint as ckpt
+from . import distributed as dist
+from .meters import MetricMeter
+from .optim import build_lr_scheduler, build_optimizer
+from .precision import autocast_factory, grad_scaler, resolve_precision
+
+
+class NonFiniteError(UserError):
+    """A non-finite loss or gradient (training stops before anything NaN is saved)."""
+
+
+def set_random_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+class TrainerX:
+    """Base trainer for labelled data (Dassl's TrainerX)."""
+
+    #: default precision of this trainer when TRAIN.PRECISION is empty and it has no PREC key
+    default_precision = "fp32"
+
+    @staticmethod
+    def extend_cfg(cfg) -> None:
+        """Declare this trainer's config subtree (called for every registered trainer)."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.check_cfg(cfg)
+        self.world_size, self.rank = dist.world_size(), dist.rank()
+        self.device = dist.device(cfg)
+        self.output_dir = cfg.OUTPUT_DIR
+        self.start_epoch = self.epoch = 0
+        self.max_epoch = int(cfg.OPTIM.MAX_EPOCH)
+        self.precision = resolve_precision(cfg, self.trainer_precision(), self.device)
+        self.autocast = autocast_factory(self.precision, self.device)
+        self.scaler = grad_scaler(self.precision, self.device)
+        self._models: Dict[str, nn.Module] = OrderedDict()
+        self._optims: Dict[str, Optional[torch.optim.Optimizer]] = OrderedDict()
+        self._scheds: Dict[str, object] = OrderedDict()
+        self.writer = None
+        self.skipped_steps = 0
+        self.build_data_loader()
+        self.build_model()
+
+    # ---- hooks ----------------------------------------------------------------------------------------------
+    def check_cfg(self, cfg) -> None:
+        """Validate trainer-specific settings (raise UserError)."""
+
+    def trainer_precision(self) -> str:
+        node = getattr(self.cfg.TRAINER, type(self).__name__.upper(), None)
+        return getattr(node, "PREC", self.default_precision) if node is not None else self.default_precision
+
+    def needs_weights(self) -> bool:
+        """Whether evaluation needs trained weights (False for training-free methods such as zero-shot CLIP)."""
+        return any(p.requires_grad for m in self._models.values() for p in m.parameters())
+
+    def build_data_loader(self) -> None:
+        self.dm = DataManager(self.cfg, world_size=self.world_size, rank=self.rank)
+        self.num_classes = self.dm.num_classes
+        self.lab2cname = self.dm.lab2cname
+        self.classnames = self.dm.classnames
+        self.test_loader = self.dm.test_loader
+        self.val_loader = self.dm.val_loader
+        if dist.is_main():
+            self.dm.show_summary()
+
+    def build_model(self) -> None:
+        raise NotImplementedError
+
+    def forward_backward(self, batch: dict) -> Dict[str, float]:
+        raise NotImplementedError
+
+    def parse_batch_train(self, batch: dict):
+        return batch["img"].to(self.device, non_blocking=True), batch["label"].to(self.device)
+
+    def parse_batch_test(self, batch: dict):
+        return batch["img"].to(self.device, non_blocking=True), batch["label"].to(self.device)
+
+    def model_inference(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def attack_target(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The logits function evaluation reports and attacks (prompts/text features computed once)."""
+        model = self.model
+        return model.classifier() if hasattr(model, "classifier") else self.model_inference
+
+    def before_epoch(self) -> None:
+        pass
+
+    def after_epoch(self) -> None:
+        last = (self.epoch + 1) == self.max_epoch
+        freq = int(self.cfg.TRAIN.CHECKPOINT_FREQ)
+        if last or (freq > 0 and (self.epoch + 1) % freq == 0):
+            self.save_model(self.epoch, self.output_dir)
+
+    # ---- bookkeeping (Dassl API) -----------------------------------------------------------------------------
+    def register_model(self, name: str = "model", model: Optional[nn.Module] = None, optim=None, sched=None) -> None:
+        if name in self._models:
+            raise KeyError(f"model '{name}' is already registered")
+        self._models[name] = model
+        self._optims[name] = optim
+        self._scheds[name] = sched
+
+    def get_model_names(self, names=None):
+        names_real = list(self._models)
+        if names is None:
+            return names_real
+        names = [names] if isinstance(names, str) else names
+        for n in names:
+            if n not in names_real:
+                raise KeyError(f"model '{n}' is not registered")
+        return names
+
+    def set_model_mode(self, mode: str = "train", names=None) -> None:
+        for name in self.get_model_names(names):
+            self._models[name].train(mode == "train")
+
+    def build_optim(self, module: nn.Module):
+        optim = build_optimizer(module.parameters(), self.cfg.OPTIM)
+        return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
+
+    def update_lr(self, names=None) -> None:
+        """No-op in the batch loop: the engine steps every scheduler once per epoch itself."""
+
+    def get_current_lr(self, names=None) -> float:
+        name = self.get_model_names(names)[0]
+        optim = self._optims[name]
+        return optim.param_groups[0]["lr"] if optim is not None else 0.0
+
+    def model_zero_grad(self, names=None) -> None:
+        for name in self.get_model_names(names):
+            if self._optims[name] is not None:
+                self._optims[name].zero_grad(set_to_none=True)
+
+    def model_backward_and_update(self, loss: torch.Tensor, names=None, terms: Optional[Dict[str, float]] = None) -> bool:
+        """zero_grad, backward (scaled under amp), non-finite guard, step. Returns False if the step was skipped."""
+        names = self.get_model_names(names)
+        self.model_zero_grad(names)
+        if not torch.isfinite(loss.detach()).all():
+            return self._nonfinite(f"loss is {loss.item()}", terms)
+        self.scaler.scale(loss).backward()
+        params = [p for n in names for p in self._models[n].parameters() if p.grad is not None]
+        if self.world_size > 1:
+            dist.average_gradients(params)
+        if self.precision != "amp" and not all(torch.isfinite(p.grad).all() for p in params):
+            return self._nonfinite("a gradient is not finite", terms)
+        for n in names:
+            if self._optims[n] is not None:
+                self.scaler.step(self._optims[n])
+        self.scaler.update()
+        return True
+
+    def _nonfinite(self, what: str, terms: Optional[Dict[str, float]]) -> bool:
+        where = f"epoch {self.epoch + 1}, batch {self.batch_idx + 1}"
+        detail = ", ".join(f"{k}={v:.4g}" for k, v in (terms or {}).items())
+        if self.cfg.TRAIN.NONFINITE == "skip":
+            self.skipped_steps += 1
+            self.model_zero_grad()
+            print(f"Warning: {what} at {where} ({detail}); step skipped (TRAIN.NONFINITE skip)")
+            return False
+        raise NonFiniteError(
+            f"{what} at {where} ({detail}); training stopped before saving (lower OPTIM.LR, use TRAIN.PRECISION fp32, "
+            "or set TRAIN.NONFINITE skip)"
+        )
+
+    # ---- checkpoints -----------------------------------------------------------------------------------------
+    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result=None) -> None:
+        if not dist.is_main():
+            return
+        for name, model in self._models.items():
+            state = {
+                "format": ckpt.FORMAT,
+                "trainer": type(self).__name__,
+                "state_dict": ckpt.learnable_state(model),
+                "epoch": epoch + 1,
+                "optimizer": self._optims[name].state_dict() if self._optims[name] is not None else None,
+                "scheduler": self._scheds[name].state_dict() if self._scheds[name] is not None else None,
+                "scaler": self.scaler.state_dict(),
+                "rng": ckpt.rng_state(),
+                "val_result": val_result,
+                "classnames": list(self.classnames),
+            }
+            fname = "model-best.pth.tar" if is_best else f"model.pth.tar-{epoch + 1}"
+            ckpt.atomic_save(state, os.path.join(directory, name, fname))
+            if not is_best:
+                ckpt.write_pointer(directory, name, fname)
+
+    def _check_trainer(self, state: dict, path: str) -> None:
+        if state.get("trainer") != type(self).__name__:
+            raise UserError(
+                f"checkpoint {path} was written by trainer {state.get('trainer')}, not {type(self).__name__} "
+                f"(pass --trainer {state.get('trainer')})"
+            )
+
+    def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
+        """Load learnable parameters for evaluation (``--model-dir``/``--load-epoch``)."""
+        if not directory:
+            raise UserError("--eval-only of a trained model needs --model-dir (the training output dir)")
+        if not os.path.isdir(directory):
+            raise UserError(f"--model-dir {directory} does not exist")
+        for name, model in self._models.items():
+            path = ckpt.checkpoint_path(directory, name, epoch)
+            state = ckpt.safe_load(path)
+            self._check_trainer(state, path)
+            print(f"Loading weights to {name} from \"{path}\" (epoch = {state['epoch']})")
+            ckpt.load_learnable_state(model, state["state_dict"], path)
+            self.loaded_epoch = state["epoch"]
+
+    def resume_model_if_exist(self, directory: str) -> int:
+        """Restore the newest readable checkpoint (a corrupt newest one falls back to the previous)."""
+        names = self.get_model_names()
+        epochs = ckpt.available_epochs(directory, names[0]) if names else []
+        for ep in reversed(epochs):
+            try:
+                states = {n: ckpt.safe_load(ckpt.checkpoint_path(directory, n, ep)) for n in names}
+            except ckpt.CorruptCheckpoint as exc:
+                print(f"Warning: {exc}; trying the previous checkpoint")
+                continue
+            for n, state in states.items():
+                self._check_trainer(state, directory)
+                ckpt.load_learnable_state(self._models[n], state["state_dict"], directory)
+                if self._optims[n] is not None and state["optimizer"] is not None:
+                    self._optims[n].load_state_dict(state["optimizer"])
+                if self._scheds[n] is not None and state["scheduler"] is not None:
+                    self._scheds[n].load_state_dict(state["scheduler"])
+                self.scaler.load_state_dict(state["scaler"])
+                ckpt.set_rng_state(state["rng"])
+            print(f"Resuming from epoch {ep} ({directory})")
+            return ep
+        return 0
+
+    # ---- training loop ---------------------------------------------------------------------------------------
+    def train(self) -> None:
+        self.before_train()
+        for self.epoch in range(self.start_epoch, self.max_epoch):
+            if int(self.cfg.SEED) >= 0:  # each epoch is a function of (seed, epoch): resume is exact
+                set_random_seed(int(self.cfg.SEED) * 1000 + self.epoch)
+            self.before_epoch()
+            self.run_epoch()
+            for sched in self._scheds.values():
+                if sched is not None:
+                    sched.step()
+            self.after_epoch()
+        self.after_train()
+
+    def before_train(self) -> None:
+        directory = self.cfg.RESUME or self.output_dir
+        self.start_epoch = self.resume_model_if_exist(directory) if directory else 0
+        if dist.is_main():
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"))
+            except ImportError:
+                self.writer = None
+        self.time_start = time.time()
+
+    def after_train(self) -> None:
+        print("Finish training")
+        if not self.cfg.TEST.NO_TEST:
+            print("Deploy the last-epoch model")
+            self.loaded_epoch = self.max_epoch
+            self.test()
+        elapsed = str(datetime.timedelta(seconds=round(time.time() - self.time_start)))
+        print(f"Elapsed: {elapsed}")
+        if self.writer is not None:
+            self.writer.close()
+
+    def run_epoch(self) -> None:
+        self.set_model_mode("train")
+        meter = MetricMeter()
+        loader = self.dm.train_loader(self.epoch, int(self.cfg.SEED))
+        self.num_batches = len(loader)
+        if self.num_batches == 0:
+            raise UserError("the training loader is empty (fewer images than one batch? lower DATALOADER.TRAIN_X.BATCH_SIZE)")
+        end = time.time()
+        batch_time = data_time = 0.0
+        for self.batch_idx, batch in enumerate(loader):
+            data_time = time.time() - end
+            values = self.forward_backward(batch)
+            meter.update(values)
+            batch_time = time.time() - end
+            end = time.time()
+            freq = int(self.cfg.TRAIN.PRINT_FREQ)
+            if dist.is_main() and ((self.batch_idx + 1) % freq == 0 or self.num_batches < freq
+                                   or self.batch_idx + 1 == self.num_batches):
+                remaining = (self.num_batches - self.batch_idx - 1) + (self.max_epoch - self.epoch - 1) * self.num_batches
+                eta = str(datetime.timedelta(seconds=int(batch_time * remaining)))
+                print(f"epoch [{self.epoch + 1}/{self.max_epoch}] batch [{self.batch_idx + 1}/{self.num_batches}] "
+                      f"time {batch_time:.3f} data {data_time:.3f} {meter} lr {self.get_current_lr():.4e} eta {eta}")
+            if self.writer is not None:
+                step = self.epoch * self.num_batches + self.batch_idx
+                for k, v in values.items():
+                    self.writer.add_scalar(f"train/{k}", v, step)
+                self.writer.add_scalar("train/lr", self.get_current_lr(), step)
+        self.epoch_summary = meter.averages()
+        if dist.is_main():
+            summary = " ".join(f"{k} {v:.4f}" for k, v in self.epoch_summary.items())
+            print(f"epoch [{self.epoch + 1}/{self.max_epoch}] summary: {summary}")
+
+    # ---- evaluation ------------------------------------------------------------------------------------------
+    def test(self, split: Optional[str] = None) -> float:
+        """Clean accuracy and, for each configured test attack, robust accuracy on the same images.
+
+        Not wrapped in no_grad (attacks need input gradients); parameters get no gradients.
+        """
+        self.set_model_mode("eval")
+        loader = self.val_loader if split == "val" and self.val_loader is not None else self.test_loader
+        name = "val" if loader is self.val_loader and split == "val" else "test"
+        specs = test_specs(self.cfg)
+        print(f"Evaluate on the *{name}* set")
+        classifier = self.attack_target()
+        module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
+        per_sample = evaluate(classifier, loader, specs, self.device, module=module, autocast=self.autocast,
+                              desc=name, show_progress=dist.is_main())
+        per_sample = dist.gather_per_sample(per_sample)
+        if not dist.is_main():
+            return 0.0
+        clean = clean_summary(per_sample["pred"], per_sample["label"])
+        robust = []
+        worst = torch.ones_like(per_sample["label"], dtype=torch.bool) if specs else None
+        for i, spec in enumerate(specs):
+            correct = per_sample[f"correct_{i}"]
+            worst &= correct
+            robust.append({"name": spec.label(), "attack": spec.to_dict(),
+                           "accuracy": 100.0 * correct.float().mean().item(),
+                           "correct": int(correct.sum()), "total": int(correct.numel())})
+        print_result_block(clean, robust)
+        self.write_results(name, clean, robust, worst)
+        if self.writer is not None:
+            self.writer.add_scalar(f"{name}/accuracy", clean["accuracy"], self.epoch)
+            for r in robust:
+                self.writer.add_scalar(f"{name}/robust_accuracy/{r['name']}", r["accuracy"], self.epoch)
+        return clean["accuracy"]
+
+    def write_results(self, split: str, clean: dict, robust: list, worst: Optional[torch.Tensor]) -> None:
+        cfg = self.cfg
+        record = {
+            "format": 1,
+            "trainer": type(self).__name__,
+            "dataset": cfg.DATASET.NAME,
+            "subsample": cfg.DATASET.SUBSAMPLE_CLASSES,
+            "num_shots": int(cfg.DATASET.NUM_SHOTS),
+            "seed": int(cfg.SEED),
+            "backbone": cfg.MODEL.BACKBONE.NAME,
+            "config": getattr(self, "config_name", ""),
+            "split": split,
+            "num_images": clean["total"],
+            "eval_only": bool(getattr(self, "eval_only", False)),
+            "precision": self.precision,
+            "load_epoch": getattr(self, "loaded_epoch", None),
+            "clean": {k: clean[k] for k in ("accuracy", "correct", "total", "macro_f1")},
+            "robust": robust,
+            "time": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+        if worst is not None:
+            record["worst_case"] = {"accuracy": 100.0 * worst.float().mean().item(), "correct": int(worst.sum()),
+                                    "total": int(worst.numel())}
+        path = os.path.join(self.output_dir, "results.json")
+        os.makedirs(self.output_dir, exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(record, f, indent=2)
+        os.replace(tmp, path)

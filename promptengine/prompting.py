@@ -1,0 +1,108 @@
+"""The composition layer methods are built from: a prompt spec + an objective on one engine.
+
+``PromptTrainer`` builds the frozen CLIP, a ``PromptedCLIP`` with the method's ``PromptSpec`` and
+registers only the prompt learner (so checkpoints hold prompts only). ``AdversarialPromptTrainer`` adds
+the training attack: prompts and text features are computed once per step and reused by every PGD
+iteration, which only takes gradients with respect to the input.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .attacks import AttackSpec, attack, train_spec
+from .clip.backbone import PromptableCLIP, PromptBundle
+from .clip.loading import load_clip
+from .clip.model import FrozenZeroShot, PromptedCLIP
+from .clip.prompt_learner import PromptSpec
+from .engine.trainer import TrainerX
+from .errors import UserError
+
+DEFAULT_TEMPLATE = "a photo of a {}."
+
+
+class PromptTrainer(TrainerX):
+    """A prompt-learning method: override ``prompt_spec`` and, for a new objective, ``compute_loss``."""
+
+    def prompt_spec(self) -> PromptSpec:
+        raise NotImplementedError
+
+    @property
+    def dataset_template(self) -> str:
+        return getattr(type(self.dm.dataset), "template", DEFAULT_TEMPLATE)
+
+    def load_backbone(self) -> PromptableCLIP:
+        name = self.cfg.MODEL.BACKBONE.NAME
+        print(f"Loading CLIP (backbone: {name})")
+        backbone = PromptableCLIP(load_clip(name, self.cfg.MODEL.BACKBONE.DOWNLOAD_ROOT))
+        return backbone.to(self.device)
+
+    def build_model(self) -> None:
+        self.backbone = self.load_backbone()
+        spec = self.prompt_spec()
+        self.model = PromptedCLIP(self.backbone, spec, self.classnames).to(self.device)
+        learner = self.model.prompt_learner
+        if spec.text_n_ctx:
+            print(f'Initial context: "{learner.class_prompts.prefix_text}"')
+            print(f"Number of context words (tokens): {spec.text_n_ctx}")
+        n_params = sum(p.numel() for p in learner.parameters())
+        print(f"Learnable parameters: {n_params:,} (prompt spec: {spec})")
+        optim, sched = self.build_optim(learner)
+        self.register_model("prompt_learner", learner, optim, sched)
+
+    def forward_backward(self, batch: dict) -> Dict[str, float]:
+        x, y = self.parse_batch_train(batch)
+        with self.autocast():
+            loss, terms = self.compute_loss(x, y)
+        self.model_backward_and_update(loss, terms=terms)
+        return terms
+
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, float]]:
+        """Clean cross-entropy (CoOp and the other clean prompt learners)."""
+        logits = self.model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        return loss, {"loss": loss.item(), "acc": accuracy(logits, y)}
+
+
+class AdversarialPromptTrainer(PromptTrainer):
+    """Adds PGD training examples generated against the current prompts (white-box, 'onfly')."""
+
+    def check_cfg(self, cfg) -> None:
+        super().check_cfg(cfg)
+        if train_spec(cfg) is None:
+            raise UserError(
+                f"{type(self).__name__} trains on adversarial examples: set ATTACK.TRAIN.ENABLED True and "
+                "ATTACK.TRAIN.STEPS > 0 (or FAP's ATTACK.PGD.* keys)"
+            )
+
+    @property
+    def train_attack(self) -> AttackSpec:
+        return train_spec(self.cfg)
+
+    def adversarial(self, x: torch.Tensor, y: torch.Tensor, bundle: PromptBundle, text: Optional[torch.Tensor],
+                    spec: Optional[AttackSpec] = None, clean_logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """PGD examples against fixed (detached) prompts; text features reused by every iteration."""
+        spec = spec or self.train_attack
+        det = bundle.detached()
+        if self.model.spec.conditional:
+            classifier = lambda z: self.model.conditional_logits(z, det)
+        else:
+            text_det = text.detach() if text is not None else self.model.text_features(det)
+            classifier = lambda z: self.model.logits_from_features(self.model.image_features(z, det), text_det)
+        return attack(classifier, x, y, spec, clean_logits=None if clean_logits is None else clean_logits.detach(),
+                      module=self.model, autocast=self.autocast)
+
+
+class FrozenCLIPMixin:
+    """The frozen CLIP's zero-shot classifier over the current classes (text features once per run)."""
+
+    def frozen_zero_shot(self, templates: Optional[Sequence[str]] = None) -> FrozenZeroShot:
+        templates = list(templates or [self.dataset_template])
+        return FrozenZeroShot(self.backbone, self.classnames, templates).to(self.device)
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return 100.0 * (logits.argmax(1) == y).float().mean().item()

@@ -1,0 +1,36 @@
+"""CoOp: learnable text context (unified or class-specific), class token at end/middle/front."""
+
+from __future__ import annotations
+
+from yacs.config import CfgNode as CN
+
+from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.prompting import PromptTrainer
+from promptengine.registry import TRAINER_REGISTRY
+
+
+def coop_keys(node_name: str, cfg) -> None:
+    node = CN()
+    node.N_CTX = 16
+    node.CSC = False
+    node.CTX_INIT = ""
+    node.PREC = "fp16"
+    node.CLASS_TOKEN_POSITION = "end"
+    setattr(cfg.TRAINER, node_name, node)
+
+
+def coop_spec(node) -> PromptSpec:
+    """CoOp's rule: an init phrase sets the number of context tokens to its word count."""
+    n_ctx = len(node.CTX_INIT.replace("_", " ").split()) if node.CTX_INIT else node.N_CTX
+    return PromptSpec(text_n_ctx=n_ctx, text_ctx_init=node.CTX_INIT, text_csc=node.CSC,
+                      class_token_position=node.CLASS_TOKEN_POSITION)
+
+
+@TRAINER_REGISTRY.register()
+class CoOp(PromptTrainer):
+    @staticmethod
+    def extend_cfg(cfg) -> None:
+        coop_keys("COOP", cfg)
+
+    def prompt_spec(self) -> PromptSpec:
+        return coop_spec(self.cfg.TRAINER.COOP)
