@@ -41,7 +41,7 @@ class PromptBundle:
     vision_deep: Sequence[torch.Tensor] = field(default_factory=list)  # blocks 1.. : (n_v, Dv)
     pixel_prompt: Optional[torch.Tensor] = None  # (3, H, W), added to the [0, 1] image
 
-    def detached(self) -> "PromptBundle":
+    def detached(self) -> PromptBundle:
         """A copy with no autograd history (attacks must not build graphs into parameters)."""
         det = lambda t: None if t is None else t.detach()
         return replace(
@@ -108,7 +108,7 @@ class PromptableCLIP(nn.Module):
     def logit_scale(self) -> torch.Tensor:
         return self.clip.logit_scale.exp()
 
-    def train(self, mode: bool = True) -> "PromptableCLIP":
+    def train(self, mode: bool = True) -> PromptableCLIP:
         """The frozen CLIP always stays in eval mode (no BN/dropout drift)."""
         super().train(mode)
         self.clip.eval()
@@ -167,14 +167,14 @@ class PromptableCLIP(nn.Module):
     # ---- vision ---------------------------------------------------------------------------------------------
     def prepare_images(self, x: torch.Tensor, pixel_prompt: Optional[torch.Tensor] = None) -> torch.Tensor:
         """[0, 1] images -> normalised images at the model's resolution (resized inside the model if needed)."""
-        if pixel_prompt is not None:
-            x = x + pixel_prompt.to(x.dtype)
         if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
             if not self._resize_noted:
                 print(f"Note: images of {tuple(x.shape[-2:])} are resized to {self.resolution}px inside the model")
                 self._resize_noted = True
             x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bicubic", align_corners=False,
                               antialias=True)
+        if pixel_prompt is not None:  # (3, res, res) at the model's resolution
+            x = x + pixel_prompt.to(x.dtype)
         return self.normalizer(x)
 
     def encode_image(self, x: torch.Tensor, prompts: Optional[PromptBundle] = None) -> torch.Tensor:

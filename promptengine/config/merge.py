@@ -34,18 +34,14 @@ def _unknown_key_error(cfg: CN, key: str, source: str) -> UserError:
     return UserError(f"unknown config key '{key}' in {source}{hint_text}")
 
 
-def _check_keys(cfg: CN, other: dict, source: str, prefix: str = "") -> None:
+def _check_keys(root: CN, cfg: CN, other: dict, source: str, prefix: str = "") -> None:
     """Walk ``other`` against ``cfg`` so an unknown key is named with its full dotted path."""
     for k, v in other.items():
         full = f"{prefix}{k}"
         if k not in cfg:
-            raise _unknown_key_error(cfg_root(cfg), full, source)
+            raise _unknown_key_error(root, full, source)
         if isinstance(v, dict) and isinstance(cfg[k], CN):
-            _check_keys(cfg[k], v, source, full + ".")
-
-
-def cfg_root(cfg: CN) -> CN:
-    return getattr(cfg, "_root", cfg)
+            _check_keys(root, cfg[k], v, source, full + ".")
 
 
 def merge_from_file(cfg: CN, path: str) -> None:
@@ -57,8 +53,7 @@ def merge_from_file(cfg: CN, path: str) -> None:
             loaded = yaml.safe_load(f) or {}
         except yaml.YAMLError as exc:
             raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    object.__setattr__(cfg, "_root", cfg)
-    _check_keys(cfg, loaded, path)
+    _check_keys(cfg, cfg, loaded, path)
     _note_fap_keys(cfg, loaded)
     try:
         cfg.merge_from_other_cfg(CN(loaded))

@@ -1,0 +1,62 @@
+"""FAP: image->text coupled deep prompts; CE(clean) + lambda * mean_i[(cos(f_clean, f_adv) + 1) * KL_i(clean || adv)],
+training attack maximising KL(clean || adv) (FAP's TRADES option); test attack PGD-100 CE."""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.errors import UserError
+from promptengine.prompting import AdversarialPromptTrainer, accuracy
+from promptengine.registry import TRAINER_REGISTRY
+
+from .maple import coupled_keys, coupled_spec
+from .objectives import kl_per_sample
+
+
+@TRAINER_REGISTRY.register()
+class FAP(AdversarialPromptTrainer):
+    @staticmethod
+    def extend_cfg(cfg) -> None:
+        coupled_keys(cfg, "FAP")
+        cfg.TRAINER.FAP.CLASSIFIER = False  # FAP's key, unused
+        cfg.TRAINER.FAP.LAMBDA = 1.5  # the released scripts' LAMBDA_1; ATTACK.PGD.LAMBDA_1 wins when FAP keys are used
+        cfg.TRAINER.FAP.ADV_TERM = "cos"  # cos: (cos + 1)-weighted KL (FAP); kl: plain KL (TRADES-like ablation)
+
+    def check_cfg(self, cfg) -> None:
+        super().check_cfg(cfg)
+        if self.adv_term not in ("cos", "kl"):
+            raise UserError(f"TRAINER.FAP.ADV_TERM must be cos or kl, got '{self.adv_term}'")
+
+    @property
+    def lam(self) -> float:
+        pgd = self.cfg.ATTACK.PGD
+        return float(pgd.LAMBDA_1) if pgd.USE else float(self.cfg.TRAINER.FAP.LAMBDA)
+
+    @property
+    def adv_term(self) -> str:
+        pgd = self.cfg.ATTACK.PGD
+        return "cos" if pgd.USE and pgd.ADV_TERM in ("cos", "ce") else self.cfg.TRAINER.FAP.ADV_TERM
+
+    def prompt_spec(self) -> PromptSpec:
+        return coupled_spec(self.cfg.TRAINER.FAP, "vision_to_text")
+
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, float]]:
+        model = self.model
+        bundle = model.prompts()
+        text = model.text_features(bundle)  # (K, E), once per step
+        f_clean = model.image_features(x, bundle)
+        logits_clean = model.logits_from_features(f_clean, text)
+        x_adv = self.adversarial(x, y, bundle, text, clean_logits=logits_clean)
+        f_adv = model.image_features(x_adv, bundle)
+        logits_adv = model.logits_from_features(f_adv, text)
+        nat = F.cross_entropy(logits_clean.float(), y)
+        kl = kl_per_sample(logits_clean, logits_adv)  # (B,), clean branch not detached (as FAP)
+        weight = (F.cosine_similarity(f_clean.float(), f_adv.float(), dim=1) + 1) if self.adv_term == "cos" else 1.0
+        adv = (weight * kl).mean()
+        loss = nat + self.lam * adv
+        return loss, {"loss": loss.item(), "nat_loss": nat.item(), "adv_loss": adv.item(),
+                      "acc": accuracy(logits_clean, y), "adv_acc": accuracy(logits_adv, y)}

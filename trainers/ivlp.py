@@ -1,0 +1,43 @@
+"""IVLP: independent deep text and vision prompts (and AdvVLP, its TeCoA version)."""
+
+from __future__ import annotations
+
+from yacs.config import CfgNode as CN
+
+from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.prompting import PromptTrainer
+from promptengine.registry import TRAINER_REGISTRY
+
+from .objectives import TeCoA
+
+
+def ivlp_spec(node) -> PromptSpec:
+    return PromptSpec(text_n_ctx=node.N_CTX_TEXT, text_depth=node.PROMPT_DEPTH_TEXT, text_ctx_init=node.CTX_INIT,
+                      vision_n_ctx=node.N_CTX_VISION, vision_depth=node.PROMPT_DEPTH_VISION, coupling="independent")
+
+
+@TRAINER_REGISTRY.register()
+class IVLP(PromptTrainer):
+    @staticmethod
+    def extend_cfg(cfg) -> None:
+        cfg.TRAINER.IVLP = CN()
+        cfg.TRAINER.IVLP.N_CTX_VISION = 2
+        cfg.TRAINER.IVLP.N_CTX_TEXT = 2
+        cfg.TRAINER.IVLP.CTX_INIT = "a photo of a"
+        cfg.TRAINER.IVLP.PREC = "fp16"
+        cfg.TRAINER.IVLP.PROMPT_DEPTH_VISION = 9
+        cfg.TRAINER.IVLP.PROMPT_DEPTH_TEXT = 9
+
+    def prompt_spec(self) -> PromptSpec:
+        return ivlp_spec(self.cfg.TRAINER.IVLP)
+
+
+@TRAINER_REGISTRY.register()
+class AdvVLP(TeCoA):
+    """IVLP prompts trained with TeCoA; reads TRAINER.IVLP (as FAP's AdvVLP YAMLs do)."""
+
+    def trainer_precision(self) -> str:
+        return self.cfg.TRAINER.IVLP.PREC
+
+    def prompt_spec(self) -> PromptSpec:
+        return ivlp_spec(self.cfg.TRAINER.IVLP)

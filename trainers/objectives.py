@@ -1,0 +1,33 @@
+"""Training objectives shared by several methods (TeCoA) and the KL helpers of FAP and CAPT."""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from promptengine.prompting import AdversarialPromptTrainer, accuracy
+
+
+def kl_per_sample(target_logits: torch.Tensor, input_logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(target) || softmax(input)) per sample, summed over classes -> (B,)."""
+    log_p_target = F.log_softmax(target_logits.float(), dim=1)
+    log_p_input = F.log_softmax(input_logits.float(), dim=1)
+    return (log_p_target.exp() * (log_p_target - log_p_input)).sum(dim=1)
+
+
+class TeCoA(AdversarialPromptTrainer):
+    """Cross-entropy on PGD examples made against the current prompts (APT, AdvVP, AdvVLP, AdvMaPLe)."""
+
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, float]]:
+        bundle = self.model.prompts()
+        text = None if self.model.spec.conditional else self.model.text_features(bundle)  # once per step
+        x_adv = self.attack_examples(x, y, bundle, text)
+        logits_adv = self.model(x_adv, bundle, text)
+        loss = F.cross_entropy(logits_adv.float(), y)
+        return loss, {"loss": loss.item(), "adv_acc": accuracy(logits_adv, y)}
+
+    def attack_examples(self, x, y, bundle, text) -> torch.Tensor:
+        """Hook: APT's 'constant' mode attacks the hand-crafted prompt instead."""
+        return self.adversarial(x, y, bundle, text)

@@ -1,0 +1,29 @@
+"""VPT: (deep) visual prompt tokens; the text side is the fixed phrase CTX_INIT + class name."""
+
+from __future__ import annotations
+
+from yacs.config import CfgNode as CN
+
+from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.prompting import PromptTrainer
+from promptengine.registry import TRAINER_REGISTRY
+
+
+def fixed_text_template(ctx_init: str) -> str:
+    return f"{ctx_init.strip()} {{}}." if ctx_init.strip() else "{}."
+
+
+@TRAINER_REGISTRY.register()
+class VPT(PromptTrainer):
+    @staticmethod
+    def extend_cfg(cfg) -> None:
+        cfg.TRAINER.VPT = CN()
+        cfg.TRAINER.VPT.N_CTX_VISION = 2
+        cfg.TRAINER.VPT.CTX_INIT = "a photo of a"
+        cfg.TRAINER.VPT.PREC = "fp16"
+        cfg.TRAINER.VPT.PROMPT_DEPTH_VISION = 1
+
+    def prompt_spec(self) -> PromptSpec:
+        node = self.cfg.TRAINER.VPT
+        return PromptSpec(vision_n_ctx=node.N_CTX_VISION, vision_depth=node.PROMPT_DEPTH_VISION,
+                          template=fixed_text_template(node.CTX_INIT))
