@@ -95,13 +95,13 @@ def main(argv=None) -> int:
     trainer = build_trainer(cfg, trainer_cls)
     trainer.config_name = os.path.splitext(os.path.basename(args.config_file))[0] if args.config_file else ""
     trainer.eval_only = args.eval_only
+    if args.eval_only and trainer.needs_weights():
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)  # before any file is written
     commit_log(cfg.OUTPUT_DIR, enabled=dist.is_main())
     if dist.is_main():
         with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
             f.write(cfg.dump())
     if args.eval_only:
-        if trainer.needs_weights():
-            trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
         return 0
     if not args.no_train:
