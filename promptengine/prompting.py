@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .attacks import AttackSpec, attack, train_spec
 from .clip.backbone import PromptableCLIP, PromptBundle
-from .clip.loading import load_clip
+from .clip.loading import load_clip, load_visual_weights
 from .clip.model import FrozenZeroShot, PromptedCLIP
 from .clip.prompt_learner import PromptSpec
 from .engine.trainer import TrainerX
@@ -37,8 +37,16 @@ class PromptTrainer(TrainerX):
     def load_backbone(self) -> PromptableCLIP:
         name = self.cfg.MODEL.BACKBONE.NAME
         print(f"Loading CLIP (backbone: {name})")
-        backbone = PromptableCLIP(load_clip(name, self.cfg.MODEL.BACKBONE.DOWNLOAD_ROOT))
-        return backbone.to(self.device)
+        clip_model = load_clip(name, self.cfg.MODEL.BACKBONE.DOWNLOAD_ROOT)
+        bcfg = self.cfg.MODEL.BACKBONE
+        if bcfg.PATH:
+            print(f"Loading robust vision weights from {bcfg.PATH}")
+            load_visual_weights(clip_model, bcfg.PATH)
+            clip_model.requires_grad_(False)
+        elif bcfg.ROBUST:
+            raise UserError("MODEL.BACKBONE.ROBUST True needs MODEL.BACKBONE.PATH (the robust vision weights file, "
+                            "e.g. TeCoA's vitb32_eps4.pth.tar), or set ROBUST False")
+        return PromptableCLIP(clip_model).to(self.device)
 
     def build_model(self) -> None:
         self.backbone = self.load_backbone()

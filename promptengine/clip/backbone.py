@@ -71,9 +71,8 @@ class PromptableCLIP(nn.Module):
 
     def __init__(self, clip_model: nn.Module) -> None:
         super().__init__()
-        if not hasattr(clip_model.visual, "transformer"):
-            raise UserError("prompt learning needs a ViT CLIP backbone (ResNet CLIPs have no vision tokens to prompt)")
         self.clip = clip_model
+        self.is_vit = hasattr(clip_model.visual, "transformer")  # ResNet CLIPs: text prompts only
         for p in self.clip.parameters():
             p.requires_grad_(False)
         self.normalizer = ImageNormalizer()
@@ -86,7 +85,7 @@ class PromptableCLIP(nn.Module):
 
     @property
     def vision_width(self) -> int:
-        return self.clip.visual.conv1.out_channels
+        return self.clip.visual.conv1.out_channels if self.is_vit else 0
 
     @property
     def text_layers(self) -> int:
@@ -94,7 +93,7 @@ class PromptableCLIP(nn.Module):
 
     @property
     def vision_layers(self) -> int:
-        return len(self.clip.visual.transformer.resblocks)
+        return len(self.clip.visual.transformer.resblocks) if self.is_vit else 0
 
     @property
     def resolution(self) -> int:
@@ -182,6 +181,10 @@ class PromptableCLIP(nn.Module):
         prompts = prompts or PromptBundle()
         visual = self.clip.visual
         x = self.prepare_images(x, prompts.pixel_prompt)
+        if not self.is_vit:
+            if prompts.vision_shallow is not None or prompts.vision_deep:
+                raise UserError("vision prompts need a ViT CLIP backbone (ResNet CLIPs have no tokens to prompt)")
+            return visual(x.to(visual.conv1.weight.dtype))
         x = x.to(visual.conv1.weight.dtype)
         x = visual.conv1(x)  # (B, Dv, g, g)
         x = x.flatten(2).permute(0, 2, 1)  # (B, g*g, Dv)

@@ -123,3 +123,25 @@ def load_clip(name: str, download_root: str = "") -> CLIP:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def load_visual_weights(model: CLIP, path: str) -> None:
+    """Replace the vision tower with robust weights (e.g. TeCoA), as APT does; the text tower stays OpenAI's.
+
+    Accepts a plain visual state dict or a dict holding it under ``vision_encoder_state_dict``/``state_dict``.
+    """
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise UserError(f"robust vision weights not found: {path} (set MODEL.BACKBONE.PATH to the TeCoA file)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user problem
+        raise UserError(f"cannot read robust vision weights {path}: {exc.__class__.__name__} (need a plain state dict)") from exc
+    for key in ("vision_encoder_state_dict", "state_dict"):
+        if isinstance(state, dict) and key in state:
+            state = state[key]
+    state = {k.removeprefix("module.").removeprefix("visual."): v for k, v in state.items()}
+    missing, unexpected = model.visual.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserError(f"{path} does not fit this CLIP's vision tower (missing {missing[:2]}, unexpected {unexpected[:2]})")
+    model.visual.float()

@@ -1,0 +1,25 @@
+"""ImageNet-Sketch, test only: evaluates a model trained on ImageNet."""
+
+import os
+
+from promptengine.data.datum import DatasetBase
+from promptengine.data.splits import dataset_folder
+from promptengine.registry import DATASET_REGISTRY
+
+from .imagenet import read_class_folders, read_classnames
+
+
+@DATASET_REGISTRY.register()
+class ImageNetSketch(DatasetBase):
+    """1,000 wnid folders under ``images/``, labelled in sorted order. train_x = test = all images."""
+
+    dataset_dir = "imagenet-sketch"
+    template = "a photo of a {}."
+
+    def __init__(self, cfg):
+        name = type(self).__name__
+        self.dataset_dir = dataset_folder(cfg, type(self))
+        self.image_dir = os.path.join(self.dataset_dir, "images")
+        classnames = read_classnames(os.path.join(self.dataset_dir, "classnames.txt"), name)
+        data = read_class_folders(name, self.image_dir, classnames)
+        super().__init__(train_x=data, test=data)

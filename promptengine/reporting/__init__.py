@@ -1,0 +1,34 @@
+"""Result aggregation: Dassl log parsing, results.json loading, comparison grids, table rendering and plots.
+
+- ``logs``: which ``log.txt``/``log.txt-<timestamp>`` of a run counts and its clean/robust metric lines
+  (``tools/parse_test_res.py``);
+- ``results``: ``results.json`` records placed in the protocol output layout;
+- ``aggregate``: per-protocol selection, mean +- std over seeds, HM, averages over datasets, best marks;
+- ``tables``: terminal, Markdown, CSV, LaTeX and JSON tables; ``plots``: PNG plots (optional matplotlib);
+- ``cli``: the two command lines (``tools/compare.py``).
+
+Nothing here imports torch, so the tools start in a fraction of a second.
+"""
+
+from .aggregate import Cell, Grid, Selection, build_grid, build_grids, select
+from .logs import LogResult, list_logs, parse_log, read_run
+from .results import AttackResult, LoadReport, RunResult, load_results
+from .tables import render
+
+__all__ = [
+    "AttackResult",
+    "Cell",
+    "Grid",
+    "LoadReport",
+    "LogResult",
+    "RunResult",
+    "Selection",
+    "build_grid",
+    "build_grids",
+    "list_logs",
+    "load_results",
+    "parse_log",
+    "read_run",
+    "render",
+    "select",
+]

@@ -1,0 +1,18 @@
+"""Side-by-side comparison tables (and plots) of every results.json under an output root.
+
+    python tools/compare.py output
+    python tools/compare.py output --protocol base2new --format latex --out table.tex
+    python tools/compare.py output --format markdown --plots plots/
+
+See docs/COMPARE.md for what each number means.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from promptengine.reporting.cli import compare_main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(compare_main())
