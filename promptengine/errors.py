@@ -13,4 +13,7 @@ class UserError(Exception):
     exit_code = 2
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+        text = str(message)
+        if "Original Traceback" in text and "Error: " in text:  # re-raised from a DataLoader worker
+            text = text.rsplit("Error: ", 1)[1]
+        super().__init__(" ".join(text.split()))

@@ -7,6 +7,7 @@ OpenAI's; the model is returned in fp32, eval mode, with every parameter frozen.
 from __future__ import annotations
 
 import os
+import pickle
 import urllib.error
 import warnings
 from typing import Dict
@@ -74,7 +75,7 @@ def _load_file(path: str) -> CLIP:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model, _ = clip.load(path, device="cpu", jit=False)
-    except (RuntimeError, KeyError, EOFError, ValueError) as exc:
+    except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise UserError(
             f"cannot load CLIP weights from {path}: {exc.__class__.__name__}: {str(exc).splitlines()[0][:200]} "
             "(expected an OpenAI CLIP state dict or TorchScript archive)"

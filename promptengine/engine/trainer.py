@@ -70,6 +70,7 @@ class TrainerX:
         self._scheds: Dict[str, object] = OrderedDict()
         self.writer = None
         self.skipped_steps = 0
+        self.test_attacks = test_specs(cfg)  # validated now, not after hours of training
         self.build_data_loader()
         self.build_model()
 
@@ -168,7 +169,7 @@ class TrainerX:
         names = self.get_model_names(names)
         self.model_zero_grad(names)
         if not torch.isfinite(loss.detach()).all():
-            return self._nonfinite(f"loss is {loss.item()}", terms)
+            return self._nonfinite(f"loss is not finite ({loss.item()})", terms)
         self.scaler.scale(loss).backward()
         params = [p for n in names for p in self._models[n].parameters() if p.grad is not None]
         if self.world_size > 1:
@@ -338,7 +339,7 @@ class TrainerX:
         self.set_model_mode("eval")
         loader = self.val_loader if split == "val" and self.val_loader is not None else self.test_loader
         name = "val" if loader is self.val_loader and split == "val" else "test"
-        specs = test_specs(self.cfg)
+        specs = self.test_attacks
         print(f"Evaluate on the *{name}* set")
         classifier = self.attack_target()
         module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
