@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The test command of the README: the whole suite (unit, CLI integration, learning-effect tests) on the CPU.
+# The README's test command: sets up .venv with the dev requirements if needed, then runs the whole suite
+# (unit, CLI integration, learning-effect tests) on the CPU. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
-[ -x "$PY" ] || PY=python
+bash scripts/setup.sh dev
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export PROMPTENGINE_CACHE=${PROMPTENGINE_CACHE:-$PWD/.cache/promptengine}
-exec "$PY" -m pytest -n 2 -q "$@"
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" -q "$@"

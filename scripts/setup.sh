@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install the project's requirements into it. Idempotent; prints one line when done.
+# Usage: bash scripts/setup.sh [dev]   ("dev" adds test/lint tools and the optional extras)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+req=requirements.txt
+[ "${1:-}" = "dev" ] && req=requirements-dev.txt
+stamp=".venv/.installed-$(basename "$req" .txt)-$(sha1sum "$req" requirements.txt | sha1sum | cut -c1-12)"
+if [ ! -x .venv/bin/python ]; then
+  echo "Creating .venv (first run: installs torch 2.14.1 and CLIP, about 1-2 minutes)"
+  python3 -m venv .venv
+fi
+if [ ! -f "$stamp" ]; then
+  .venv/bin/pip install -q -r "$req"
+  touch "$stamp"
+fi
+echo "Environment ready: .venv ($req)"
