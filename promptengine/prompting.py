@@ -8,6 +8,7 @@ iteration, which only takes gradients with respect to the input.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -61,6 +62,10 @@ class PromptTrainer(TrainerX):
         optim, sched = self.build_optim(learner)
         self.register_model("prompt_learner", learner, optim, sched)
 
+    def parse_batch_train(self, batch: dict):
+        self.batch_index = batch.get("index")  # dataset indices: each image's own attack random start
+        return super().parse_batch_train(batch)
+
     def forward_backward(self, batch: dict) -> Dict[str, float]:
         x, y = self.parse_batch_train(batch)
         with self.autocast():
@@ -100,8 +105,15 @@ class AdversarialPromptTrainer(PromptTrainer):
         else:
             text_det = text.detach() if text is not None else self.model.text_features(det)
             classifier = lambda z: self.model.logits_from_features(self.model.image_features(z, det), text_det)
+        ids = getattr(self, "batch_index", None)
+        if ids is not None and ids.shape[0] == x.shape[0]:
+            # per-image random starts drawn from (seed, epoch, image index): fresh every epoch, and independent of
+            # how images are batched (a torchrun rank's half batch gets the same starts as the full batch)
+            spec = replace(spec, seed=spec.seed + 1_000_003 * (self.epoch + 1))
+        else:
+            ids = None
         return attack(classifier, x, y, spec, clean_logits=None if clean_logits is None else clean_logits.detach(),
-                      module=self.model, autocast=self.autocast)
+                      module=self.model, autocast=self.autocast, sample_ids=ids)
 
 
 class FrozenCLIPMixin:

@@ -91,9 +91,20 @@ class DataManager:
         gen = torch.Generator().manual_seed(max(seed, 0) * 100003 + epoch)
         n = len(self.train_set)
         order = torch.randperm(n, generator=gen).tolist()
-        per_rank = order[self.rank :: self.world_size] if self.world_size > 1 else order
-        batch = self.train_batch // self.world_size if self.world_size > 1 else self.train_batch
         drop_last = n >= self.train_batch  # Dassl: drop the last partial batch only if one full batch exists
+        batch = self.train_batch
+        per_rank = order
+        if self.world_size > 1:
+            if self.train_batch % self.world_size:
+                raise UserError(f"DATALOADER.TRAIN_X.BATCH_SIZE {self.train_batch} is the global batch: it must be "
+                                f"divisible by the {self.world_size} processes")
+            # Every rank must run the same number of steps (each step is a collective): keep whole global batches
+            # (or, below one batch, a multiple of the world size), then deal them out; rank r gets items r, r+W, ...
+            keep = n - n % self.train_batch if drop_last else n - n % self.world_size
+            if keep == 0:
+                raise UserError(f"{n} training images cannot be split over {self.world_size} processes")
+            per_rank = order[:keep][self.rank :: self.world_size]
+            batch = self.train_batch // self.world_size
         return DataLoader(
             Subset(self.train_set, per_rank),
             batch_size=max(1, batch),

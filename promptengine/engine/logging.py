@@ -62,7 +62,8 @@ def commit_log(output_dir: str, enabled: bool = True) -> str:
     """Create the log file (``log.txt`` or ``log.txt-<timestamp>`` if one exists) and flush the buffer into it."""
     if _ACTIVE is None:
         start_logging()
-    if not enabled:
+    if not enabled:  # not the main process: keep nothing (the buffer would grow for the whole run)
+        _ACTIVE.sink = open(os.devnull, "w")
         return ""
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "log.txt")

@@ -168,12 +168,15 @@ class TrainerX:
         """zero_grad, backward (scaled under amp), non-finite guard, step. Returns False if the step was skipped."""
         names = self.get_model_names(names)
         self.model_zero_grad(names)
-        if not torch.isfinite(loss.detach()).all():
+        loss_ok = bool(torch.isfinite(loss.detach()).all())
+        if not loss_ok and self.world_size == 1:
             return self._nonfinite(f"loss is not finite ({loss.item()})", terms)
+        # Under torchrun every rank runs backward and the all-reduce, even with a non-finite loss: the flag travels
+        # with the gradients, so all ranks skip or stop together instead of leaving the others blocked in a collective.
         self.scaler.scale(loss).backward()
         params = [p for n in names for p in self._models[n].parameters() if p.grad is not None]
-        if self.world_size > 1:
-            dist.average_gradients(params)
+        if self.world_size > 1 and not dist.average_gradients(params, ok=loss_ok):
+            return self._nonfinite("the loss is not finite on at least one rank", terms)
         if self.precision != "amp" and not all(torch.isfinite(p.grad).all() for p in params):
             return self._nonfinite("a gradient is not finite", terms)
         for n in names:
@@ -278,6 +281,8 @@ class TrainerX:
     def before_train(self) -> None:
         directory = self.cfg.RESUME or self.output_dir
         self.start_epoch = self.resume_model_if_exist(directory) if directory else 0
+        if self.world_size > 1:  # every rank starts from rank 0's prompts (an unseeded run draws them per process)
+            dist.broadcast_parameters([p for m in self._models.values() for p in m.parameters() if p.requires_grad])
         if dist.is_main():
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -310,6 +315,8 @@ class TrainerX:
         for self.batch_idx, batch in enumerate(loader):
             data_time = time.time() - end
             values = self.forward_backward(batch)
+            if self.world_size > 1:  # the global batch's averages, as a single process would log them
+                values = dist.reduce_metrics(values)
             meter.update(values)
             batch_time = time.time() - end
             end = time.time()

@@ -1,0 +1,20 @@
+"""Performance benchmark: the CAPT training step vs its floor and a reference-style step, PGD evaluation vs its
+floor, and text-context truncation (random weights, random inputs).
+
+    python tools/bench.py --arch tiny-p8-32 --classes 50 --batch 4 --steps 3
+    python tools/bench.py --arch ViT-B/16 --classes 50 --batch 4 --steps 3 --precision bf16 --repeats 3 --json out.json
+
+See docs/PERFORMANCE.md for what each number means and measured results.
+"""
+
+import sys
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+
+from promptengine.bench.run import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
