@@ -319,6 +319,8 @@ def test_attack_works_inside_no_grad_and_inference_mode():
     with torch.inference_mode():
         x_inf = x.clone()
         assert torch.equal(attack(model, x_inf, y, spec), ref)
+        kl = dataclasses.replace(spec, loss="kl")
+        assert torch.equal(attack(model, x_inf, y, kl, clean_logits=model(x_inf)), attack(model, x, y, kl))
 
 
 def test_autocast_factory_is_used_and_inputs_stay_fp32():

@@ -19,7 +19,7 @@ from .spec import AttackSpec
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install pyautoattack==0.2.0 (or the project's [attacks] extra: pip install -e '.[attacks]')"
+INSTALL_HINT = "pip install pyautoattack==0.2.0 (it is listed in requirements-dev.txt)"
 TESTED_VERSION = "0.2.0"
 # Fewest classes each attack needs: DLR divides by z_(1) - z_(3); targeted DLR also reads z_(4).
 MIN_CLASSES = {"apgd-ce": 2, "apgd-dlr": 3, "apgd-t": 4, "fab": 2, "fab-t": 2, "square": 2}

@@ -120,29 +120,36 @@ def _mix(*parts: int) -> int:
     return int.from_bytes(h.digest(), "little") >> 1
 
 
-def _noise(spec: AttackSpec, shape: torch.Size, n: int, g: torch.Generator) -> torch.Tensor:
-    """``n`` random starts on the CPU: uniform in the L-inf ball, or a uniform direction with radius U(0,1)*eps."""
+def _fill_noise(spec: AttackSpec, out: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Fill ``out`` (n, ...) in place with random starts from ``g``: uniform in the L-inf ball, or a uniform
+    direction with radius U(0,1)*eps for L2."""
     if spec.norm == "linf":
-        return (torch.rand((n, *shape), generator=g) * 2 - 1) * spec.eps
-    d = torch.randn((n, *shape), generator=g)
-    d = d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(n, *[1] * len(shape))
-    return d * (torch.rand(n, generator=g) * spec.eps).view(n, *[1] * len(shape))
+        return out.uniform_(-spec.eps, spec.eps, generator=g)
+    out.normal_(generator=g)
+    view = (-1, *[1] * (out.dim() - 1))
+    radius = torch.rand(out.shape[0], generator=g, device=out.device) * spec.eps
+    return out.mul_((radius / out.flatten(1).norm(dim=1).clamp_min(1e-12)).view(view))
 
 
 def _start(spec, x, idx, sample_ids, restart) -> torch.Tensor:
-    """The starting point x + delta_0 for the rows ``idx`` of the batch, projected onto the feasible set."""
+    """The starting point x + delta_0 for the rows ``idx`` of the batch, projected onto the feasible set.
+
+    The noise is drawn on x's device from dedicated generators (per sample when ``sample_ids`` is given), so it
+    is the same for any batching on a given device and never touches the global RNG.
+    """
     if not spec.random_start or spec.eps == 0:
         return x[idx].clone()
-    shape = x.shape[1:]
+    dev = x.device
     if sample_ids is not None:
         ids = sample_ids[idx.cpu()].tolist()
-        noise = torch.cat([_noise(spec, shape, 1, torch.Generator().manual_seed(_mix(spec.seed, 1, i, restart)))
-                           for i in ids])
+        noise = torch.empty((len(ids), *x.shape[1:]), device=dev)
+        for row, i in enumerate(ids):
+            _fill_noise(spec, noise[row:row + 1], torch.Generator(dev).manual_seed(_mix(spec.seed, 1, i, restart)))
     else:
-        g = torch.Generator().manual_seed(_mix(spec.seed, 0, restart))
-        noise = _noise(spec, shape, x.shape[0], g)[idx.cpu()]
+        g = torch.Generator(dev).manual_seed(_mix(spec.seed, 0, restart))
+        noise = _fill_noise(spec, torch.empty_like(x), g)[idx]
     xa = x[idx]
-    return _project(xa + noise.to(x.device), xa, spec)
+    return _project(xa + noise, xa, spec)
 
 
 # ---------------------------------------------------------------------- steps and projection
@@ -183,7 +190,7 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids) ->
         if clean_logits is None:
             with torch.no_grad():
                 clean_logits = logits_of(forward, x, autocast)
-        clean_logits = clean_logits.detach().float().to(x.device)
+        clean_logits = clean_logits.detach().to(device=x.device, dtype=torch.float32, copy=True)
         if clean_logits.dim() != 2 or clean_logits.shape[0] != x.shape[0]:
             raise UserError(f"clean_logits must have shape (B, K) with B = {x.shape[0]} "
                             f"(got {tuple(clean_logits.shape)})")
@@ -229,6 +236,7 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids) ->
                     keep = ~fooled
                     idx, xa, ya, z, loss = idx[keep], xa[keep], ya[keep], z[keep], loss[keep]
                     grad = grad[keep] if grad is not None else None
+                    la = la[keep] if la is not None else None
                     if idx.numel() == 0:
                         break
             if last:

@@ -133,7 +133,7 @@ def _aa_library_version() -> Optional[str]:
 
 
 # ---------------------------------------------------------------------- validation
-def _validated(v: Dict[str, Any], key: Callable[[str], str], units: str, alpha_hint: str = "") -> Dict[str, Any]:
+def _validated(v: Dict[str, Any], key: Callable[[str], str], units: str) -> Dict[str, Any]:
     """Check and normalise field values; every problem is a one-line UserError naming ``key(field)`` and the fix.
 
     ``units`` is "01" when eps/alpha are given in [0, 1] units (``AttackSpec``), "255" when the user wrote them in
@@ -157,8 +157,7 @@ def _validated(v: Dict[str, Any], key: Callable[[str], str], units: str, alpha_h
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
             raise UserError(f"{key(name)} must be a finite number {unit_text} (got {x!r})")
         if x < 0:
-            extra = alpha_hint if name == "alpha" else ""
-            raise UserError(f"{key(name)} must be >= 0 (got {shown(x)}); give it {unit_text}{extra}")
+            raise UserError(f"{key(name)} must be >= 0 (got {shown(x)}); give it {unit_text}")
         v[name] = float(x)
     if v["norm"] == "linf" and v["eps"] > 1.0:
         fix = "the value is in /255 units and at most 255" if units == "255" else (
@@ -202,14 +201,14 @@ def _validated(v: Dict[str, Any], key: Callable[[str], str], units: str, alpha_h
 # ---------------------------------------------------------------------- from config
 _CFG_KEYS = {"method": "METHOD", "norm": "NORM", "eps": "EPS", "alpha": "ALPHA", "steps": "STEPS",
              "restarts": "RESTARTS", "random_start": "RANDOM_START", "loss": "LOSS", "aa_version": "AA_VERSION",
-             "aa_attacks": "AA_ATTACKS", "aa_iters": "STEPS", "seed": "SEED", "keep": "KEEP"}
+             "aa_attacks": "AA_ATTACKS", "aa_iters": "STEPS"}
 _FAP_KEYS = {"eps": "EPS", "alpha": "ALPHA", "steps": "TRAIN_ITER", "loss": "ADV_TERM"}
 
 
-def _make(values: Dict[str, Any], key: Callable[[str], str], alpha_hint: str = "") -> AttackSpec:
+def _make(values: Dict[str, Any], key: Callable[[str], str]) -> AttackSpec:
     names = {f.name for f in fields(AttackSpec)}
     full = {**{f.name: f.default for f in fields(AttackSpec)}, **{k: v for k, v in values.items() if k in names}}
-    return AttackSpec(**_validated(full, key=key, units="255", alpha_hint=alpha_hint))
+    return AttackSpec(**_validated(full, key=key, units="255"))
 
 
 def _section_spec(cfg, section: str, alpha_fraction: float, keep: str) -> AttackSpec:
@@ -392,4 +391,4 @@ def parse_spec(text: str, where: str = "") -> AttackSpec:
         if _ALIASES["loss"].get(str(values.get("loss", "cw")).lower()) != "cw":
             raise UserError(f"{src} is a CW attack; drop loss= or use pgd:loss=...")
         values["loss"] = "cw"
-    return _make(values, key, alpha_hint="")
+    return _make(values, key)

@@ -147,11 +147,12 @@ def attack_defaults() -> CN:
         sub.RESTARTS = 1
         sub.RANDOM_START = True
         sub.LOSS = "ce"  # ce | kl | cw
-        sub.AA_VERSION = "standard"  # autoattack: standard | custom
+        sub.AA_VERSION = "standard"  # autoattack: standard | plus | rand | custom (STEPS > 0 overrides APGD iters)
         sub.AA_ATTACKS = ("apgd-ce", "apgd-dlr")  # autoattack custom subset
         setattr(att, name, sub)
     att.TEST.ATTACKS = ()  # extra test attacks as spec strings, e.g. ("pgd:steps=100,eps=1", "cw:steps=30")
-    # FAP's namespace; values other than these defaults override ATTACK.TRAIN/TEST (see attacks.spec).
+    # FAP's namespace. When a YAML or opts set any of these keys (USE), they replace ATTACK.TRAIN and put a
+    # PGD-TEST_ITER (CE) attack first in the test attacks (see promptengine.attacks.spec).
     att.PGD = CN()
     att.PGD.EPS = 1.0
     att.PGD.ALPHA = 1.0
