@@ -89,6 +89,17 @@ class LoadReport:
     warnings: List[str]
 
 
+DATASET_ID_ALIASES = {"dtd": "describabletextures"}
+
+
+def same_dataset(folder: str, name: str) -> bool:
+    """A path's dataset folder is the YAML id (``oxford_pets``), the file records the class name (``OxfordPets``)."""
+    def squash(text: str) -> str:
+        return "".join(c for c in text.lower() if c.isalnum())
+
+    return DATASET_ID_ALIASES.get(folder, squash(folder)) == squash(name)
+
+
 def _place(path: Path) -> Optional[Dict[str, Any]]:
     """Protocol, phase, dataset, shots, trainer, config and seed from the 8 last path parts, or None."""
     parts = Path(os.path.abspath(path)).parts
@@ -125,7 +136,7 @@ def parse_record(path: Path, data: Dict[str, Any], place: Dict[str, Any], warnin
         value = data[json_key]
         if key == "shots" and isinstance(value, int) and value < 1:
             value = ALL_SHOTS
-        if value != place[key]:
+        if value != place[key] and not (key == "dataset" and same_dataset(place[key], value)):
             warnings.append(f"{path}: {json_key}={value!r} in the file but {place[key]!r} in the path; using the file")
         ident[key] = value
     robust = []
