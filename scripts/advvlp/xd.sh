@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# AdvVLP, cross-dataset transfer: xd.sh SEED [TARGET ...] (docs/SCRIPTS.md)
+exec bash "$(dirname "$0")/../lib/protocol.sh" xd AdvVLP vit_b32_ep10_batch4_2ctx_notransform "$@"

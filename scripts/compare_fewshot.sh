@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Run methods x datasets x seeds with the fewshot protocol, then compare them (docs/SCRIPTS.md):
+#   compare_fewshot.sh [--methods M ...] [--datasets D ...] [--seeds S ...] [--shots K ...] [-- compare.py options]
+exec bash "$(dirname "$0")/lib/protocol.sh" compare fewshot "$@"

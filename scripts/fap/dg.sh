@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# FAP, domain generalization: dg.sh SEED [TARGET ...] (docs/SCRIPTS.md)
+exec bash "$(dirname "$0")/../lib/protocol.sh" dg FAP vit_b32_ep10_batch4_2ctx_notransform "$@"

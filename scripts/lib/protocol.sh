@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The one implementation behind every scripts/<method>/{base2new,fewshot,xd,dg}.sh and scripts/compare_*.sh:
+# picks the Python interpreter (PYTHON, else the repository's .venv, else python) and runs tools/run_protocol.py.
+#   protocol.sh PROTOCOL TRAINER DEFAULT_CFG ARGS...     (from a method's wrapper)
+#   protocol.sh compare PROTOCOL [OPTIONS...]            (from a compare_<protocol>.sh script)
+set -euo pipefail
+repo=$(dirname "$(dirname "$(dirname "$(realpath "${BASH_SOURCE[0]}")")")")
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$repo/.venv/bin/python" ]; then PYTHON=$repo/.venv/bin/python; else PYTHON=python; fi
+fi
+export PYTHON
+exec "$PYTHON" "$repo/tools/run_protocol.py" "$@"

@@ -1,0 +1,194 @@
+"""The protocol scripts (scripts/<method>/{base2new,fewshot,xd,dg}.sh, scripts/compare_*.sh), run end to end.
+
+The slow tests run the real scripts on the embedded synthetic world with a tiny budget (1 epoch, 2 shots, 40 test
+images, 1-2 attack steps); every train.py run is its own process, as for a user.
+"""
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = {  # script folder -> trainer
+    "capt": "CAPT", "fap": "FAP", "apt": "APT", "coop": "CoOp", "cocoop": "CoCoOp", "zsclip": "ZeroshotCLIP",
+    "vpt": "VPT", "ivlp": "IVLP", "maple": "MaPLe", "advvp": "AdvVP", "advvlp": "AdvVLP", "advmaple": "AdvMaPLe",
+}
+PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
+TINY = ("OPTIM.MAX_EPOCH 1 TEST.MAX_IMAGES 40 DATALOADER.TRAIN_X.BATCH_SIZE 8 "
+        "ATTACK.TEST.STEPS 2 ATTACK.TRAIN.STEPS 1")
+WRAPPER_LINE = re.compile(r'^exec bash "\$\(dirname "\$0"\)/\.\./lib/protocol\.sh" (\w+) (\w+) (\S+) "\$@"$')
+SCRIPT_VARS = ("OUTPUT", "DATA", "CFG", "BACKBONE", "EXTRA_OPTS", "SEEDS", "SHOTS", "SOURCE", "WORLD", "DRY_RUN",
+               "METHODS", "DATASETS")
+
+
+@pytest.fixture
+def env(tmp_path):
+    """The scripts' environment: a fresh OUTPUT, the tiny budget, 2 shots, 1 thread."""
+    base = {k: v for k, v in os.environ.items() if k not in SCRIPT_VARS}
+    return dict(base, OUTPUT=str(tmp_path / "out"), DATA=str(tmp_path / "data"), PYTHON=sys.executable,
+                OMP_NUM_THREADS="1", EXTRA_OPTS=TINY, SHOTS="2")
+
+
+def sh(script, *args, env, expect=0):
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / script), *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == expect, f"{script} {args}: exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def lines(proc, kind):
+    """The script's one-line reports of one kind: run or skip."""
+    return [line for line in proc.stdout.splitlines() if line.startswith(f"[{kind}]")]
+
+
+def run_dirs(out, what):
+    """The folders of the runs reported as ``[run]  <what> <folder>`` (what: train, train+test, eval)."""
+    return [line.split()[-1] for line in out.splitlines() if line.startswith("[run]") and line.split()[1] == what]
+
+
+def result(env, *parts):
+    with open(Path(env["OUTPUT"], *parts, "results.json")) as f:
+        return json.load(f)
+
+
+# ---- fast checks ------------------------------------------------------------------------------------------------
+def test_every_method_has_four_thin_wrappers_calling_the_shared_implementation():
+    from promptengine.registry import TRAINER_REGISTRY
+
+    assert set(METHODS) <= {p.name for p in (ROOT / "scripts").iterdir() if p.is_dir()}
+    for folder, trainer in METHODS.items():
+        defaults = set()
+        for protocol in PROTOCOLS:
+            path = ROOT / "scripts" / folder / f"{protocol}.sh"
+            text = path.read_text().splitlines()
+            assert path.stat().st_mode & stat.S_IXUSR, f"{path} is not executable"
+            assert len(text) <= 4 and text[0] == "#!/usr/bin/env bash", path
+            match = WRAPPER_LINE.match(text[-1])
+            assert match, f"{path} does not end with the call of scripts/lib/protocol.sh"
+            assert match.group(1) == protocol and match.group(2) == trainer, path
+            defaults.add(match.group(3))
+        assert len(defaults) == 1, f"{folder}: the four scripts disagree on the default config: {defaults}"
+        TRAINER_REGISTRY.get(trainer)
+        assert (ROOT / "configs" / "trainers" / trainer / f"{defaults.pop()}.yaml").is_file()
+        assert (ROOT / "configs" / "trainers" / trainer / "synth.yaml").is_file()
+    for protocol in PROTOCOLS:
+        text = (ROOT / "scripts" / f"compare_{protocol}.sh").read_text()
+        assert f'lib/protocol.sh" compare {protocol} "$@"' in text
+
+
+def test_bad_dataset_id_and_missing_config_fail_fast(env):
+    proc = sh("capt/base2new.sh", "no_such_dataset", 1, env=env, expect=2)
+    assert "unknown dataset id 'no_such_dataset'" in proc.stderr and "synth_shapes" in proc.stderr
+    proc = sh("fap/xd.sh", 1, "synth_glyphs", "synth_nope", env=env, expect=2)
+    assert "unknown dataset id 'synth_nope'" in proc.stderr
+    proc = sh("coop/base2new.sh", "synth_shapes", 1, "no_such_cfg", env=env, expect=2)
+    assert "no config 'no_such_cfg' for CoOp" in proc.stderr and "synth" in proc.stderr
+    proc = sh("capt/fewshot.sh", "synth_shapes", "0", env=env, expect=2)
+    assert "shots must be a positive integer or 'all'" in proc.stderr
+    proc = sh("compare_base2new.sh", "--methods", "nomethod", env=env, expect=2)
+    assert "unknown method 'nomethod'" in proc.stderr
+    assert not Path(env["OUTPUT"]).exists()
+
+
+def test_real_data_defaults_dry_run(env):
+    """Without a dataset argument: the paper configs, the ImageNet source and the benchmark targets."""
+    env = dict(env, DRY_RUN="1", SHOTS="")
+    out = sh("coop/xd.sh", 3, env=env).stdout
+    assert run_dirs(out, "train") == [f"{env['OUTPUT']}/xd/train/imagenet/shots_16/CoOp/vit_b16_ep50/seed3"]
+    targets = [Path(d).parts[-5] for d in run_dirs(out, "eval")]
+    assert targets == ["caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101", "fgvc_aircraft",
+                       "sun397", "dtd", "eurosat", "ucf101"]
+    assert f"--root {env['DATA']} " in out and "configs/trainers/CoOp/vit_b16_ep50.yaml" in out
+    out = sh("zsclip/dg.sh", 1, env=env).stdout
+    assert [Path(d).parts[-6:-4] for d in run_dirs(out, "eval")] == [
+        ("train", "imagenet"), ("test", "imagenetv2"), ("test", "imagenet_sketch"), ("test", "imagenet_a"),
+        ("test", "imagenet_r")]
+    assert "--model-dir" not in out and "TEST.NO_TEST" not in out
+    out = sh("apt/fewshot.sh", "oxford_pets", env=dict(env, SEEDS="1 2 3")).stdout
+    shots = [Path(d).parts[-4] for d in run_dirs(out, "train+test")]
+    assert shots == [f"shots_{k}" for k in ("1", "2", "4", "8", "16", "all") for _ in range(3)]
+    assert "DATASET.NUM_SHOTS -1 " in out and "APT/vit_b32_ep50/seed3" in out
+
+
+# ---- end to end on the embedded world ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_capt_base2new_then_skip_then_compare(env):
+    tail = ("synth_shapes", "shots_2", "CAPT", "synth", "seed1")
+    proc = sh("capt/base2new.sh", "synth_shapes", 1, env=env)
+    assert len(lines(proc, "run")) == 3
+    train_dir = Path(env["OUTPUT"], "base2new", "train_base", *tail)
+    assert (train_dir / "log.txt").is_file() and not (train_dir / "results.json").exists()  # TEST.NO_TEST True
+    for sub in ("base", "new"):
+        res = result(env, "base2new", f"test_{sub}", *tail)
+        assert res["subsample"] == sub and res["eval_only"] and res["load_epoch"] == 1
+        assert (res["trainer"], res["num_shots"], res["seed"], res["split"]) == ("CAPT", 2, 1, "test")
+        assert res["num_images"] == 40 and res["robust"], res
+    first = Path(env["OUTPUT"], "base2new", "test_new", *tail, "results.json").stat().st_mtime_ns
+
+    again = sh("capt/base2new.sh", "synth_shapes", 1, env=env)
+    assert not lines(again, "run") and len(lines(again, "skip")) == 3
+    assert Path(env["OUTPUT"], "base2new", "test_new", *tail, "results.json").stat().st_mtime_ns == first
+
+    cmp = sh("compare_base2new.sh", "--methods", "CAPT", "zsclip", "--datasets", "synth_shapes", "--seeds", "1",
+             env=env)
+    assert len(lines(cmp, "skip")) == 3 and len(lines(cmp, "run")) == 2  # CAPT done; zero-shot: two evaluations
+    assert not Path(env["OUTPUT"], "base2new", "train_base", "synth_shapes", "shots_2", "ZeroshotCLIP").exists()
+    for sub in ("base", "new"):
+        res = result(env, "base2new", f"test_{sub}", "synth_shapes", "shots_2", "ZeroshotCLIP", "synth", "seed1")
+        assert res["subsample"] == sub and res["trainer"] == "ZeroshotCLIP"
+    table = cmp.stdout.split("tools/compare.py", 1)[1].split("\n", 1)[1]  # what compare.py printed
+    assert "CAPT" in table and "ZeroshotCLIP" in table
+
+
+@pytest.mark.slow
+def test_capt_fewshot_two_shot_counts_and_resume(env):
+    env = dict(env, SEEDS="1")
+    proc = sh("capt/fewshot.sh", "synth_shapes", 1, 2, env=env)
+    assert len(lines(proc, "run")) == 2
+    for k in (1, 2):
+        res = result(env, "fewshot", "train", "synth_shapes", f"shots_{k}", "CAPT", "synth", "seed1")
+        assert (res["num_shots"], res["subsample"], res["eval_only"], res["load_epoch"]) == (k, "all", False, 1)
+    # An interrupted 2-epoch run looks like this: the epoch-1 checkpoint and no results.json. A rerun resumes it.
+    run_dir = Path(env["OUTPUT"], "fewshot", "train", "synth_shapes", "shots_2", "CAPT", "synth", "seed1")
+    (run_dir / "results.json").unlink()
+    env["EXTRA_OPTS"] = TINY.replace("OPTIM.MAX_EPOCH 1", "OPTIM.MAX_EPOCH 2")
+    proc = sh("capt/fewshot.sh", "synth_shapes", 1, 2, env=env)
+    assert [line.split()[-1] for line in lines(proc, "run")] == [str(run_dir)] and len(lines(proc, "skip")) == 1
+    assert "Resuming from epoch 1" in proc.stdout
+    assert result(env, "fewshot", "train", "synth_shapes", "shots_2", "CAPT", "synth", "seed1")["load_epoch"] == 2
+
+
+@pytest.mark.slow
+def test_capt_xd_one_target(env):
+    proc = sh("capt/xd.sh", 1, "synth_glyphs", env=env)
+    assert len(lines(proc, "run")) == 2
+    train_dir = Path(env["OUTPUT"], "xd", "train", "synth_shapes", "shots_2", "CAPT", "synth", "seed1")
+    assert (train_dir / "log.txt").is_file() and not (train_dir / "results.json").exists()
+    res = result(env, "xd", "test", "synth_glyphs", "shots_2", "CAPT", "synth", "seed1")
+    assert res["dataset"] == "SynthGlyphs" and res["subsample"] == "all" and res["load_epoch"] == 1
+    assert not Path(env["OUTPUT"], "xd", "test", "synth_patterns").exists()
+
+
+@pytest.mark.slow
+def test_capt_dg_one_target_and_the_source(env):
+    proc = sh("capt/dg.sh", 1, "synth_shapes_sketch", env=env)
+    assert len(lines(proc, "run")) == 2
+    source = result(env, "dg", "train", "synth_shapes", "shots_2", "CAPT", "synth", "seed1")
+    assert source["dataset"] == "SynthShapes" and not source["eval_only"]
+    res = result(env, "dg", "test", "synth_shapes_sketch", "shots_2", "CAPT", "synth", "seed1")
+    assert res["dataset"] == "SynthShapesSketch" and res["eval_only"] and res["load_epoch"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["vpt", "fap"])
+def test_base2new_other_methods(env, method):
+    sh(f"{method}/base2new.sh", "synth_shapes", 2, env=env)
+    for sub in ("base", "new"):
+        res = result(env, "base2new", f"test_{sub}", "synth_shapes", "shots_2", METHODS[method], "synth", "seed2")
+        assert res["subsample"] == sub and res["seed"] == 2 and res["load_epoch"] == 1
