@@ -1,13 +1,7 @@
 """Describable Textures Dataset: 47 texture classes."""
 
-import os
-
-from promptengine.data.datum import DatasetBase
-from promptengine.data.fewshot import prepare_splits
 from promptengine.data.splits import (
-    check_images_exist,
-    dataset_folder,
-    load_or_generate_split,
+    SplitDataset,
     read_and_split_data,
     require,
 )
@@ -15,19 +9,11 @@ from promptengine.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()
-class DescribableTextures(DatasetBase):
+class DescribableTextures(SplitDataset):
     dataset_dir = "dtd"
     split_file = "split_zhou_DescribableTextures.json"
     template = "{} texture."
-
-    def __init__(self, cfg):
-        name = type(self).__name__
-        self.dataset_dir = dataset_folder(cfg, type(self))
-        self.image_dir = os.path.join(self.dataset_dir, "images")
-        train, val, test = load_or_generate_split(cfg, self, self.image_dir, self._generate)
-        train, val, test = prepare_splits(cfg, name, self.dataset_dir, train, val, test)
-        check_images_exist(name, train, val, test)
-        super().__init__(train_x=train, val=val, test=test)
+    image_subdir = "images"
 
     def _generate(self):
         require(type(self).__name__, self.image_dir, "the images/ folder of dtd-r1.0.1.tar.gz", folder=True)

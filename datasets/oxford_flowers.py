@@ -3,13 +3,9 @@
 import os
 from collections import defaultdict
 
-from promptengine.data.datum import DatasetBase
-from promptengine.data.fewshot import prepare_splits
 from promptengine.data.splits import (
-    check_images_exist,
-    dataset_folder,
+    SplitDataset,
     load_mat,
-    load_or_generate_split,
     read_json,
     require,
     split_per_class,
@@ -19,22 +15,14 @@ from promptengine.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()
-class OxfordFlowers(DatasetBase):
+class OxfordFlowers(SplitDataset):
     """Without the JSON: ``imagelabels.mat`` (1-based label of ``jpg/image_<i:05d>.jpg``) cut 50/20/30
     per class; names from ``cat_to_name.json`` ("1".."102")."""
 
     dataset_dir = "oxford_flowers"
     split_file = "split_zhou_OxfordFlowers.json"
     template = "a photo of a {}, a type of flower."
-
-    def __init__(self, cfg):
-        name = type(self).__name__
-        self.dataset_dir = dataset_folder(cfg, type(self))
-        self.image_dir = os.path.join(self.dataset_dir, "jpg")
-        train, val, test = load_or_generate_split(cfg, self, self.image_dir, self._generate)
-        train, val, test = prepare_splits(cfg, name, self.dataset_dir, train, val, test)
-        check_images_exist(name, train, val, test)
-        super().__init__(train_x=train, val=val, test=test)
+    image_subdir = "jpg"
 
     def _generate(self):
         name = type(self).__name__

@@ -2,13 +2,10 @@
 
 import os
 
-from promptengine.data.datum import DatasetBase, Datum
-from promptengine.data.fewshot import prepare_splits
+from promptengine.data.datum import Datum
 from promptengine.data.splits import (
+    SplitDataset,
     bad_line,
-    check_images_exist,
-    dataset_folder,
-    load_or_generate_split,
     read_lines,
     require,
     split_trainval,
@@ -17,23 +14,18 @@ from promptengine.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()
-class OxfordPets(DatasetBase):
+class OxfordPets(SplitDataset):
     """Without the split JSON: the official ``trainval.txt`` cut 80/20 per class, and ``test.txt``.
     The breed is the image name without its trailing ``_<n>``, lowercased."""
 
     dataset_dir = "oxford_pets"
     split_file = "split_zhou_OxfordPets.json"
     template = "a photo of a {}, a type of pet."
+    image_subdir = "images"
 
-    def __init__(self, cfg):
-        name = type(self).__name__
-        self.dataset_dir = dataset_folder(cfg, type(self))
-        self.image_dir = os.path.join(self.dataset_dir, "images")
-        self.anno_dir = os.path.join(self.dataset_dir, "annotations")
-        train, val, test = load_or_generate_split(cfg, self, self.image_dir, self._generate)
-        train, val, test = prepare_splits(cfg, name, self.dataset_dir, train, val, test)
-        check_images_exist(name, train, val, test)
-        super().__init__(train_x=train, val=val, test=test)
+    @property
+    def anno_dir(self) -> str:
+        return os.path.join(self.dataset_dir, "annotations")
 
     def _generate(self):
         train, val = split_trainval(self.read_annotations("trainval.txt"))

@@ -2,13 +2,10 @@
 
 import os
 
-from promptengine.data.datum import DatasetBase, Datum
-from promptengine.data.fewshot import prepare_splits
+from promptengine.data.datum import Datum
 from promptengine.data.splits import (
-    check_images_exist,
-    dataset_folder,
+    SplitDataset,
     load_mat,
-    load_or_generate_split,
     require,
     split_trainval,
 )
@@ -17,7 +14,7 @@ from promptengine.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()
-class StanfordCars(DatasetBase):
+class StanfordCars(SplitDataset):
     """Split JSON paths are relative to the dataset folder (``cars_train/...``, ``cars_test/...``).
     Without the JSON: the devkit's train annotations cut 80/20 per class, and the labelled test
     annotations. Class names move the trailing year to the front ("2012 Tesla Model S Sedan")."""
@@ -25,14 +22,6 @@ class StanfordCars(DatasetBase):
     dataset_dir = "stanford_cars"
     split_file = "split_zhou_StanfordCars.json"
     template = "a photo of a {}."
-
-    def __init__(self, cfg):
-        name = type(self).__name__
-        self.dataset_dir = dataset_folder(cfg, type(self))
-        train, val, test = load_or_generate_split(cfg, self, self.dataset_dir, self._generate)
-        train, val, test = prepare_splits(cfg, name, self.dataset_dir, train, val, test)
-        check_images_exist(name, train, val, test)
-        super().__init__(train_x=train, val=val, test=test)
 
     def _generate(self):
         name, d = type(self).__name__, self.dataset_dir

@@ -2,13 +2,10 @@
 
 import os
 
-from promptengine.data.datum import DatasetBase, Datum
-from promptengine.data.fewshot import prepare_splits
+from promptengine.data.datum import Datum
 from promptengine.data.splits import (
+    SplitDataset,
     bad_line,
-    check_images_exist,
-    dataset_folder,
-    load_or_generate_split,
     read_lines,
     require,
     split_trainval,
@@ -17,7 +14,7 @@ from promptengine.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()
-class SUN397(DatasetBase):
+class SUN397(SplitDataset):
     """Without the JSON: partition 01 (``Training_01.txt`` cut 80/20 per class, ``Testing_01.txt``),
     labels in ``ClassName.txt`` order. A class path such as ``/a/apartment_building/outdoor`` loses
     its letter level and is read backwards: "outdoor apartment_building"."""
@@ -25,15 +22,7 @@ class SUN397(DatasetBase):
     dataset_dir = "sun397"
     split_file = "split_zhou_SUN397.json"
     template = "a photo of a {}."
-
-    def __init__(self, cfg):
-        name = type(self).__name__
-        self.dataset_dir = dataset_folder(cfg, type(self))
-        self.image_dir = os.path.join(self.dataset_dir, "SUN397")
-        train, val, test = load_or_generate_split(cfg, self, self.image_dir, self._generate)
-        train, val, test = prepare_splits(cfg, name, self.dataset_dir, train, val, test)
-        check_images_exist(name, train, val, test)
-        super().__init__(train_x=train, val=val, test=test)
+    image_subdir = "SUN397"
 
     def _generate(self):
         path = require(type(self).__name__, os.path.join(self.dataset_dir, "ClassName.txt"), "Partitions.zip's files")

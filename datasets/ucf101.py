@@ -3,13 +3,10 @@
 import os
 import re
 
-from promptengine.data.datum import DatasetBase, Datum
-from promptengine.data.fewshot import prepare_splits
+from promptengine.data.datum import Datum
 from promptengine.data.splits import (
+    SplitDataset,
     bad_line,
-    check_images_exist,
-    dataset_folder,
-    load_or_generate_split,
     read_lines,
     require,
     split_trainval,
@@ -18,7 +15,7 @@ from promptengine.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()
-class UCF101(DatasetBase):
+class UCF101(SplitDataset):
     """Without the JSON: split 01 (``trainlist01.txt`` cut 80/20 per class, ``testlist01.txt``), labels
     from ``classInd.txt``. ``ApplyEyeMakeup`` becomes ``Apply_Eye_Makeup`` (the frame folder name and
     the class name); ``.avi`` becomes ``.jpg``."""
@@ -26,15 +23,7 @@ class UCF101(DatasetBase):
     dataset_dir = "ucf101"
     split_file = "split_zhou_UCF101.json"
     template = "a photo of a person doing {}."
-
-    def __init__(self, cfg):
-        name = type(self).__name__
-        self.dataset_dir = dataset_folder(cfg, type(self))
-        self.image_dir = os.path.join(self.dataset_dir, "UCF-101-midframes")
-        train, val, test = load_or_generate_split(cfg, self, self.image_dir, self._generate)
-        train, val, test = prepare_splits(cfg, name, self.dataset_dir, train, val, test)
-        check_images_exist(name, train, val, test)
-        super().__init__(train_x=train, val=val, test=test)
+    image_subdir = "UCF-101-midframes"
 
     def _generate(self):
         path = self._list_file("classInd.txt")

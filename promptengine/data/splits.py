@@ -26,7 +26,8 @@ from collections import defaultdict
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import UserError
-from .datum import Datum
+from .datum import DatasetBase, Datum
+from .fewshot import prepare_splits
 
 Split = Tuple[List[Datum], List[Datum], List[Datum]]
 
@@ -329,3 +330,26 @@ def check_images_exist(name: str, *splits: Sequence[Datum]) -> None:
                 f"{name}: image not found: {d.impath} (the {name} split lists it; expected the image from the "
                 f"official download there, or a split file that matches your copy; see {docs_ref(name)})"
             )
+
+
+class SplitDataset(DatasetBase):
+    """A benchmark stored as CoOp's ``split_zhou_*.json`` (or split by CoOp's rules when the file is missing).
+
+    Subclasses only say what is special: ``dataset_dir``, ``split_file``, ``image_subdir`` (split paths are relative to
+    it; "" = the dataset folder) and ``_generate()`` (how CoOp splits the raw files).
+    """
+
+    split_file = ""
+    image_subdir = ""
+
+    def __init__(self, cfg) -> None:
+        name = type(self).__name__
+        self.dataset_dir = dataset_folder(cfg, type(self))
+        self.image_dir = os.path.join(self.dataset_dir, self.image_subdir) if self.image_subdir else self.dataset_dir
+        train, val, test = load_or_generate_split(cfg, self, self.image_dir, self._generate)
+        train, val, test = prepare_splits(cfg, name, self.dataset_dir, train, val, test)
+        check_images_exist(name, train, val, test)
+        super().__init__(train_x=train, val=val, test=test)
+
+    def _generate(self) -> Split:
+        raise NotImplementedError
