@@ -63,7 +63,8 @@ BASE = ["--trainer", "CoOp", "--seed", "1"]
 
 def pets(tmp_path):
     tree = make_tree(tmp_path / "data", "oxford_pets")
-    return tree, ["--root", str(tmp_path / "data"), "--dataset-config-file", os.path.join(ROOT, "configs/datasets/oxford_pets.yaml")]
+    config = os.path.join(ROOT, "configs/datasets/oxford_pets.yaml")
+    return tree, ["--root", str(tmp_path / "data"), "--dataset-config-file", config]
 
 
 CATALOGUE = {
