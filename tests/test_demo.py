@@ -1,0 +1,24 @@
+"""The README's demo command, at its ci size (same code path as the full demo, tiny budget)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_ci_size_runs_every_method_and_prints_tables(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PROMPTENGINE_CACHE=str(tmp_path / "cache"))
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "demo.py"), "--size", "ci", "--output",
+                          str(tmp_path / "demo")], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = res.stdout
+    for title in ("base2new): clean accuracy", "base2new): robust accuracy", "(xd): clean", "(dg): robust"):
+        assert title in out
+    for method in ("ZeroshotCLIP", "CoOp", "APT", "FAP", "MaPLe", "CAPT"):
+        assert method in out
+    assert (tmp_path / "demo" / "plots" / "base2new_clean_vs_robust.png").exists()
