@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import warnings
 
 warnings.filterwarnings("ignore", message=".*pkg_resources.*")
@@ -34,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
     p.add_argument("--print-config", action="store_true", help="print the fully resolved config and exit")
+    p.add_argument("--override-identity", action="store_true",
+                   help="reuse an output folder, checkpoint or --model-dir whose run identity differs (see docs/GUARANTEES.md)")
+    p.add_argument("--skip-done", action="store_true",
+                   help="exit without writing anything when this exact run (same identity) already finished here")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line")
     return p
 
@@ -65,16 +70,16 @@ def cli_overrides(args: argparse.Namespace) -> list:
 
 
 def main(argv=None) -> int:
+    started = time.time()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    import torch
 
     import datasets  # noqa: F401  (registers dataset loaders)
     import trainers  # noqa: F401  (registers trainers and their config keys)
     from promptengine.config.merge import build_cfg
     from promptengine.engine import distributed as dist
-    from promptengine.engine.logging import commit_log, start_logging
-    from promptengine.engine.run import build_trainer, check_output_dir, describe_run
-    from promptengine.engine.trainer import set_random_seed
+    from promptengine.engine.run import check_output_dir
+    from promptengine.engine.runlock import acquire_run_lock
 
     cfg = build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
     if args.print_config:
@@ -85,6 +90,23 @@ def main(argv=None) -> int:
 
     trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)  # fail fast, before anything is built or written
     check_output_dir(cfg.OUTPUT_DIR)
+    lock = acquire_run_lock(cfg.OUTPUT_DIR, enabled=dist.is_main())  # one writer per folder, for the whole run
+    try:
+        return run(args, argv, cfg, trainer_cls, started)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def run(args: argparse.Namespace, argv: list, cfg, trainer_cls, started: float) -> int:
+    import torch
+
+    from promptengine.engine import distributed as dist
+    from promptengine.engine import runfolder
+    from promptengine.engine.logging import commit_log, start_logging
+    from promptengine.engine.run import build_trainer, describe_run
+    from promptengine.engine.trainer import set_random_seed
+
     start_logging()
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
@@ -95,18 +117,44 @@ def main(argv=None) -> int:
     trainer = build_trainer(cfg, trainer_cls)
     trainer.config_name = os.path.splitext(os.path.basename(args.config_file))[0] if args.config_file else ""
     trainer.eval_only = args.eval_only
+    trainer.override_identity = args.override_identity
+    trainer.command = ("train.py", *argv)
+    trainer.started = started  # provenance's wall time counts the whole command
+    # Everything a run reuses is checked before anything is written: the weights it loads, the checkpoint it
+    # resumes, and the folder it writes into.
     if args.eval_only and trainer.needs_weights():
-        trainer.load_model(args.model_dir, epoch=args.load_epoch)  # before any file is written
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+    elif not args.eval_only and not args.no_train:
+        trainer.resume()
+    identity = trainer.run_identity
+    done = False
+    if dist.is_main():
+        runfolder.check_folder(cfg.OUTPUT_DIR, identity, args.override_identity)
+        done = args.skip_done and is_done(args, cfg, trainer, identity)
+    if dist.broadcast_flag(done):
+        print(f"Skipping: {cfg.OUTPUT_DIR} already holds the finished run of this identity")
+        return 0
     commit_log(cfg.OUTPUT_DIR, enabled=dist.is_main())
     if dist.is_main():
-        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-            f.write(cfg.dump())
+        runfolder.sweep_temporary_files(cfg.OUTPUT_DIR)
+        if args.override_identity:
+            runfolder.archive_previous(cfg.OUTPUT_DIR, identity)
+        runfolder.record_start(cfg.OUTPUT_DIR, identity, cfg.dump())
     if args.eval_only:
         trainer.test()
         return 0
     if not args.no_train:
         trainer.train()
     return 0
+
+
+def is_done(args: argparse.Namespace, cfg, trainer, identity: dict) -> bool:
+    """A finished result of this identity, or (training without a final test) the final checkpoint."""
+    from promptengine.engine import runfolder
+
+    if runfolder.finished_result(cfg.OUTPUT_DIR, identity):
+        return True
+    return not args.eval_only and bool(cfg.TEST.NO_TEST) and trainer.start_epoch >= trainer.max_epoch
 
 
 if __name__ == "__main__":

@@ -7,7 +7,11 @@
     scripts/compare_<protocol>.sh [--methods M ...] [--datasets D ...] [--seeds S ...] [--shots K ...] [-- compare.py options]
 
 A method's wrapper runs ``scripts/lib/protocol.sh PROTOCOL TRAINER DEFAULT_CFG ARGS...``, which runs this file.
-Every run is one ``train.py`` process; a run whose result already exists is skipped, an interrupted one is resumed.
+Every run is one ``train.py`` process, started with ``--skip-done``: a run whose result of the same identity exists
+is skipped, an interrupted one is resumed, and a folder holding a run of another identity stops with one line.
+Options that change a run (EXTRA_OPTS, BACKBONE) add an options tag to the config folder (``<CFG>@<tag>``), so runs
+with different settings never share a folder. xd and dg train their source model once, in
+``transfer/train/<SOURCE>/...``, and both evaluate it.
 
 Environment: DATA (dataset root, default ./data), OUTPUT (default ./output), CFG (trainer config name),
 BACKBONE (MODEL.BACKBONE.NAME override), PYTHON (interpreter for train.py), EXTRA_OPTS (KEY VALUE options appended
@@ -18,6 +22,7 @@ to every run), SEEDS (default "1 2 3"), SHOTS (training shots; fewshot: the list
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shlex
@@ -105,6 +110,20 @@ def parse_shots(text: str) -> Tuple[str, int]:
     return str(int(text)), int(text)
 
 
+def options_tag() -> str:
+    """'' without EXTRA_OPTS/BACKBONE, else '@' + 8 hex digits of the normalised options (later keys win)."""
+    tokens = shlex.split(os.environ.get("EXTRA_OPTS", ""))
+    if len(tokens) % 2:
+        raise ProtocolError(f"EXTRA_OPTS must be KEY VALUE pairs; got an odd number of words: {' '.join(tokens)}")
+    options = dict(zip(tokens[0::2], tokens[1::2]))
+    if os.environ.get("BACKBONE"):
+        options["MODEL.BACKBONE.NAME"] = os.environ["BACKBONE"]
+    if not options:
+        return ""
+    text = "\n".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return "@" + hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def default_python() -> str:
     venv = REPO / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else "python"
@@ -126,12 +145,8 @@ class Run:
     @property
     def out_dir(self) -> Path:
         root = Path(os.environ.get("OUTPUT") or "./output")
-        return (root / self.protocol / self.phase / self.dataset / f"shots_{self.shots[0]}" / self.trainer / self.cfg
-                / f"seed{self.seed}")
-
-    @property
-    def evaluated(self) -> bool:
-        return (self.out_dir / "results.json").is_file()
+        return (root / self.protocol / self.phase / self.dataset / f"shots_{self.shots[0]}" / self.trainer
+                / f"{self.cfg}{options_tag()}" / f"seed{self.seed}")
 
 
 class Protocol:
@@ -160,7 +175,7 @@ class Protocol:
         cmd = [self.python, str(REPO / "train.py"), "--root", os.environ.get("DATA") or "./data",
                "--seed", str(run.seed), "--trainer", self.trainer,
                "--dataset-config-file", str(dataset_config(run.dataset)), "--config-file", str(self.config_file),
-               "--output-dir", str(run.out_dir), *flags,
+               "--output-dir", str(run.out_dir), "--skip-done", *flags,
                "DATASET.NUM_SHOTS", str(run.shots[1]), "DATASET.SUBSAMPLE_CLASSES", run.subsample]
         if no_test:
             cmd += ["TEST.NO_TEST", "True"]
@@ -180,72 +195,48 @@ class Protocol:
         if code != 0:
             raise RunFailed(code, f"train.py failed (exit status {code}) for {what}")
 
-    def max_epoch(self, run: Run) -> int:
-        """OPTIM.MAX_EPOCH of the training run, read from ``train.py --print-config`` (the last epoch to load)."""
+    def trained_epoch(self, run: Run) -> int:
+        """OPTIM.MAX_EPOCH of a finished training run, read from its config.yaml (the epoch its evaluations load)."""
         if self.dry_run:
             return -1
-        cmd = self.command(run, "--print-config", no_test=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        match = re.search(r"^OPTIM:\n(?:[ ].*\n)*?  MAX_EPOCH: (\d+)$", proc.stdout, re.MULTILINE)
-        if proc.returncode != 0 or not match:
-            detail = proc.stderr.strip().splitlines()[-1:] or ["no OPTIM.MAX_EPOCH in its output"]
-            raise RunFailed(proc.returncode or 1, f"train.py --print-config failed for {run.out_dir}: {detail[0]}")
+        path = run.out_dir / "config.yaml"
+        match = re.search(r"^OPTIM:\n(?:[ ].*\n)*?  MAX_EPOCH: (\d+)$", path.read_text() if path.is_file() else "",
+                          re.MULTILINE)
+        if not match:
+            raise RunFailed(1, f"{path} has no OPTIM.MAX_EPOCH (the training run did not start?)")
         return int(match.group(1))
 
     # ---- the three kinds of run ------------------------------------------------------------------------------
     def train_and_test(self, run: Run) -> None:
-        """A training run whose own final test is its result (few-shot, the dg source); also how a training-free
-        method is evaluated there."""
-        if run.evaluated:
-            print(f"[skip] {run.out_dir} (results.json exists)", flush=True)
-            return
+        """A training run whose own final test is its result (few-shot); also how a training-free method is
+        evaluated there."""
         if self.training_free:
             return self.evaluate(run)
         print(f"[run]  train+test {run.out_dir}", flush=True)
         self.execute(self.command(run), str(run.out_dir))
 
-    def train_only(self, run: Run, needed: bool) -> int:
-        """A training run with ``TEST.NO_TEST True``; returns the epoch its evaluations load."""
-        if not needed:
-            print(f"[skip] {run.out_dir} (all its evaluations exist)", flush=True)
-            return 0
-        epoch = self.max_epoch(run)
-        if self.final_checkpoint(run, epoch):
-            print(f"[skip] {run.out_dir} (final checkpoint, epoch {epoch}, exists)", flush=True)
-            return epoch
+    def train_only(self, run: Run) -> int:
+        """A training run with ``TEST.NO_TEST True`` (a no-op when its final checkpoint exists); returns the epoch
+        its evaluations load."""
         print(f"[run]  train {run.out_dir}", flush=True)
         self.execute(self.command(run, no_test=True), str(run.out_dir))
-        return epoch
+        return self.trained_epoch(run)
 
     def evaluate(self, run: Run, model: Optional[Run] = None, epoch: int = 0) -> None:
         """An eval-only run of the model trained by ``model`` (none for a training-free method)."""
-        if run.evaluated:
-            print(f"[skip] {run.out_dir} (results.json exists)", flush=True)
-            return
         print(f"[run]  eval {run.out_dir}", flush=True)
         flags = ["--eval-only"]
         if model is not None:
             flags += ["--model-dir", str(model.out_dir), "--load-epoch", str(epoch) if epoch > 0 else "<OPTIM.MAX_EPOCH>"]
         self.execute(self.command(run, *flags), str(run.out_dir))
 
-    @staticmethod
-    def final_checkpoint(run: Run, epoch: int) -> bool:
-        pointers = list(run.out_dir.glob("*/checkpoint"))
-        return bool(pointers) and all((p.parent / f"model.pth.tar-{epoch}").is_file() for p in pointers)
-
-    def train_then_evaluate(self, train: Run, evals: List[Run], final_test: bool = False) -> None:
-        """Train once, then evaluate the last epoch on every run of ``evals``; ``final_test`` keeps the training
-        run's own test (its results.json then marks it finished)."""
+    def train_then_evaluate(self, train: Run, evals: List[Run]) -> None:
+        """Train once (training-free methods: nothing), then evaluate the last epoch on every run of ``evals``."""
         if self.training_free:
-            for run in [train] * final_test + evals:
+            for run in evals:
                 self.evaluate(run)
             return
-        pending = not all(run.evaluated for run in evals)
-        if final_test:
-            self.train_and_test(train)
-            epoch = self.max_epoch(train) if pending else 0
-        else:
-            epoch = self.train_only(train, needed=pending)
+        epoch = self.train_only(train)
         for run in evals:
             self.evaluate(run, train, epoch)
 
@@ -261,10 +252,13 @@ class Protocol:
                 self.train_and_test(self.run("fewshot", "train", dataset, shots, seed))
 
     def transfer(self, protocol: str, source: str, targets: List[str], seed: int, shots: Tuple[str, int]) -> None:
-        """xd and dg: train on the source (all classes), evaluate on each target; dg also tests on the source."""
-        train = self.run(protocol, "train", source, shots, seed)
+        """xd and dg: one source model (all classes) shared by both protocols, evaluated on each target; dg also
+        evaluates it on the source's own test set (its ``train`` folder, the source column)."""
+        train = self.run("transfer", "train", source, shots, seed)
         evals = [self.run(protocol, "test", target, shots, seed) for target in targets]
-        self.train_then_evaluate(train, evals, final_test=protocol == "dg")
+        if protocol == "dg":
+            evals.insert(0, self.run(protocol, "train", source, shots, seed))
+        self.train_then_evaluate(train, evals)
 
 
 def world_of(datasets: Sequence[str]) -> str:

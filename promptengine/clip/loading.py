@@ -10,7 +10,7 @@ import os
 import pickle
 import urllib.error
 import warnings
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
@@ -81,6 +81,21 @@ def _load_file(path: str) -> CLIP:
             "(expected an OpenAI CLIP state dict or TorchScript archive)"
         ) from exc
     return model
+
+
+def weights_file(name: str, download_root: str = "") -> Optional[str]:
+    """The weights file ``MODEL.BACKBONE.NAME`` loads (None for a random architecture or an unknown name)."""
+    if name == SYNTH_NAME:
+        from ..synth.weights import synth_clip_path
+
+        return synth_clip_path(download_root)
+    if name.startswith("random:") or name in ARCHITECTURES and name.startswith("tiny"):
+        return None
+    if name in clip.available_models():
+        root = os.path.expanduser(download_root or default_download_root())
+        return os.path.join(root, os.path.basename(clip.clip._MODELS[name]))
+    path = os.path.expanduser(name)
+    return path if os.path.isfile(path) else None
 
 
 def load_clip(name: str, download_root: str = "") -> CLIP:

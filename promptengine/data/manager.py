@@ -79,6 +79,13 @@ class DataManager:
     def classnames(self) -> list:
         return self.dataset.classnames
 
+    def test_items(self) -> list:
+        """The Datum items evaluated by ``test_loader``, in order (the run identity digests them)."""
+        data = self.test_set
+        if isinstance(data, Subset):
+            return [data.dataset.data_source[i] for i in data.indices]
+        return list(data.data_source)
+
     def _eval_loader(self, data: Dataset) -> DataLoader:
         if self.world_size > 1:  # shard evaluation: rank r takes items r, r+W, ... (gathered later)
             data = Subset(data, range(self.rank, len(data), self.world_size))

@@ -153,3 +153,12 @@ def all_reduce_mean(value: float) -> float:
     t = torch.tensor([value], dtype=torch.float64)
     tdist.all_reduce(t)
     return float(t.item() / world_size())
+
+
+def broadcast_flag(flag: bool, src: int = 0) -> bool:
+    """Rank ``src``'s decision on every rank (e.g. "this run is already done"), so all ranks take the same path."""
+    if not is_initialized():
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64)
+    tdist.broadcast(t, src=src)
+    return bool(t.item())

@@ -9,7 +9,6 @@ The LR schedule steps once per epoch by itself; checkpoints hold learnable param
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import random
 import time
@@ -30,6 +29,7 @@ from . import distributed as dist
 from .meters import MetricMeter
 from .optim import build_lr_scheduler, build_optimizer
 from .precision import autocast_factory, grad_scaler, resolve_precision
+from .records import RunRecordsMixin
 
 
 class NonFiniteError(UserError):
@@ -44,7 +44,7 @@ def set_random_seed(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-class TrainerX:
+class TrainerX(RunRecordsMixin):
     """Base trainer for labelled data (Dassl's TrainerX)."""
 
     #: default precision of this trainer when TRAIN.PRECISION is empty and it has no PREC key
@@ -56,6 +56,7 @@ class TrainerX:
 
     def __init__(self, cfg) -> None:
         self.cfg = cfg
+        self.started = time.time()
         self.check_cfg(cfg)
         self.world_size, self.rank = dist.world_size(), dist.rank()
         self.device = dist.device(cfg)
@@ -214,6 +215,7 @@ class TrainerX:
                 "rng": ckpt.rng_state(),
                 "val_result": val_result,
                 "classnames": list(self.classnames),
+                "identity": self.training_identity,
             }
             fname = "model-best.pth.tar" if is_best else f"model.pth.tar-{epoch + 1}"
             ckpt.atomic_save(state, os.path.join(directory, name, fname))
@@ -237,12 +239,17 @@ class TrainerX:
             path = ckpt.checkpoint_path(directory, name, epoch)
             state = ckpt.safe_load(path)
             self._check_trainer(state, path)
+            self.check_eval_identity(state, path)
+            self._weights_epoch = state["epoch"]
             print(f"Loading weights to {name} from \"{path}\" (epoch = {state['epoch']})")
             ckpt.load_learnable_state(model, state["state_dict"], path)
             self.loaded_epoch = state["epoch"]
 
     def resume_model_if_exist(self, directory: str) -> int:
-        """Restore the newest readable checkpoint (a corrupt newest one falls back to the previous)."""
+        """Restore the newest readable checkpoint (a corrupt newest one falls back to the previous).
+
+        Each checkpoint's training identity must equal this run's: another run's prompts are never resumed.
+        """
         names = self.get_model_names()
         epochs = ckpt.available_epochs(directory, names[0]) if names else []
         for ep in reversed(epochs):
@@ -253,6 +260,8 @@ class TrainerX:
                 continue
             for n, state in states.items():
                 self._check_trainer(state, directory)
+                self.check_resume_identity(state, ckpt.checkpoint_path(directory, n, ep))
+            for n, state in states.items():
                 ckpt.load_learnable_state(self._models[n], state["state_dict"], directory)
                 if self._optims[n] is not None and state["optimizer"] is not None:
                     self._optims[n].load_state_dict(state["optimizer"])
@@ -263,6 +272,29 @@ class TrainerX:
             print(f"Resuming from epoch {ep} ({directory})")
             return ep
         return 0
+
+    def resume(self) -> int:
+        """Resume from ``--resume DIR`` (which must hold a usable checkpoint) or from the output dir if it has one.
+
+        Idempotent: ``train.py`` calls it before anything is written, ``before_train`` for Dassl-style callers.
+        """
+        if getattr(self, "_resumed", None) is not None:
+            return self._resumed
+        explicit = str(self.cfg.RESUME or "")
+        if explicit:
+            if os.path.isfile(explicit):
+                raise UserError(f"--resume {explicit} is a file; pass the run's output folder (the one holding "
+                                f"{'/'.join(self.get_model_names()[:1]) or '<model>'}/checkpoint)")
+            if not os.path.isdir(explicit):
+                raise UserError(f"--resume {explicit} does not exist (pass a training output folder, or drop --resume "
+                                "to start from scratch)")
+        directory = explicit or self.output_dir
+        epoch = self.resume_model_if_exist(directory) if directory else 0
+        if explicit and epoch == 0:
+            raise UserError(f"--resume {explicit} holds no usable checkpoint (expected <model>/model.pth.tar-<epoch>; "
+                            "drop --resume to start from scratch)")
+        self._resumed = self.start_epoch = epoch
+        return epoch
 
     # ---- training loop ---------------------------------------------------------------------------------------
     def train(self) -> None:
@@ -279,8 +311,7 @@ class TrainerX:
         self.after_train()
 
     def before_train(self) -> None:
-        directory = self.cfg.RESUME or self.output_dir
-        self.start_epoch = self.resume_model_if_exist(directory) if directory else 0
+        self.resume()
         if self.world_size > 1:  # every rank starts from rank 0's prompts (an unseeded run draws them per process)
             dist.broadcast_parameters([p for m in self._models.values() for p in m.parameters() if p.requires_grad])
         if dist.is_main():
@@ -371,33 +402,3 @@ class TrainerX:
             for r in robust:
                 self.writer.add_scalar(f"{name}/robust_accuracy/{r['name']}", r["accuracy"], self.epoch)
         return clean["accuracy"]
-
-    def write_results(self, split: str, clean: dict, robust: list, worst: Optional[torch.Tensor]) -> None:
-        cfg = self.cfg
-        record = {
-            "format": 1,
-            "trainer": type(self).__name__,
-            "dataset": cfg.DATASET.NAME,
-            "subsample": cfg.DATASET.SUBSAMPLE_CLASSES,
-            "num_shots": int(cfg.DATASET.NUM_SHOTS),
-            "seed": int(cfg.SEED),
-            "backbone": cfg.MODEL.BACKBONE.NAME,
-            "config": getattr(self, "config_name", ""),
-            "split": split,
-            "num_images": clean["total"],
-            "eval_only": bool(getattr(self, "eval_only", False)),
-            "precision": self.precision,
-            "load_epoch": getattr(self, "loaded_epoch", None),
-            "clean": {k: clean[k] for k in ("accuracy", "correct", "total", "macro_f1")},
-            "robust": robust,
-            "time": datetime.datetime.now().isoformat(timespec="seconds"),
-        }
-        if worst is not None:
-            record["worst_case"] = {"accuracy": 100.0 * worst.float().mean().item(), "correct": int(worst.sum()),
-                                    "total": int(worst.numel())}
-        path = os.path.join(self.output_dir, "results.json")
-        os.makedirs(self.output_dir, exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(record, f, indent=2)
-        os.replace(tmp, path)

@@ -108,26 +108,56 @@ def _ordered(names: Iterable[str], preferred: Optional[Sequence[str]]) -> List[s
     return sorted(names)
 
 
-def _method_labels(keys: Iterable[Tuple[str, str, int]], trainers: Optional[Sequence[str]]) -> Dict[Tuple, str]:
-    """Row labels: the trainer, plus ``/CFG`` when the trainer has several configs, plus the shots when they vary."""
+MethodKey = Tuple[str, str, int, int]  # (trainer, config, shots, setting variant: 0 = the only one)
+
+
+def _method_labels(keys: Iterable[MethodKey], trainers: Optional[Sequence[str]]) -> Dict[MethodKey, str]:
+    """Row labels: the trainer, plus ``/CFG`` when the trainer has several configs, plus the shots when they vary,
+    plus ``[setting k]`` when one folder holds results of several run identities."""
     keys = sorted(set(keys))
     configs = defaultdict(set)
-    for trainer, config, _ in keys:
+    for trainer, config, _, _ in keys:
         configs[trainer].add(config)
-    several_shots = len({shots for _, _, shots in keys}) > 1
+    several_shots = len({shots for _, _, shots, _ in keys}) > 1
     labels = {}
-    for trainer, config, shots in keys:
+    for trainer, config, shots, variant in keys:
         label = trainer if len(configs[trainer]) == 1 else f"{trainer}/{config}"
         if several_shots:
             label += f" ({shots_label(shots)}-shot)" if shots > 0 else " (all shots)"
-        labels[(trainer, config, shots)] = label
+        if variant:
+            label += f" [setting {variant}]"
+        labels[(trainer, config, shots, variant)] = label
     order = {t: i for i, t in enumerate(trainers or [])}
 
-    def rank(key: Tuple[str, str, int]):
+    def rank(key: MethodKey):
         trainer, config = key[0], key[1]
         return (order.get(f"{trainer}/{config}", order.get(trainer, len(order))), key)
 
     return {key: labels[key] for key in sorted(labels, key=rank)}
+
+
+def _setting_variants(runs: Sequence[RunResult], base_key) -> Tuple[Dict[str, int], List[str]]:
+    """Number the run settings (identity minus seed and data) of each method row that holds more than one, so
+    results of different identities are never averaged into one cell; a warning names what differs."""
+    from ..engine.identity import describe_difference, first_difference
+
+    by_row: Dict[Tuple, Dict[str, Dict]] = defaultdict(dict)
+    for run in runs:
+        if run.setting is not None:
+            by_row[base_key(run)][run.setting] = run.setting_identity
+    variants: Dict[str, int] = {}
+    warnings = []
+    for row, settings in sorted(by_row.items()):
+        if len(settings) < 2:
+            continue
+        ordered = sorted(settings)
+        for i, fp in enumerate(ordered, 1):
+            variants[fp] = i
+        diff = first_difference(settings[ordered[0]], settings[ordered[1]])
+        what = describe_difference(diff, "setting 1", "setting 2") if diff else "their identities"
+        warnings.append(f"Warning: {row[0]}/{row[1]} holds results of {len(settings)} different run settings, shown "
+                        f"as separate rows and never averaged ({what}).")
+    return variants, warnings
 
 
 def _disjoint_configs(protocol: str, runs: Sequence[RunResult]) -> Dict[str, List[str]]:
@@ -196,8 +226,13 @@ def select(
     shots_in_key = protocol != "fewshot"
     merged = _disjoint_configs(protocol, chosen)
 
-    def method_key(run: RunResult) -> Tuple[str, str, int]:
+    def base_key(run: RunResult) -> Tuple[str, str, int]:
         return (run.trainer, "" if run.trainer in merged else run.config, run.shots if shots_in_key else 0)
+
+    variants, variant_warnings = _setting_variants(chosen, base_key)
+
+    def method_key(run: RunResult) -> MethodKey:
+        return (*base_key(run), variants.get(run.setting or "", 0))
 
     labels = _method_labels((method_key(r) for r in chosen), trainers)
 
@@ -207,7 +242,7 @@ def select(
     cells: Dict[CellKey, Dict[int, RunResult]] = defaultdict(dict)
     notes: List[str] = [
         f"{trainer} combines the configs {', '.join(configs)}, which never share a cell." for trainer, configs in merged.items()
-    ]
+    ] + variant_warnings
     if protocol == "base2new":
         blocks = _ordered((r.dataset for r in chosen), datasets)
         columns, average_blocks = [BASE, NEW], list(blocks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -30,12 +31,25 @@ def run_dirs(directory: Path) -> List[Path]:
     return sorted(subdirs, key=lambda p: natural_key(p.name))
 
 
+def identity_group(run_dir: Path) -> Optional[str]:
+    """The run's identity without the seed (``group`` in identity.json), or None for runs recorded without one."""
+    try:
+        data = json.loads((run_dir / "identity.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("group") if isinstance(data, dict) else None
+
+
 def parse_directory(directory: Path, keyword: str, end_signals: Sequence[str], use_ci95: bool, out: TextIO) -> Dict[str, float]:
-    """Print one line per seed folder and the summary block; return the mean of each metric."""
+    """Print one line per seed folder and the summary block; return the mean of each metric.
+
+    Seed folders of different run identities (minus the seed) are never averaged together: each gets its own
+    summary block and a warning, and nothing is returned for an average over experiments.
+    """
     if not directory.is_dir():
         raise UserError(f"{directory} is not a directory; pass the folder that holds the seed folders")
     dirs = run_dirs(directory)
-    values: Dict[str, List[float]] = {}
+    groups: Dict[Optional[str], Dict[str, List[float]]] = {}
     for run_dir in dirs:
         result = logs.read_run(run_dir, keyword, end_signals)
         if result is None:
@@ -47,25 +61,32 @@ def parse_directory(directory: Path, keyword: str, end_signals: Sequence[str], u
             print(f"file: {run_dir}. missing: {why}. ", file=out)
             continue
         msg = f"file: {result.path}. "
+        values = groups.setdefault(identity_group(run_dir), {})
         for key, value in result.values.items():
             msg += f"{key}: {value:.2f}%. "
             values.setdefault(key, []).append(value)
         print(msg, file=out)
-    if not values:
+    if not groups:
         raise UserError(
             f"nothing found in {directory}: no subfolder has a complete log (pass the folder that holds the seed "
             f'folders; use --test-log for eval-only runs, whose logs have no "Finish training")'
         )
-    print("===", file=out)
-    print(f"Summary of directory: {directory}", file=out)
-    means = {}
-    for key, vals in values.items():
-        spread = ci95(vals) if use_ci95 else pstd(vals)
-        count = f" (n={len(vals)} of {len(dirs)})" if len(vals) < len(dirs) else ""
-        means[key] = mean(vals)
-        print(f"* {key}: {means[key]:.2f}% +- {spread:.2f}%{count}", file=out)
-    print("===", file=out)
-    return means
+    if len(groups) > 1:
+        print(f"warning: {directory} holds runs of {len(groups)} different identities (other settings, not only other "
+              "seeds, or runs recorded without an identity); they are summarised separately, never averaged",
+              file=sys.stderr)
+    means: Dict[str, float] = {}
+    for group, values in groups.items():
+        tag = f" [identity group {group}]" if len(groups) > 1 and group else ""
+        print("===", file=out)
+        print(f"Summary of directory: {directory}{tag}", file=out)
+        for key, vals in values.items():
+            spread = ci95(vals) if use_ci95 else pstd(vals)
+            count = f" (n={len(vals)} of {len(dirs)})" if len(vals) < len(dirs) else ""
+            means[key] = mean(vals)
+            print(f"* {key}: {means[key]:.2f}% +- {spread:.2f}%{count}", file=out)
+        print("===", file=out)
+    return means if len(groups) == 1 else {}
 
 
 def parse_test_res_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout) -> int:
@@ -155,6 +176,9 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
             sel = aggregate.select(protocol, report.runs, args.trainers, args.datasets, args.seeds)
             if sel is not None:
                 selections.append(sel)
+                for note in sel.notes:
+                    if note.startswith("Warning:"):
+                        print(f"warning: {note[len('Warning: '):]}", file=sys.stderr)
         if not selections:
             where = "" if args.protocol == "all" else f" for protocol {args.protocol}"
             raise UserError(

@@ -67,6 +67,27 @@ class RunResult:
     raw: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
+    def setting_identity(self) -> Optional[Dict[str, Any]]:
+        """The recorded run identity without what varies across the cells of one method row: the seed, the data
+        (dataset, classes, items) and where the weights come from. None for records written before identities."""
+        full = (self.raw.get("identity") or {}).get("identity")
+        if not isinstance(full, dict):
+            return None
+        setting = {k: v for k, v in full.items() if k not in ("data", "weights")}
+        train = dict(setting.get("train") or {})
+        train.pop("SEED", None)
+        setting["train"] = train
+        return setting
+
+    @property
+    def setting(self) -> Optional[str]:
+        """Fingerprint of ``setting_identity``: seeds may only be averaged when it is equal."""
+        from ..engine.identity import fingerprint
+
+        identity = self.setting_identity
+        return fingerprint(identity) if identity is not None else None
+
+    @property
     def attack_names(self) -> Tuple[str, ...]:
         return tuple(a.name for a in self.robust)
 
@@ -170,7 +191,7 @@ def load_results(root: Path) -> LoadReport:
     """
     root = Path(root)
     warnings: List[str] = []
-    by_key: Dict[Tuple, RunResult] = {}
+    by_key: Dict[Tuple, RunResult] = {}  # run key + setting: records of other settings are other runs
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if RESULTS_NAME not in filenames:
@@ -191,16 +212,20 @@ def load_results(root: Path) -> LoadReport:
             warnings.append(f"{path}: results format {fmt!r} is not {SUPPORTED_FORMAT}; skipped")
             continue
         run = parse_record(path, data, place, warnings)
+        if not data.get("num_images", 1) or (run.clean is None and not run.robust):
+            warnings.append(f"{path}: evaluated on zero images; skipped")
+            continue
         if run.split != "test":
             warnings.append(f"{path}: split {run.split!r} is not the final test evaluation; skipped")
             continue
         wanted = SUBSAMPLE_OF_PHASE.get(run.phase)
         if wanted and run.subsample != wanted:
             warnings.append(f"{path}: subsample {run.subsample!r} in a {run.phase} folder (expected {wanted!r})")
-        previous = by_key.get(run.key)
+        key = (*run.key, run.setting or "")
+        previous = by_key.get(key)
         if previous is not None:
             keep, drop = (run, previous) if run.time >= previous.time else (previous, run)
             warnings.append(f"{drop.path}: same run as {keep.path}, which is newer; skipped")
             run = keep
-        by_key[run.key] = run
+        by_key[key] = run
     return LoadReport(sorted(by_key.values(), key=lambda r: r.key), warnings)

@@ -1,0 +1,121 @@
+"""What a trainer records about itself: its run identity, the identity checks of reused checkpoints, results.json.
+
+Mixed into ``TrainerX``; kept apart so the training loop stays readable.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from typing import Any, Dict, Optional
+
+import torch
+
+from ..attacks import train_spec
+from ..errors import UserError
+from . import identity as ident
+from .provenance import provenance
+from .runfolder import OVERRIDE_HINT, RESULTS_NAME, IdentityMismatch, write_json_atomic
+
+#: sections of a checkpoint's training identity an evaluation must share (its data may differ: base2new, xd, dg)
+EVAL_SHARED_SECTIONS = ("trainer", "model", "train")
+
+
+class RunRecordsMixin:
+    """Needs ``cfg``, ``dm``, ``test_attacks``, ``precision``, ``device``, ``world_size``, ``output_dir``, ``started``."""
+
+    override_identity: bool = False
+    command: tuple = ()
+    _identity: Optional[Dict[str, Any]] = None
+    _weights: Optional[Dict[str, Any]] = None  # training identity of loaded weights (eval-only)
+    _weights_epoch: Optional[int] = None
+
+    # ---- identity --------------------------------------------------------------------------------------------
+    def _own_identity(self) -> Dict[str, Any]:
+        if self._identity is None:
+            cfg = self.cfg
+            root = os.path.abspath(os.path.expanduser(str(cfg.DATASET.ROOT))) if cfg.DATASET.ROOT else ""
+            self._identity = ident.run_identity(cfg, self.dm.dataset, self.dm.test_items(), train_spec(cfg),
+                                                self.test_attacks, self.precision, root)
+        return self._identity
+
+    @property
+    def training_identity(self) -> Dict[str, Any]:
+        """What determines this run's trained weights (stored in every checkpoint it writes)."""
+        return ident.training_identity(self._own_identity())
+
+    @property
+    def run_identity(self) -> Dict[str, Any]:
+        """The identity of the numbers this run reports (with the loaded weights' identity when evaluating)."""
+        own = self._own_identity()
+        if getattr(self, "eval_only", False):
+            return ident.with_weights(own, self._weights, self._weights_epoch)
+        return own
+
+    # ---- checks of reused checkpoints ------------------------------------------------------------------------
+    def check_resume_identity(self, state: Dict[str, Any], path: str) -> None:
+        """Resuming needs the checkpoint's training identity to equal this run's."""
+        recorded = state.get("identity")
+        if recorded is None:
+            self._mismatch(f"checkpoint {path} has no run identity (written by an older version)")
+            return
+        diff = ident.first_difference(recorded, self.training_identity)
+        if diff is not None:
+            self._mismatch(f"checkpoint {path} was trained by another run: "
+                           f"{ident.describe_difference(diff, 'the checkpoint')}")
+
+    def check_eval_identity(self, state: Dict[str, Any], path: str) -> None:
+        """An evaluation must describe the model it loads: trainer, model and training settings equal."""
+        recorded = state.get("identity")
+        if recorded is None:
+            self._mismatch(f"checkpoint {path} has no run identity (written by an older version)")
+            self._weights = {"unknown": path}
+            return
+        ours = self.training_identity
+        diff = ident.first_difference({k: recorded.get(k) for k in EVAL_SHARED_SECTIONS},
+                                      {k: ours.get(k) for k in EVAL_SHARED_SECTIONS})
+        if diff is not None:
+            self._mismatch(f"--model-dir checkpoint {path} was trained with other settings: "
+                           f"{ident.describe_difference(diff, 'the checkpoint')} (evaluate with the training run's "
+                           "config and options)")
+        self._weights = recorded
+
+    def _mismatch(self, message: str) -> None:
+        if self.override_identity:
+            print(f"Note: --override-identity: {message}")
+            return
+        raise IdentityMismatch(f"{message}; {OVERRIDE_HINT}")
+
+    # ---- results.json ----------------------------------------------------------------------------------------
+    def write_results(self, split: str, clean: dict, robust: list, worst: Optional[torch.Tensor]) -> None:
+        """Written once the evaluation finished, atomically; carries the run identity and provenance."""
+        cfg = self.cfg
+        if clean["total"] == 0:  # a zero-image "accuracy" must never look like a result
+            raise UserError(f"the {split} set of {cfg.DATASET.NAME} is empty: nothing was evaluated and no "
+                            "results.json is written (check the split file and TEST.MAX_IMAGES)")
+        record = {
+            "format": 1,
+            "trainer": type(self).__name__,
+            "dataset": cfg.DATASET.NAME,
+            "subsample": cfg.DATASET.SUBSAMPLE_CLASSES,
+            "num_shots": int(cfg.DATASET.NUM_SHOTS),
+            "seed": int(cfg.SEED),
+            "backbone": cfg.MODEL.BACKBONE.NAME,
+            "config": getattr(self, "config_name", ""),
+            "split": split,
+            "num_images": clean["total"],
+            "eval_only": bool(getattr(self, "eval_only", False)),
+            "precision": self.precision,
+            "load_epoch": getattr(self, "loaded_epoch", None),
+            "clean": {k: clean[k] for k in ("accuracy", "correct", "total", "macro_f1")},
+            "robust": robust,
+            "time": datetime.datetime.now().isoformat(timespec="seconds"),
+            "identity": ident.summary(self.run_identity),
+            "provenance": provenance(self.device, self.precision, self.world_size,
+                                     time.time() - self.started, self.command),
+        }
+        if worst is not None:
+            record["worst_case"] = {"accuracy": 100.0 * worst.float().mean().item(), "correct": int(worst.sum()),
+                                    "total": int(worst.numel())}
+        write_json_atomic(record, os.path.join(self.output_dir, RESULTS_NAME))

@@ -1,0 +1,124 @@
+"""A run folder belongs to one run identity: checked before anything is written, recorded when the run starts.
+
+``<output>/identity.json`` holds the identity of the run that owns the folder (written at start, next to
+``config.yaml``). A run whose identity differs stops with one line naming the first differing field, unless the user
+passes ``--override-identity``: then the earlier run's ``identity.json``, ``config.yaml`` and ``results.json`` are
+kept under a timestamped name, never overwritten. ``results.json`` is only ever written by a run that finished.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from typing import Any, Dict, Optional
+
+from ..errors import UserError
+from . import identity as ident
+
+IDENTITY_NAME = "identity.json"
+CONFIG_NAME = "config.yaml"
+RESULTS_NAME = "results.json"
+OVERRIDE_HINT = "pass another --output-dir, or --override-identity if you really mean to reuse this folder"
+
+
+class IdentityMismatch(UserError):
+    """A folder, checkpoint or result belongs to a run with another identity."""
+
+
+def read_json(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def write_json_atomic(obj: Any, path: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def has_run_files(folder: str) -> bool:
+    """Whether the folder holds anything of a run (config, results, checkpoints, logs)."""
+    if not os.path.isdir(folder):
+        return False
+    names = set(os.listdir(folder))
+    if names & {IDENTITY_NAME, CONFIG_NAME, RESULTS_NAME, "log.txt"}:
+        return True
+    return any(glob.glob(os.path.join(folder, "*", "checkpoint")))
+
+
+def check_folder(folder: str, identity: Dict[str, Any], override: bool) -> None:
+    """Stop unless the folder is new or holds a run of the same identity (or ``override``)."""
+    recorded = read_json(os.path.join(folder, IDENTITY_NAME))
+    if recorded is None:
+        if has_run_files(folder) and not override:
+            raise IdentityMismatch(f"output dir {folder} holds files of a run without a recorded identity (an older "
+                                   f"version, or a run killed at start); {OVERRIDE_HINT}")
+        return
+    old = recorded.get("identity", {})
+    diff = ident.first_difference(old, identity)
+    if diff is None:
+        return
+    if override:
+        print(f"Note: --override-identity: {folder} belonged to another run ({ident.describe_difference(diff, 'it')})")
+        return
+    raise IdentityMismatch(f"output dir {folder} belongs to another run: {ident.describe_difference(diff, 'that run')}; "
+                           f"{OVERRIDE_HINT}")
+
+
+def archive_previous(folder: str, identity: Dict[str, Any]) -> None:
+    """Keep an earlier run's records under ``<name>-<timestamp>`` when a run of another identity takes the folder."""
+    recorded = read_json(os.path.join(folder, IDENTITY_NAME))
+    if recorded is not None and recorded.get("fingerprint") == ident.fingerprint(identity):
+        return
+    stamp = time.strftime("%Y-%m-%d-%H-%M-%S")
+    for name in (IDENTITY_NAME, CONFIG_NAME, RESULTS_NAME):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            os.replace(path, f"{path}-{stamp}")
+            print(f"Kept the earlier run's {name} as {name}-{stamp}")
+
+
+def record_start(folder: str, identity: Dict[str, Any], config_text: str) -> None:
+    """Write identity.json and config.yaml (with the fingerprints as a comment header), atomically."""
+    summary = ident.summary(identity)
+    write_json_atomic(summary, os.path.join(folder, IDENTITY_NAME))
+    header = (f"# run identity: {summary['fingerprint']} (training {summary['training']}, seed group "
+              f"{summary['group']}); the full identity is in {IDENTITY_NAME}\n")
+    path = os.path.join(folder, CONFIG_NAME)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(header + config_text)
+    os.replace(tmp, path)
+
+
+def finished_result(folder: str, identity: Dict[str, Any]) -> Optional[str]:
+    """The path of results.json when it records exactly this identity, else None."""
+    path = os.path.join(folder, RESULTS_NAME)
+    record = read_json(path)
+    if record is None:
+        return None
+    recorded = (record.get("identity") or {}).get("fingerprint")
+    return path if recorded == ident.fingerprint(identity) else None
+
+
+def sweep_temporary_files(folder: str) -> int:
+    """Remove ``*.tmp<pid>`` files a killed run left behind (we hold the folder's lock, so none is in use)."""
+    removed = 0
+    for pattern in ("*.tmp*", os.path.join("*", "*.tmp*")):
+        for path in glob.glob(os.path.join(folder, pattern)):
+            if os.path.isfile(path):
+                os.remove(path)
+                removed += 1
+    if removed:
+        print(f"Removed {removed} temporary file(s) left by an interrupted run in {folder}")
+    return removed

@@ -1,0 +1,219 @@
+"""Run identity through the real train.py: resume, eval-only and folders are reused only by the same run.
+
+Each test starts from a finished (or interrupted) toy run and tries what a user would: another seed, dataset subset,
+attack or learning rate in the same folder, --resume pointing at nothing, two processes on one folder.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from promptengine.engine import identity as ident
+from promptengine.engine.checkpoint import safe_load
+from tests.conftest import TOY_OPTS, run_train
+
+ROOT = Path(__file__).resolve().parents[1]
+OPTS = [*TOY_OPTS, "TRAINER.COOP.N_CTX", "4", "OPTIM.MAX_EPOCH", "2"]
+
+
+def coop(out, *flags, opts=(), seed=1, trainer="CoOp"):
+    return run_train(["--trainer", trainer, "--seed", seed, "--output-dir", out, *flags, *OPTS, *opts])
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file under the folder with its bytes (what 'nothing was changed' compares)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+@pytest.fixture
+def finished(tmp_path):
+    out = tmp_path / "run"
+    assert coop(out) == 0
+    return out
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(seed=2), "train.SEED"),
+    (dict(opts=["DATASET.SUBSAMPLE_CLASSES", "base"]), "data.DATASET.SUBSAMPLE_CLASSES"),
+    (dict(opts=["OPTIM.LR", "0.02"]), "train.OPTIM.LR"),
+    (dict(opts=["ATTACK.TRAIN.ENABLED", "True", "ATTACK.TRAIN.EPS", "2.0"]), "train.ATTACK.TRAIN.ENABLED"),
+])
+def test_same_folder_other_settings_stops_and_changes_nothing(finished, capsys, change, field):
+    before = snapshot(finished)
+    capsys.readouterr()
+    assert coop(finished, **change) == 2
+    err = one_error_line(capsys)
+    assert f"'{field}'" in err and "--output-dir" in err and "--override-identity" in err, err
+    assert snapshot(finished) == before  # results.json, config.yaml, log.txt and checkpoints untouched
+
+
+def test_checkpoint_of_another_run_is_not_resumed(tmp_path, capsys):
+    """An identity.json-less folder (checkpoints copied in) is still guarded by the checkpoints' own identity."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    assert coop(src, opts=["TRAIN.CHECKPOINT_FREQ", "1"]) == 0
+    (dst / "prompt_learner").mkdir(parents=True)
+    for f in (src / "prompt_learner").iterdir():
+        (dst / "prompt_learner" / f.name).write_bytes(f.read_bytes())
+    capsys.readouterr()
+    assert coop(dst, "--override-identity", seed=3) == 0  # the folder check is overridden: the checkpoint says why
+    log = (dst / "log.txt").read_text()
+    assert "'train.SEED' is 1 in the checkpoint but 3 in this run" in log
+    # without the override, an explicit --resume of that folder is refused by the checkpoint's identity
+    capsys.readouterr()
+    assert coop(tmp_path / "dst2", "--resume", src, seed=3) == 2
+    assert "was trained by another run: 'train.SEED'" in one_error_line(capsys)
+
+
+def test_override_identity_keeps_the_earlier_results(finished):
+    old = json.loads((finished / "results.json").read_text())
+    assert coop(finished, "--override-identity", opts=["OPTIM.LR", "0.02"]) == 0
+    kept = [p for p in finished.iterdir() if p.name.startswith("results.json-")]
+    assert len(kept) == 1 and json.loads(kept[0].read_text()) == old
+    new = json.loads((finished / "results.json").read_text())
+    assert new["identity"]["identity"]["train"]["OPTIM.LR"] == 0.02
+    assert new["identity"]["fingerprint"] != old["identity"]["fingerprint"]
+
+
+def test_resume_flag_must_point_at_a_usable_checkpoint(finished, tmp_path, capsys):
+    capsys.readouterr()
+    assert coop(tmp_path / "a", "--resume", tmp_path / "nonexistent") == 2
+    assert "--resume" in one_error_line(capsys)
+    assert coop(tmp_path / "b", "--resume", finished / "prompt_learner" / "model.pth.tar-2") == 2
+    assert "is a file; pass the run's output folder" in one_error_line(capsys)
+    (tmp_path / "empty").mkdir()
+    assert coop(tmp_path / "c", "--resume", tmp_path / "empty") == 2
+    assert "holds no usable checkpoint" in one_error_line(capsys)
+    for name in ("a", "b", "c"):
+        assert not (tmp_path / name).exists()  # no partial output folder
+    assert coop(tmp_path / "d", "--resume", finished) == 0  # the right one resumes (at its last epoch)
+    assert "Resuming from epoch 2" in (tmp_path / "d" / "log.txt").read_text()
+
+
+def test_eval_only_checks_the_model_it_loads(finished, tmp_path, capsys):
+    capsys.readouterr()
+    assert coop(tmp_path / "e1", "--eval-only", "--model-dir", finished, opts=["OPTIM.LR", "0.5"]) == 2
+    err = one_error_line(capsys)
+    assert "trained with other settings: 'train.OPTIM.LR'" in err
+    assert coop(tmp_path / "e2", "--eval-only", "--model-dir", finished, seed=5) == 2
+    assert "'train.SEED' is 1 in the checkpoint but 5" in one_error_line(capsys)
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
+    # the evaluation data may differ (base-to-new, cross-dataset): that is what evaluation is for
+    assert coop(tmp_path / "e3", "--eval-only", "--model-dir", finished, opts=["DATASET.SUBSAMPLE_CLASSES", "new"]) == 0
+    record = json.loads((tmp_path / "e3" / "results.json").read_text())
+    trained = json.loads((finished / "identity.json").read_text())
+    assert record["identity"]["identity"]["weights"]["training"] == trained["training"]
+    assert record["identity"]["training"] == trained["training"]
+
+
+def test_results_carry_identity_and_provenance(finished):
+    record = json.loads((finished / "results.json").read_text())
+    summary = record["identity"]
+    assert summary["fingerprint"] == ident.fingerprint(summary["identity"])  # recomputable from what is stored
+    assert summary["training"] == ident.fingerprint(ident.training_identity(summary["identity"]))
+    full = summary["identity"]
+    assert full["trainer"] == "CoOp" and full["train"]["SEED"] == 1 and full["model"]["TRAINER.COOP.N_CTX"] == 4
+    assert full["data"]["train_items"].startswith("80:") and full["data"]["test_items"].startswith("40:")
+    assert full["model"]["backbone"]["name"] == "tiny-p8-32"
+    for excluded in ("OUTPUT_DIR", "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ"):
+        assert all(excluded not in section for section in full.values() if isinstance(section, dict))
+    prov = record["provenance"]
+    import torch
+
+    assert prov["torch"] == torch.__version__ and prov["clip"] and prov["torchvision"]
+    assert prov["code"]["package"] and (prov["code"]["git_commit"] is None or len(prov["code"]["git_commit"]) == 40)
+    assert prov["device"].startswith("cpu") and prov["precision"] == "fp32" and prov["wall_time_s"] > 0
+    assert prov["command"][0] == "train.py" and "--output-dir" in prov["command"]
+    state = safe_load(str(finished / "prompt_learner" / "model.pth.tar-2"))
+    assert ident.fingerprint(state["identity"]) == summary["training"]
+    header = (finished / "config.yaml").read_text().splitlines()[0]
+    assert header.startswith(f"# run identity: {summary['fingerprint']} (training {summary['training']}")
+
+
+def test_identity_ignores_what_cannot_change_numbers(finished, tmp_path):
+    other = tmp_path / "other"
+    assert coop(other, opts=["TRAIN.PRINT_FREQ", "1", "DATALOADER.NUM_WORKERS", "0", "TRAIN.CHECKPOINT_FREQ", "1",
+                             "DATALOADER.TEST.BATCH_SIZE", "7"]) == 0
+    a = json.loads((finished / "results.json").read_text())
+    b = json.loads((other / "results.json").read_text())
+    assert a["identity"]["fingerprint"] == b["identity"]["fingerprint"] and a["clean"] == b["clean"]
+
+
+def test_skip_done_writes_nothing_and_rerun_resumes_bit_identically(tmp_path, capsys):
+    finished = tmp_path / "run"
+    assert coop(finished) == 0
+    capsys.readouterr()
+    before = snapshot(finished)
+    assert coop(finished, "--skip-done") == 0
+    assert "already holds the finished run of this identity" in capsys.readouterr().out
+    assert snapshot(finished) == before
+    # an interrupted run (epoch 1 only) rerun with the identical command ends with the same prompts and numbers
+    part = tmp_path / "part"
+    assert coop(part, opts=["TRAIN.CHECKPOINT_FREQ", "1"]) == 0
+    os.remove(part / "prompt_learner" / "model.pth.tar-2")
+    os.remove(part / "results.json")
+    (part / "prompt_learner" / "checkpoint").write_text("model.pth.tar-1\n")
+    (part / "prompt_learner" / "model.pth.tar-2.tmp12345").write_bytes(b"torn")  # a write killed mid-way
+    assert coop(part, opts=["TRAIN.CHECKPOINT_FREQ", "1"]) == 0
+    assert not (part / "prompt_learner" / "model.pth.tar-2.tmp12345").exists()
+    a = safe_load(str(finished / "prompt_learner" / "model.pth.tar-2"))["state_dict"]["ctx"]
+    b = safe_load(str(part / "prompt_learner" / "model.pth.tar-2"))["state_dict"]["ctx"]
+    assert a.equal(b)
+    ra, rb = (json.loads((d / "results.json").read_text()) for d in (finished, part))
+    assert ra["clean"] == rb["clean"] and ra["identity"]["fingerprint"] == rb["identity"]["fingerprint"]
+
+
+def test_failed_run_leaves_no_results(tmp_path, capsys):
+    out = tmp_path / "nan"
+    assert coop(out, opts=["OPTIM.LR", "1e30"]) == 2  # the loss overflows: training stops
+    assert "not finite" in one_error_line(capsys)
+    assert not (out / "results.json").exists() and not (out / ".lock").exists()
+    assert (out / "identity.json").exists()  # a rerun of the same command is recognised as this run
+
+
+# ---- one writer per folder ----------------------------------------------------------------------------------------
+def launch(out: Path, epochs: int):
+    cmd = [sys.executable, str(ROOT / "tests" / "launch_train.py"), "--trainer", "CoOp", "--seed", "1",
+           "--output-dir", str(out), *OPTS, "OPTIM.MAX_EPOCH", str(epochs)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+
+def test_two_concurrent_starts_exactly_one_runs(tmp_path):
+    out = tmp_path / "shared"
+    first = launch(out, 200)  # long enough to still be training when the second one starts
+    try:
+        deadline = time.time() + 120
+        while not (out / ".lock").exists():
+            assert time.time() < deadline and first.poll() is None, "the first run did not start"
+            time.sleep(0.1)
+        second = launch(out, 200)
+        err2 = second.communicate(timeout=120)[1]
+        assert second.returncode == 2 and first.poll() is None  # refused while the first one runs
+        lines = [line for line in err2.strip().splitlines() if line]
+        assert len(lines) == 1 and f"is in use by process {first.pid} on this host" in lines[0], err2
+    finally:
+        first.kill()
+        first.communicate()
+    assert not (out / "results.json").exists()
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / ".lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "start": "then"}))
+    assert coop(out) == 0
+    assert f"taking over the stale lock of process {int(dead.stdout)}" in capsys.readouterr().out
+    assert not (out / ".lock").exists() and (out / "results.json").exists()
