@@ -43,8 +43,28 @@ def sh(script, *args, env, expect=0):
 
 
 def lines(proc, kind):
-    """The script's one-line reports of one kind: run or skip."""
-    return [line for line in proc.stdout.splitlines() if line.startswith(f"[{kind}]")]
+    """The runs of one outcome: "run" (performed) or "skip" (train.py found the finished run of the same identity).
+
+    The runner prints ``[run]  <what> <folder>`` for every run; train.py then prints ``Skipping: <folder> ...`` when
+    it finds that run already finished."""
+    skipped = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("Skipping: ")}
+    runs = [line for line in proc.stdout.splitlines() if line.startswith("[run]")]
+    return [line for line in runs if (line.split()[-1] in skipped) == (kind == "skip")]
+
+
+def cfg_dir(env, cfg="synth"):
+    """The config folder of the runs: the config name plus the tag of the options in EXTRA_OPTS/BACKBONE."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import run_protocol
+
+    saved = {k: os.environ.get(k) for k in ("EXTRA_OPTS", "BACKBONE")}
+    try:
+        for k in saved:
+            os.environ[k] = env.get(k, "")
+        return cfg + run_protocol.options_tag()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 def run_dirs(out, what):
@@ -98,9 +118,9 @@ def test_bad_dataset_id_and_missing_config_fail_fast(env):
 
 def test_real_data_defaults_dry_run(env):
     """Without a dataset argument: the paper configs, the ImageNet source and the benchmark targets."""
-    env = dict(env, DRY_RUN="1", SHOTS="")
+    env = dict(env, DRY_RUN="1", SHOTS="", EXTRA_OPTS="")
     out = sh("coop/xd.sh", 3, env=env).stdout
-    assert run_dirs(out, "train") == [f"{env['OUTPUT']}/xd/train/imagenet/shots_16/CoOp/vit_b16_ep50/seed3"]
+    assert run_dirs(out, "train") == [f"{env['OUTPUT']}/transfer/train/imagenet/shots_16/CoOp/vit_b16_ep50/seed3"]
     targets = [Path(d).parts[-5] for d in run_dirs(out, "eval")]
     assert targets == ["caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101", "fgvc_aircraft",
                        "sun397", "dtd", "eurosat", "ucf101"]
@@ -119,7 +139,7 @@ def test_real_data_defaults_dry_run(env):
 # ---- end to end on the embedded world ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_capt_base2new_then_skip_then_compare(env):
-    tail = ("synth_shapes", "shots_2", "CAPT", "synth", "seed1")
+    tail = ("synth_shapes", "shots_2", "CAPT", cfg_dir(env), "seed1")
     proc = sh("capt/base2new.sh", "synth_shapes", 1, env=env)
     assert len(lines(proc, "run")) == 3
     train_dir = Path(env["OUTPUT"], "base2new", "train_base", *tail)
@@ -140,48 +160,68 @@ def test_capt_base2new_then_skip_then_compare(env):
     assert len(lines(cmp, "skip")) == 3 and len(lines(cmp, "run")) == 2  # CAPT done; zero-shot: two evaluations
     assert not Path(env["OUTPUT"], "base2new", "train_base", "synth_shapes", "shots_2", "ZeroshotCLIP").exists()
     for sub in ("base", "new"):
-        res = result(env, "base2new", f"test_{sub}", "synth_shapes", "shots_2", "ZeroshotCLIP", "synth", "seed1")
+        res = result(env, "base2new", f"test_{sub}", "synth_shapes", "shots_2", "ZeroshotCLIP", cfg_dir(env), "seed1")
         assert res["subsample"] == sub and res["trainer"] == "ZeroshotCLIP"
     table = cmp.stdout.split("tools/compare.py", 1)[1].split("\n", 1)[1]  # what compare.py printed
     assert "CAPT" in table and "ZeroshotCLIP" in table
 
 
 @pytest.mark.slow
-def test_capt_fewshot_two_shot_counts_and_resume(env):
-    env = dict(env, SEEDS="1")
+def test_capt_fewshot_resume_and_a_lambda_change_is_a_new_run(env):
+    env = dict(env, SEEDS="1", EXTRA_OPTS=TINY.replace("OPTIM.MAX_EPOCH 1", "OPTIM.MAX_EPOCH 2 TRAIN.CHECKPOINT_FREQ 1"))
     proc = sh("capt/fewshot.sh", "synth_shapes", 1, 2, env=env)
     assert len(lines(proc, "run")) == 2
     for k in (1, 2):
-        res = result(env, "fewshot", "train", "synth_shapes", f"shots_{k}", "CAPT", "synth", "seed1")
-        assert (res["num_shots"], res["subsample"], res["eval_only"], res["load_epoch"]) == (k, "all", False, 1)
+        res = result(env, "fewshot", "train", "synth_shapes", f"shots_{k}", "CAPT", cfg_dir(env), "seed1")
+        assert (res["num_shots"], res["subsample"], res["eval_only"], res["load_epoch"]) == (k, "all", False, 2)
     # An interrupted 2-epoch run looks like this: the epoch-1 checkpoint and no results.json. A rerun resumes it.
-    run_dir = Path(env["OUTPUT"], "fewshot", "train", "synth_shapes", "shots_2", "CAPT", "synth", "seed1")
+    run_dir = Path(env["OUTPUT"], "fewshot", "train", "synth_shapes", "shots_2", "CAPT", cfg_dir(env), "seed1")
+    finished = result(env, "fewshot", "train", "synth_shapes", "shots_2", "CAPT", cfg_dir(env), "seed1")
     (run_dir / "results.json").unlink()
-    env["EXTRA_OPTS"] = TINY.replace("OPTIM.MAX_EPOCH 1", "OPTIM.MAX_EPOCH 2")
+    (run_dir / "prompt_learner" / "model.pth.tar-2").unlink()
+    (run_dir / "prompt_learner" / "checkpoint").write_text("model.pth.tar-1\n")
     proc = sh("capt/fewshot.sh", "synth_shapes", 1, 2, env=env)
     assert [line.split()[-1] for line in lines(proc, "run")] == [str(run_dir)] and len(lines(proc, "skip")) == 1
     assert "Resuming from epoch 1" in proc.stdout
-    assert result(env, "fewshot", "train", "synth_shapes", "shots_2", "CAPT", "synth", "seed1")["load_epoch"] == 2
+    resumed = result(env, "fewshot", "train", "synth_shapes", "shots_2", "CAPT", cfg_dir(env), "seed1")
+    assert (resumed["clean"], resumed["worst_case"]) == (finished["clean"], finished["worst_case"])
+    # The lambda ablation: another EXTRA_OPTS is another run in another folder, never the lambda=1.5 numbers.
+    lam = dict(env, EXTRA_OPTS=env["EXTRA_OPTS"] + " TRAINER.CAPT.LAMBDA 1.5")
+    proc = sh("capt/fewshot.sh", "synth_shapes", 2, env=lam)
+    assert len(lines(proc, "run")) == 1 and cfg_dir(lam) != cfg_dir(env)
+    other = result(lam, "fewshot", "train", "synth_shapes", "shots_2", "CAPT", cfg_dir(lam), "seed1")
+    assert other["identity"]["identity"]["model"]["TRAINER.CAPT.LAMBDA"] == 1.5
+    assert finished["identity"]["identity"]["model"]["TRAINER.CAPT.LAMBDA"] == 3.0
+    assert other["identity"]["fingerprint"] != finished["identity"]["fingerprint"]
+    from promptengine.engine.checkpoint import safe_load
+
+    lam_dir = Path(lam["OUTPUT"], "fewshot", "train", "synth_shapes", "shots_2", "CAPT", cfg_dir(lam), "seed1")
+    a, b = (safe_load(str(d / "prompt_learner" / "model.pth.tar-2"))["state_dict"] for d in (run_dir, lam_dir))
+    assert any(not a[k].equal(b[k]) for k in a)  # trained anew with the other lambda
+    cmp = subprocess.run([sys.executable, str(ROOT / "tools" / "compare.py"), env["OUTPUT"], "--protocol", "fewshot"],
+                         capture_output=True, text=True)
+    assert cmp.returncode == 0 and f"CAPT/{cfg_dir(env)}" in cmp.stdout and f"CAPT/{cfg_dir(lam)}" in cmp.stdout
 
 
 @pytest.mark.slow
-def test_capt_xd_one_target(env):
+def test_capt_xd_then_dg_share_the_source_model(env):
+    tag = cfg_dir(env)
     proc = sh("capt/xd.sh", 1, "synth_glyphs", env=env)
     assert len(lines(proc, "run")) == 2
-    train_dir = Path(env["OUTPUT"], "xd", "train", "synth_shapes", "shots_2", "CAPT", "synth", "seed1")
+    train_dir = Path(env["OUTPUT"], "transfer", "train", "synth_shapes", "shots_2", "CAPT", tag, "seed1")
     assert (train_dir / "log.txt").is_file() and not (train_dir / "results.json").exists()
-    res = result(env, "xd", "test", "synth_glyphs", "shots_2", "CAPT", "synth", "seed1")
+    res = result(env, "xd", "test", "synth_glyphs", "shots_2", "CAPT", tag, "seed1")
     assert res["dataset"] == "SynthGlyphs" and res["subsample"] == "all" and res["load_epoch"] == 1
     assert not Path(env["OUTPUT"], "xd", "test", "synth_patterns").exists()
+    trained = json.loads((train_dir / "identity.json").read_text())["training"]
+    assert res["identity"]["training"] == trained
 
-
-@pytest.mark.slow
-def test_capt_dg_one_target_and_the_source(env):
     proc = sh("capt/dg.sh", 1, "synth_shapes_sketch", env=env)
+    assert [line.split()[-1] for line in lines(proc, "skip")] == [str(train_dir)]  # trained once for both
     assert len(lines(proc, "run")) == 2
-    source = result(env, "dg", "train", "synth_shapes", "shots_2", "CAPT", "synth", "seed1")
-    assert source["dataset"] == "SynthShapes" and not source["eval_only"]
-    res = result(env, "dg", "test", "synth_shapes_sketch", "shots_2", "CAPT", "synth", "seed1")
+    source = result(env, "dg", "train", "synth_shapes", "shots_2", "CAPT", tag, "seed1")
+    assert source["dataset"] == "SynthShapes" and source["eval_only"] and source["identity"]["training"] == trained
+    res = result(env, "dg", "test", "synth_shapes_sketch", "shots_2", "CAPT", tag, "seed1")
     assert res["dataset"] == "SynthShapesSketch" and res["eval_only"] and res["load_epoch"] == 1
 
 
@@ -190,5 +230,5 @@ def test_capt_dg_one_target_and_the_source(env):
 def test_base2new_other_methods(env, method):
     sh(f"{method}/base2new.sh", "synth_shapes", 2, env=env)
     for sub in ("base", "new"):
-        res = result(env, "base2new", f"test_{sub}", "synth_shapes", "shots_2", METHODS[method], "synth", "seed2")
+        res = result(env, "base2new", f"test_{sub}", "synth_shapes", "shots_2", METHODS[method], cfg_dir(env), "seed2")
         assert res["subsample"] == sub and res["seed"] == 2 and res["load_epoch"] == 1

@@ -47,14 +47,12 @@ def base2new(root: Path, trainer: str, variant: str, seed: str, opts: list, epoc
     tail = Path("synth_shapes") / "shots_16" / trainer / variant / f"seed{seed}"
     train_dir = root / "base2new" / "train_base" / tail
     common = ["DATASET.NUM_SHOTS", "16", *opts]
-    if trainer != "ZeroshotCLIP" and not (train_dir / "prompt_learner" / f"model.pth.tar-{epochs}").exists():
+    if trainer != "ZeroshotCLIP":  # --skip-done: a finished run of the same identity is not redone
         call(train_py(trainer, "synth", train_dir, seed, [*common, "DATASET.SUBSAMPLE_CLASSES", "base",
-                                                           "TEST.NO_TEST", "True"]), train_dir / "run.txt")
+                                                           "TEST.NO_TEST", "True"], "--skip-done"), train_dir / "run.txt")
     for phase, sub in (("test_base", "base"), ("test_new", "new")):
         out = root / "base2new" / phase / tail
-        if (out / "results.json").exists():
-            continue
-        flags = ["--eval-only"] + ([] if trainer == "ZeroshotCLIP" else ["--model-dir", str(train_dir),
+        flags = ["--eval-only", "--skip-done"] + ([] if trainer == "ZeroshotCLIP" else ["--model-dir", str(train_dir),
                                                                          "--load-epoch", str(epochs)])
         call(train_py(trainer, "synth", out, seed, [*common, "DATASET.SUBSAMPLE_CLASSES", sub], *flags), out / "run.txt")
 
