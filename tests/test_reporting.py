@@ -525,3 +525,47 @@ def test_dg_table_and_dataset_filter(tmp_path):
     assert len(read_csv(text)) == 1  # no attacks anywhere: no robust table
     (_, header, _), *_ = read_csv(run_compare(tmp_path, "--format", "csv", "--datasets", "SynthNoise"))
     assert header == ["Method", "SynthShapes (source)", "SynthNoise"]  # one target: no Average
+
+
+def _with_identity(path: Path, lr: float, seed: int) -> None:
+    """Give a written record a run identity (as train.py does) whose setting differs only by the learning rate."""
+    from promptengine.engine import identity as ident
+
+    full = {"trainer": "CAPT", "model": {"TRAINER.CAPT.LAMBDA": 3.0}, "train": {"OPTIM.LR": lr, "SEED": seed},
+            "data": {"DATASET.NAME": "SynthShapes"}, "eval": {"TEST.MAX_IMAGES": -1}, "weights": {"source": "this run"}}
+    record = json.loads((path / "results.json").read_text())
+    record["identity"] = ident.summary(full)
+    (path / "results.json").write_text(json.dumps(record))
+    (path / "identity.json").write_text(json.dumps(ident.summary(full)))
+
+
+def test_different_identities_are_never_averaged(tmp_path, capsys):
+    """Seeds 1-2 ran with lr 0.002, seed 3 with lr 0.02 in the same folder: two rows, never one mean, and a warning."""
+    root = tmp_path / "out"
+    for seed, lr, clean in ((1, 0.002, 80.0), (2, 0.002, 82.0), (3, 0.02, 40.0)):
+        path = rt.write_run(root, "fewshot", "train", "SynthShapes", "CAPT", seed, clean, [(rt.PGD100, 20.0)])
+        _with_identity(path, lr, seed)
+    text = run_compare(root, "--protocol", "fewshot", "--format", "csv")
+    clean = text.split("robust accuracy")[0]
+    rows = [r for r in csv.reader(io.StringIO(clean)) if len(r) > 2 and r[1].startswith("CAPT")]
+    assert sorted(r[1:] for r in rows) == [["CAPT [setting 1]", "81.00 +- 1.00 (n=2)*"], ["CAPT [setting 2]", "40.00 (n=1)"]]
+    assert "67.33" not in text  # the mean of all three seeds would mix two settings
+    err = capsys.readouterr().err
+    assert "2 different run settings" in err and "'train.OPTIM.LR'" in err
+    # parse_test_res: separate summaries and a warning; --multi-exp leaves the mixed experiment out
+    parsed = run_parse(root / "fewshot" / "train" / "SynthShapes" / "shots_16" / "CAPT" / "synth")
+    assert parsed.count("Summary of directory") == 2 and "81.00%" in parsed and "40.00%" in parsed
+    assert "67.33" not in parsed and "2 different identities" in capsys.readouterr().err
+
+
+def test_zero_image_results_are_skipped(tmp_path, capsys):
+    root = tmp_path / "out"
+    rt.write_run(root, "fewshot", "train", "SynthShapes", "CoOp", 1, 80.0)
+    empty = rt.write_run(root, "fewshot", "train", "SynthShapes", "CoOp", 2, 0.0)
+    record = json.loads((empty / "results.json").read_text())
+    record["num_images"] = 0
+    record["clean"].update(total=0, correct=0)
+    (empty / "results.json").write_text(json.dumps(record))
+    report = load_results(root)
+    assert [r.seed for r in report.runs] == [1]
+    assert any("zero images" in w for w in report.warnings)

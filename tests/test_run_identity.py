@@ -117,6 +117,18 @@ def test_eval_only_checks_the_model_it_loads(finished, tmp_path, capsys):
     assert record["identity"]["training"] == trained["training"]
 
 
+def test_evaluation_folder_is_not_reused_by_another_evaluation(finished, tmp_path, capsys):
+    """No checkpoint guards an evaluation folder: its identity.json does (another attack is another result)."""
+    ev = tmp_path / "eval"
+    assert coop(ev, "--eval-only", "--model-dir", finished) == 0
+    before = snapshot(ev)
+    capsys.readouterr()
+    assert coop(ev, "--eval-only", "--model-dir", finished, opts=["ATTACK.TEST.ENABLED", "True", "ATTACK.TEST.STEPS", "2"]) == 2
+    err = one_error_line(capsys)
+    assert f"output dir {ev} belongs to another run: 'eval.ATTACK.TEST.ENABLED'" in err
+    assert snapshot(ev) == before
+
+
 def test_results_carry_identity_and_provenance(finished):
     record = json.loads((finished / "results.json").read_text())
     summary = record["identity"]
