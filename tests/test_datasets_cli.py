@@ -76,6 +76,8 @@ def test_capt_base2new_script_on_a_coop_layout_tree(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert res.returncode == 0, res.stderr[-1500:]
     for phase, subsample in (("test_base", "base"), ("test_new", "new")):
-        path = tmp_path / "out" / "base2new" / phase / "oxford_pets" / "shots_2" / "CAPT" / "synth" / "seed1" / "results.json"
+        method_dir = tmp_path / "out" / "base2new" / phase / "oxford_pets" / "shots_2" / "CAPT"
+        (cfg_dir,) = method_dir.glob("synth@*")  # EXTRA_OPTS and BACKBONE give the runs their own folder
+        path = cfg_dir / "seed1" / "results.json"
         record = json.loads(path.read_text())
         assert record["subsample"] == subsample and record["dataset"] == "OxfordPets" and record["robust"]
