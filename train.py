@@ -11,6 +11,8 @@ import os
 import sys
 import warnings
 
+from promptengine.config.apt_flags import add_apt_flags, apt_flag_overrides
+
 warnings.filterwarnings("ignore", message=".*pkg_resources.*")
 warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.load.*")
 
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
     p.add_argument("--print-config", action="store_true", help="print the fully resolved config and exit")
+    add_apt_flags(p)  # APT's --eps --alpha --steps --adv-prompt --prompt-alpha
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line")
     return p
 
@@ -61,6 +64,7 @@ def cli_overrides(args: argparse.Namespace) -> list:
         pairs.append(("MODEL.BACKBONE.NAME", args.backbone))
     if args.head:
         pairs.append(("MODEL.HEAD.NAME", args.head))
+    pairs.extend(apt_flag_overrides(args))  # APT's flags, translated (one note)
     return pairs
 
 
@@ -71,6 +75,7 @@ def main(argv=None) -> int:
     import datasets  # noqa: F401  (registers dataset loaders)
     import trainers  # noqa: F401  (registers trainers and their config keys)
     from promptengine.config.merge import build_cfg
+    from promptengine.config.names import check_names
     from promptengine.engine import distributed as dist
     from promptengine.engine.logging import commit_log, start_logging
     from promptengine.engine.run import build_trainer, check_output_dir, describe_run
@@ -78,6 +83,7 @@ def main(argv=None) -> int:
 
     cfg = build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
     if args.print_config:
+        check_names(cfg)  # an unknown trainer or dataset fails here too, not only on a real run
         print(cfg.dump())
         return 0
     dist.init_from_env()
