@@ -170,6 +170,10 @@ def test_apt_flags_honour_apts_robust_default(tmp_path, capsys, monkeypatch, tin
                os.path.join("backbone", "rn50_eps4.pth.tar"))
     assert run_train(["--no-train", "--output-dir", tmp_path / "b", *args]) == 0
     assert "Loading robust vision weights from backbone/rn50_eps4.pth.tar" in (tmp_path / "b" / "log.txt").read_text()
+    coop = ["--trainer", "CoOp", *args[2:], "OPTIM.MAX_EPOCH", "1"]  # APT's CoOp.sh: same flags, clean training
+    assert run_train(["--output-dir", tmp_path / "c", *coop]) == 0
+    log = (tmp_path / "c" / "log.txt").read_text()
+    assert "Loading robust vision weights from backbone/rn50_eps4.pth.tar" in log and "adv_acc" not in log
 
 
 def test_int_values_for_float_keys_in_files_and_opts(tmp_path):
