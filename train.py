@@ -12,6 +12,8 @@ import sys
 import time
 import warnings
 
+from promptengine.config.apt_flags import add_apt_flags, apt_flag_overrides
+
 warnings.filterwarnings("ignore", message=".*pkg_resources.*")
 warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.load.*")
 
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reuse an output folder, checkpoint or --model-dir whose run identity differs (see docs/GUARANTEES.md)")
     p.add_argument("--skip-done", action="store_true",
                    help="exit without writing anything when this exact run (same identity) already finished here")
+    add_apt_flags(p)  # APT's --eps --alpha --steps --adv-prompt --prompt-alpha
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line")
     return p
 
@@ -66,6 +69,7 @@ def cli_overrides(args: argparse.Namespace) -> list:
         pairs.append(("MODEL.BACKBONE.NAME", args.backbone))
     if args.head:
         pairs.append(("MODEL.HEAD.NAME", args.head))
+    pairs.extend(apt_flag_overrides(args))  # APT's flags, translated (one note)
     return pairs
 
 
@@ -77,12 +81,14 @@ def main(argv=None) -> int:
     import datasets  # noqa: F401  (registers dataset loaders)
     import trainers  # noqa: F401  (registers trainers and their config keys)
     from promptengine.config.merge import build_cfg
+    from promptengine.config.names import check_names
     from promptengine.engine import distributed as dist
     from promptengine.engine.run import check_output_dir
     from promptengine.engine.runlock import acquire_run_lock
 
     cfg = build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
     if args.print_config:
+        check_names(cfg)  # an unknown trainer or dataset fails here too, not only on a real run
         print(cfg.dump())
         return 0
     dist.init_from_env()

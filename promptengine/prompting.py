@@ -9,7 +9,7 @@ iteration, which only takes gradients with respect to the input.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,7 @@ from .clip.backbone import PromptableCLIP, PromptBundle
 from .clip.loading import load_clip, load_visual_weights
 from .clip.model import FrozenZeroShot, PromptedCLIP
 from .clip.prompt_learner import PromptSpec
+from .config.apt_flags import robust_weights_path
 from .engine.trainer import TrainerX
 from .errors import UserError
 
@@ -39,14 +40,11 @@ class PromptTrainer(TrainerX):
         name = self.cfg.MODEL.BACKBONE.NAME
         print(f"Loading CLIP (backbone: {name})")
         clip_model = load_clip(name, self.cfg.MODEL.BACKBONE.DOWNLOAD_ROOT)
-        bcfg = self.cfg.MODEL.BACKBONE
-        if bcfg.PATH:
-            print(f"Loading robust vision weights from {bcfg.PATH}")
-            load_visual_weights(clip_model, bcfg.PATH)
+        path = robust_weights_path(self.cfg)  # PATH, or APT's default file when ROBUST
+        if path:
+            print(f"Loading robust vision weights from {path}")
+            load_visual_weights(clip_model, path)
             clip_model.requires_grad_(False)
-        elif bcfg.ROBUST:
-            raise UserError("MODEL.BACKBONE.ROBUST True needs MODEL.BACKBONE.PATH (the robust vision weights file, "
-                            "e.g. TeCoA's vitb32_eps4.pth.tar), or set ROBUST False")
         return PromptableCLIP(clip_model).to(self.device)
 
     def build_model(self) -> None:
@@ -96,11 +94,15 @@ class AdversarialPromptTrainer(PromptTrainer):
         return train_spec(self.cfg)
 
     def adversarial(self, x: torch.Tensor, y: torch.Tensor, bundle: PromptBundle, text: Optional[torch.Tensor],
-                    spec: Optional[AttackSpec] = None, clean_logits: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """PGD examples against fixed (detached) prompts; text features reused by every iteration."""
+                    spec: Optional[AttackSpec] = None, clean_logits: Optional[torch.Tensor] = None,
+                    target: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+        """PGD examples against fixed (detached) prompts, or against ``target`` (a logits function) when given;
+        text features reused by every iteration; per-image random starts fresh every epoch."""
         spec = spec or self.train_attack
         det = bundle.detached()
-        if self.model.spec.conditional:
+        if target is not None:
+            classifier = target
+        elif self.model.spec.conditional:
             classifier = lambda z: self.model.conditional_logits(z, det)
         else:
             text_det = text.detach() if text is not None else self.model.text_features(det)

@@ -1,14 +1,19 @@
 """AdvVP (adversarial visual prompting, TeCoA objective): a pixel padding prompt plus visual prompt tokens,
-hand-crafted text (the dataset's template)."""
+hand-crafted text (the dataset's template). By default as in its authors' code (and FAP's zsrobust): the pad
+is added to the normalised image, pad and tokens start from N(0, 1)."""
 
 from __future__ import annotations
 
 from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.errors import UserError
 from promptengine.registry import TRAINER_REGISTRY
 
 from .objectives import TeCoA
+
+# INIT: upstream = pad and tokens ~ N(0, 1) (authors' code); small = zero pad, tokens ~ N(0, 0.02^2)
+INIT_STDS = {"upstream": (1.0, 1.0), "small": (0.0, 0.02)}
 
 
 @TRAINER_REGISTRY.register()
@@ -19,10 +24,24 @@ class AdvVP(TeCoA):
         cfg.TRAINER.ADVVP.PROMPT_SIZE = 30  # padding width in pixels of a 224 px image (scaled to the model size)
         cfg.TRAINER.ADVVP.ADD_PROMPT_SIZE = 5  # visual prompt tokens at the input layer
         cfg.TRAINER.ADVVP.PREC = "fp16"
+        cfg.TRAINER.ADVVP.VISUAL_PROMPT_METHOD = "padding"  # FAP's zsrobust key; padding is the only method
+        cfg.TRAINER.ADVVP.PAD_SPACE = "normalized"  # normalized (authors' code) | pixel (pad on the [0, 1] image)
+        cfg.TRAINER.ADVVP.INIT = "upstream"  # upstream: N(0, 1) pad and tokens | small: zero pad, 0.02 tokens
+
+    def check_cfg(self, cfg) -> None:
+        super().check_cfg(cfg)
+        node = cfg.TRAINER.ADVVP
+        if node.VISUAL_PROMPT_METHOD != "padding":
+            raise UserError(f"TRAINER.ADVVP.VISUAL_PROMPT_METHOD '{node.VISUAL_PROMPT_METHOD}' is not supported "
+                            "(only padding, the method FAP's scripts use)")
+        if node.INIT not in INIT_STDS:
+            raise UserError(f"TRAINER.ADVVP.INIT must be one of {'/'.join(INIT_STDS)}, got '{node.INIT}'")
 
     def prompt_spec(self) -> PromptSpec:
         node = self.cfg.TRAINER.ADVVP
         res = self.backbone.resolution
         pad = max(1, round(node.PROMPT_SIZE * res / 224)) if node.PROMPT_SIZE > 0 else 0
+        pad_std, token_std = INIT_STDS[node.INIT]
         return PromptSpec(vision_n_ctx=node.ADD_PROMPT_SIZE, vision_depth=1 if node.ADD_PROMPT_SIZE else 0,
-                          pixel_pad=pad, template=self.dataset_template)
+                          pixel_pad=pad, template=self.dataset_template, pixel_space=node.PAD_SPACE,
+                          pixel_init_std=pad_std, vision_init_std=token_std)

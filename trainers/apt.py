@@ -1,9 +1,16 @@
-"""APT: CoOp text prompts trained on PGD examples (TeCoA), attack prompt 'onfly' or 'constant'."""
+"""APT: CoOp text prompts trained on PGD examples (TeCoA); the attack's prompt is 'onfly' (the current prompts),
+'constant' (the frozen CLIP with APT's template) or 'perturbed' (the prompts move adversarially with the image)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
+from promptengine.clip.backbone import PromptBundle
 from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.errors import UserError
 from promptengine.prompting import FrozenCLIPMixin
@@ -12,7 +19,7 @@ from promptengine.registry import TRAINER_REGISTRY
 from .coop import coop_spec
 from .objectives import TeCoA
 
-ATTACK_PROMPTS = ("onfly", "constant")
+ATTACK_PROMPTS = ("onfly", "constant", "perturbed")
 
 
 @TRAINER_REGISTRY.register()
@@ -22,13 +29,15 @@ class APT(FrozenCLIPMixin, TeCoA):
     @staticmethod
     def extend_cfg(cfg) -> None:
         cfg.TRAINER.APT = CN()
-        cfg.TRAINER.APT.ATTACK_PROMPT = "onfly"  # onfly: current prompts; constant: "a photo of a {}."
-        cfg.TRAINER.APT.CONSTANT_TEMPLATE = "a photo of a {}."
+        cfg.TRAINER.APT.ATTACK_PROMPT = "onfly"  # onfly | constant | perturbed (APT's --adv-prompt)
+        cfg.TRAINER.APT.CONSTANT_TEMPLATE = "a photo of a {}"  # APT's constant prompt (no final period)
+        cfg.TRAINER.APT.PROMPT_ALPHA = 0.0  # 'perturbed': SGD ascent step on the prompts per attack step
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)
         if cfg.TRAINER.APT.ATTACK_PROMPT not in ATTACK_PROMPTS:
-            raise UserError(f"TRAINER.APT.ATTACK_PROMPT must be onfly or constant, got '{cfg.TRAINER.APT.ATTACK_PROMPT}'")
+            raise UserError(f"TRAINER.APT.ATTACK_PROMPT must be one of {'/'.join(ATTACK_PROMPTS)}, "
+                            f"got '{cfg.TRAINER.APT.ATTACK_PROMPT}'")
 
     def trainer_precision(self) -> str:
         return self.cfg.TRAINER.COOP.PREC
@@ -37,14 +46,36 @@ class APT(FrozenCLIPMixin, TeCoA):
         return coop_spec(self.cfg.TRAINER.COOP)
 
     def build_model(self) -> None:
+        if not self.cfg.MODEL.BACKBONE.ROBUST and not self.cfg.MODEL.BACKBONE.PATH:
+            print("Note: OpenAI vision weights; APT's own train.py loads the robust TeCoA tower by default "
+                  "(MODEL.BACKBONE.ROBUST True, with backbone/<arch>_eps<E>.pth.tar or MODEL.BACKBONE.PATH)")
         super().build_model()
         self.constant_target = None
         if self.cfg.TRAINER.APT.ATTACK_PROMPT == "constant":
             self.constant_target = self.frozen_zero_shot([self.cfg.TRAINER.APT.CONSTANT_TEMPLATE])
 
     def attack_examples(self, x, y, bundle, text):
-        if self.constant_target is None:
-            return super().attack_examples(x, y, bundle, text)
-        from promptengine.attacks import attack
+        mode = self.cfg.TRAINER.APT.ATTACK_PROMPT
+        if mode == "constant":
+            return self.adversarial(x, y, bundle, text, target=self.constant_target)
+        if mode == "perturbed":
+            return self.adversarial(x, y, bundle, text, target=self.perturbed_target(y, bundle))
+        return super().attack_examples(x, y, bundle, text)
 
-        return attack(self.constant_target, x, y, self.train_attack, module=self.model, autocast=self.autocast)
+    def perturbed_target(self, y: torch.Tensor, bundle: PromptBundle) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A logits function whose prompt context takes one ascent step of PROMPT_ALPHA on the batch's mean CE at
+        every attack step (APT's 'perturbed'); the learned prompts themselves are never changed."""
+        model, step = self.model, float(self.cfg.TRAINER.APT.PROMPT_ALPHA)
+        state = {"ctx": bundle.text_ctx.detach()}
+
+        def forward(z: torch.Tensor) -> torch.Tensor:
+            ctx = state["ctx"].clone().requires_grad_(True)
+            with torch.enable_grad():
+                prompts = replace(bundle.detached(), text_ctx=ctx)
+                logits = model.logits_from_features(model.image_features(z, prompts), model.text_features(prompts))
+            if z.requires_grad:  # an attack step: move the prompts with the same gradient pass
+                (grad,) = torch.autograd.grad(F.cross_entropy(logits.float(), y), ctx, retain_graph=True)
+                state["ctx"] = (ctx + step * grad).detach()
+            return logits
+
+        return forward

@@ -20,9 +20,12 @@ def coop_keys(node_name: str, cfg) -> None:
 
 
 def coop_spec(node) -> PromptSpec:
-    """CoOp's rule: an init phrase sets the number of context tokens to its word count."""
+    """CoOp's rules: an init phrase sets the number of context tokens to its word count, and builds one shared
+    context from the words (CSC is then ignored, as in CoOp's code)."""
     n_ctx = len(node.CTX_INIT.replace("_", " ").split()) if node.CTX_INIT else node.N_CTX
-    return PromptSpec(text_n_ctx=n_ctx, text_ctx_init=node.CTX_INIT, text_csc=node.CSC,
+    if node.CSC and node.CTX_INIT:
+        print(f'Note: CSC True is ignored with CTX_INIT "{node.CTX_INIT}": one shared context from the words (as CoOp)')
+    return PromptSpec(text_n_ctx=n_ctx, text_ctx_init=node.CTX_INIT, text_csc=bool(node.CSC and not node.CTX_INIT),
                       class_token_position=node.CLASS_TOKEN_POSITION)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Dict, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.errors import UserError
@@ -14,7 +13,7 @@ from promptengine.prompting import AdversarialPromptTrainer, accuracy
 from promptengine.registry import TRAINER_REGISTRY
 
 from .maple import coupled_keys, coupled_spec
-from .objectives import kl_per_sample
+from .objectives import fap_loss
 
 
 @TRAINER_REGISTRY.register()
@@ -53,10 +52,6 @@ class FAP(AdversarialPromptTrainer):
         x_adv = self.adversarial(x, y, bundle, text, clean_logits=logits_clean)
         f_adv = model.image_features(x_adv, bundle)
         logits_adv = model.logits_from_features(f_adv, text)
-        nat = F.cross_entropy(logits_clean.float(), y)
-        kl = kl_per_sample(logits_clean, logits_adv)  # (B,), clean branch not detached (as FAP)
-        weight = (F.cosine_similarity(f_clean.float(), f_adv.float(), dim=1) + 1) if self.adv_term == "cos" else 1.0
-        adv = (weight * kl).mean()
-        loss = nat + self.lam * adv
+        loss, nat, adv = fap_loss(y, logits_clean, logits_adv, f_clean, f_adv, self.lam, self.adv_term)
         return loss, {"loss": loss.item(), "nat_loss": nat.item(), "adv_loss": adv.item(),
                       "acc": accuracy(logits_clean, y), "adv_acc": accuracy(logits_adv, y)}

@@ -8,11 +8,13 @@ from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.prompting import PromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
+from .maple import upstream_ctx_init
 from .objectives import TeCoA
 
 
 def ivlp_spec(node) -> PromptSpec:
-    return PromptSpec(text_n_ctx=node.N_CTX_TEXT, text_depth=node.PROMPT_DEPTH_TEXT, text_ctx_init=node.CTX_INIT,
+    return PromptSpec(text_n_ctx=node.N_CTX_TEXT, text_depth=node.PROMPT_DEPTH_TEXT,
+                      text_ctx_init=upstream_ctx_init(node.N_CTX_TEXT, node.CTX_INIT),
                       vision_n_ctx=node.N_CTX_VISION, vision_depth=node.PROMPT_DEPTH_VISION, coupling="independent")
 
 

@@ -20,8 +20,20 @@ def coupled_keys(cfg, name: str) -> None:
     setattr(cfg.TRAINER, name, node)
 
 
+MAX_INIT_CTX = 4  # MaPLe/IVLP/FAP's code initialises from CTX_INIT only when N_CTX <= 4, else randomly
+
+
+def upstream_ctx_init(n_ctx: int, ctx_init: str) -> str:
+    """CTX_INIT as MaPLe's code uses it: ignored (random init, "X" placeholders) when N_CTX > 4."""
+    if ctx_init and n_ctx > MAX_INIT_CTX:
+        print(f'Note: CTX_INIT "{ctx_init}" is not used with N_CTX {n_ctx} > {MAX_INIT_CTX}: random init (as MaPLe)')
+        return ""
+    return ctx_init
+
+
 def coupled_spec(node, coupling: str) -> PromptSpec:
-    return PromptSpec(text_n_ctx=node.N_CTX, text_depth=node.PROMPT_DEPTH, text_ctx_init=node.CTX_INIT,
+    return PromptSpec(text_n_ctx=node.N_CTX, text_depth=node.PROMPT_DEPTH,
+                      text_ctx_init=upstream_ctx_init(node.N_CTX, node.CTX_INIT),
                       vision_n_ctx=node.N_CTX, vision_depth=node.PROMPT_DEPTH, coupling=coupling)
 
 
@@ -41,6 +53,8 @@ class AdvMaPLe(TeCoA):
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "ADVMAPLE")
         cfg.TRAINER.ADVMAPLE.CLASSIFIER = False  # FAP's key, unused
+        # text_to_vision: MaPLe's coupling (the method's definition); vision_to_text: FAP's released advMaPLe code
+        cfg.TRAINER.ADVMAPLE.COUPLING = "text_to_vision"
 
     def prompt_spec(self) -> PromptSpec:
-        return coupled_spec(self.cfg.TRAINER.ADVMAPLE, "text_to_vision")
+        return coupled_spec(self.cfg.TRAINER.ADVMAPLE, self.cfg.TRAINER.ADVMAPLE.COUPLING)

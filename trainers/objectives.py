@@ -17,6 +17,19 @@ def kl_per_sample(target_logits: torch.Tensor, input_logits: torch.Tensor) -> to
     return (log_p_target.exp() * (log_p_target - log_p_input)).sum(dim=1)
 
 
+def fap_loss(y: torch.Tensor, logits_clean: torch.Tensor, logits_adv: torch.Tensor, f_clean: torch.Tensor,
+             f_adv: torch.Tensor, lam: float, adv_term: str = "cos") -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """FAP: CE(clean) + lam * mean_i[w_i * KL_i(clean || adv)], w_i = cos(f_clean_i, f_adv_i) + 1 ('cos') or 1 ('kl').
+
+    Returns (total, natural term, adversarial term); the clean branch is not detached (as FAP's code).
+    """
+    nat = F.cross_entropy(logits_clean.float(), y)
+    kl = kl_per_sample(logits_clean, logits_adv)  # (B,)
+    weight = (F.cosine_similarity(f_clean.float(), f_adv.float(), dim=1) + 1) if adv_term == "cos" else 1.0
+    adv = (weight * kl).mean()
+    return nat + lam * adv, nat, adv
+
+
 class TeCoA(AdversarialPromptTrainer):
     """Cross-entropy on PGD examples made against the current prompts (APT, AdvVP, AdvVLP, AdvMaPLe)."""
 

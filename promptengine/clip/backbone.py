@@ -5,8 +5,8 @@ embedding, residual blocks, layer norms, projections) and only decides what ente
 - text: learnable context replaces the placeholder tokens at positions ``1..1+n_ctx`` before
   block 0 (shallow) and before blocks ``1..depth-1`` (deep, MaPLe/IVLP style);
 - vision: ``n_v`` prompt tokens are appended after the patch tokens before ``ln_pre`` (shallow)
-  and replaced before blocks ``1..depth-1`` (deep); an optional additive pixel prompt acts on the
-  [0, 1] image (AdvVP padding prompt).
+  and replaced before blocks ``1..depth-1`` (deep); an optional additive pixel prompt (AdvVP padding
+  prompt) acts on the normalised image, or on the [0, 1] image.
 Images enter as [0, 1] tensors; CLIP's mean/std normalisation happens here, exactly once.
 The text sequence is cut to the longest prompt (exact because of the causal mask).
 """
@@ -39,7 +39,8 @@ class PromptBundle:
     text_deep: Sequence[torch.Tensor] = field(default_factory=list)  # blocks 1.. : (n_ctx, Dt)
     vision_shallow: Optional[torch.Tensor] = None  # (n_v, Dv)
     vision_deep: Sequence[torch.Tensor] = field(default_factory=list)  # blocks 1.. : (n_v, Dv)
-    pixel_prompt: Optional[torch.Tensor] = None  # (3, H, W), added to the [0, 1] image
+    pixel_prompt: Optional[torch.Tensor] = None  # (3, H, W), added to the image
+    pixel_space: str = "normalized"  # where the pixel prompt is added: "normalized" (after CLIP's mean/std) | "pixel"
 
     def detached(self) -> PromptBundle:
         """A copy with no autograd history (attacks must not build graphs into parameters)."""
@@ -164,23 +165,28 @@ class PromptableCLIP(nn.Module):
         return self.encode_text_embeddings(self.embed_tokens(tokens), tokens.argmax(dim=-1))
 
     # ---- vision ---------------------------------------------------------------------------------------------
-    def prepare_images(self, x: torch.Tensor, pixel_prompt: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """[0, 1] images -> normalised images at the model's resolution (resized inside the model if needed)."""
+    def prepare_images(self, x: torch.Tensor, pixel_prompt: Optional[torch.Tensor] = None,
+                       pixel_space: str = "normalized") -> torch.Tensor:
+        """[0, 1] images -> normalised images at the model's resolution (resized inside the model if needed);
+        a pixel prompt is added after normalisation (AdvVP as in its authors' code) or to the [0, 1] image."""
         if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
             if not self._resize_noted:
                 print(f"Note: images of {tuple(x.shape[-2:])} are resized to {self.resolution}px inside the model")
                 self._resize_noted = True
             x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bicubic", align_corners=False,
                               antialias=True)
-        if pixel_prompt is not None:  # (3, res, res) at the model's resolution
-            x = x + pixel_prompt.to(x.dtype)
-        return self.normalizer(x)
+        if pixel_prompt is None:
+            return self.normalizer(x)
+        pixel_prompt = pixel_prompt.to(x.dtype)  # (3, res, res) at the model's resolution
+        if pixel_space == "pixel":
+            return self.normalizer(x + pixel_prompt)
+        return self.normalizer(x) + pixel_prompt
 
     def encode_image(self, x: torch.Tensor, prompts: Optional[PromptBundle] = None) -> torch.Tensor:
         """(B, 3, H, W) images in [0, 1] -> (B, E) image features (not normalised)."""
         prompts = prompts or PromptBundle()
         visual = self.clip.visual
-        x = self.prepare_images(x, prompts.pixel_prompt)
+        x = self.prepare_images(x, prompts.pixel_prompt, prompts.pixel_space)
         if not self.is_vit:
             if prompts.vision_shallow is not None or prompts.vision_deep:
                 raise UserError("vision prompts need a ViT CLIP backbone (ResNet CLIPs have no tokens to prompt)")

@@ -39,6 +39,9 @@ class PromptSpec:
     coupling: str = "independent"
     conditional: bool = False  # CoCoOp meta-net
     pixel_pad: int = 0  # AdvVP padding prompt width in pixels (at the input size)
+    pixel_space: str = "normalized"  # the pad is added after CLIP's normalisation ("normalized") or before ("pixel")
+    pixel_init_std: float = 0.0  # pad init: N(0, std^2) (AdvVP's code: 1.0); 0 = zeros
+    vision_init_std: float = 0.02  # vision prompt token init std (AdvVP's code: 1.0)
     template: str = "a photo of a {}."  # fixed prompts when text_n_ctx == 0
 
     def validate(self, backbone: PromptableCLIP) -> None:
@@ -56,6 +59,8 @@ class PromptSpec:
                 raise UserError("coupled prompts need the same number of text and vision tokens and the same depth")
         if self.text_depth > 1 and self.class_token_position != "end":
             raise UserError("deep text prompts need CLASS_TOKEN_POSITION end")
+        if self.pixel_space not in ("normalized", "pixel"):
+            raise UserError(f"pixel prompt space must be normalized or pixel, got '{self.pixel_space}'")
         if self.text_csc and self.coupling != "independent":
             raise UserError("class-specific context cannot be coupled to vision prompts")
 
@@ -92,8 +97,8 @@ class PromptLearner(nn.Module):
         if spec.coupling == "independent":
             self.text_deep.extend(_normal(n_t, dt) for _ in range(max(0, depth_t - 1)))
             if depth_v:
-                self.vision_shallow = _normal(n_v, dv)
-                self.vision_deep.extend(_normal(n_v, dv) for _ in range(depth_v - 1))
+                self.vision_shallow = _normal(n_v, dv, std=spec.vision_init_std)
+                self.vision_deep.extend(_normal(n_v, dv, std=spec.vision_init_std) for _ in range(depth_v - 1))
         elif spec.coupling == "text_to_vision":  # MaPLe: vision prompts are projections of text prompts
             self.text_deep.extend(_normal(n_t, dt) for _ in range(depth_t - 1))
             self.proj_shallow = nn.Linear(dt, dv)
@@ -105,7 +110,7 @@ class PromptLearner(nn.Module):
         self.pixel_prompt: Optional[nn.Parameter] = None
         if spec.pixel_pad > 0:
             size = backbone.resolution
-            self.pixel_prompt = nn.Parameter(torch.zeros(3, size, size))
+            self.pixel_prompt = nn.Parameter(torch.randn(3, size, size) * spec.pixel_init_std)
             mask = torch.ones(1, size, size)
             mask[:, spec.pixel_pad : size - spec.pixel_pad, spec.pixel_pad : size - spec.pixel_pad] = 0
             self.register_buffer("pixel_mask", mask, persistent=False)
@@ -132,5 +137,6 @@ class PromptLearner(nn.Module):
             bundle.vision_deep = list(self.vision_deep)
             bundle.text_deep = [proj(p) for proj, p in zip(self.proj_deep, self.vision_deep)]
         if self.pixel_prompt is not None:
-            bundle.pixel_prompt = self.pixel_prompt * self.pixel_mask
+            bundle.pixel_prompt = self.pixel_prompt * self.pixel_mask  # (3, res, res), zero inside the pad
+            bundle.pixel_space = spec.pixel_space
         return bundle

@@ -25,9 +25,9 @@ def get_cfg_default() -> CN:
     _C.INPUT.INTERPOLATION = "bilinear"
     _C.INPUT.TRANSFORMS = ()
     _C.INPUT.NO_TRANSFORM = False
-    # Kept for YAML compatibility; normalisation happens once, inside the model, with CLIP's values.
-    _C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
-    _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
+    # CLIP's values; normalisation happens once, inside the model. Other values are rejected (config/upstream.py).
+    _C.INPUT.PIXEL_MEAN = [0.48145466, 0.4578275, 0.40821073]
+    _C.INPUT.PIXEL_STD = [0.26862954, 0.26130258, 0.27577711]
     _C.INPUT.CROP_PADDING = 4
     _C.INPUT.RRCROP_SCALE = (0.08, 1.0)
     _C.INPUT.CUTOUT_N = 1
@@ -74,7 +74,7 @@ def get_cfg_default() -> CN:
     _C.MODEL.BACKBONE = CN()
     _C.MODEL.BACKBONE.NAME = ""
     _C.MODEL.BACKBONE.PRETRAINED = True
-    _C.MODEL.BACKBONE.ROBUST = False  # APT YAMLs carry this key; a robust vision tower is loaded from PATH
+    _C.MODEL.BACKBONE.ROBUST = False  # APT's key: a robust vision tower from PATH, or APT's backbone/<arch>_eps<E>.pth.tar
     _C.MODEL.BACKBONE.PATH = ""  # optional visual-tower weights (e.g. TeCoA) loaded over the CLIP vision encoder
     _C.MODEL.BACKBONE.DOWNLOAD_ROOT = ""  # "" = $CLIP_DOWNLOAD_ROOT or ~/.cache/clip
     _C.MODEL.HEAD = CN()

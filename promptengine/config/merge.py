@@ -15,6 +15,7 @@ from yacs.config import CfgNode as CN
 from ..errors import UserError
 from ..registry import TRAINER_REGISTRY, closest
 from .defaults import get_cfg_default
+from .upstream import finalize, translate_file, translate_opts
 
 
 def all_keys(cfg: CN, prefix: str = "") -> List[str]:
@@ -53,6 +54,7 @@ def merge_from_file(cfg: CN, path: str) -> None:
             loaded = yaml.safe_load(f) or {}
         except yaml.YAMLError as exc:
             raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    loaded = translate_file(cfg, loaded, path)  # upstream node names, ints for float keys
     _check_keys(cfg, cfg, loaded, path)
     _note_fap_keys(cfg, loaded)
     try:
@@ -65,6 +67,7 @@ def merge_from_list(cfg: CN, opts: Sequence[str]) -> None:
     """Merge trailing ``KEY VALUE`` pairs with yacs semantics (values parsed as Python literals)."""
     if len(opts) % 2 != 0:
         raise UserError(f"trailing options must be KEY VALUE pairs; got an odd number: {' '.join(opts)}")
+    opts = translate_opts(cfg, opts)  # upstream node names, ints for float keys
     for key, _ in zip(opts[0::2], opts[1::2]):
         node = cfg
         for part in key.split("."):
@@ -112,6 +115,7 @@ def build_cfg(
         node[parts[-1]] = value
     if opts:
         merge_from_list(cfg, opts)
+    finalize(cfg)  # upstream trainer names, normalisation check
     if freeze:
         cfg.freeze()
     return cfg

@@ -1,0 +1,141 @@
+"""Upstream compatibility: CoOp, MaPLe, APT and FAP configs and scripts load unchanged.
+
+Called by ``promptengine.config.merge`` at three points (file, trailing opts, final config):
+- integer values for float keys (FAP's ``ATTACK.PGD.EPS 1``) become floats;
+- FAP's config nodes ``TRAINER.ZSROBUST`` and ``TRAINER.ADVIVLP`` are read as ``TRAINER.ADVVP`` and ``TRAINER.IVLP``;
+- FAP's trainer names (``ADVIVLP``, ``advMaPLe``, ``zsrobust``, ``AdvZeroshotCLIP``) name our trainers.
+Every translation prints one ``Note:`` line on stderr, so ``--print-config`` output stays a clean YAML dump.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Dict, List, Sequence
+
+from yacs.config import CfgNode as CN
+
+# FAP's node name -> ours (same keys; ZSROBUST.VISUAL_PROMPT_METHOD is declared by AdvVP)
+NODE_ALIASES: Dict[str, str] = {"ZSROBUST": "ADVVP", "ADVIVLP": "IVLP"}
+# upstream trainer names (compared case-insensitively, as FAP's scripts spell them in lower case) -> ours
+TRAINER_ALIASES: Dict[str, str] = {
+    "advivlp": "AdvVLP",
+    "advmaple": "AdvMaPLe",
+    "zsrobust": "AdvVP",
+    "advzeroshotclip": "ZeroshotCLIP",
+}
+
+
+def note(text: str) -> None:
+    """One translation note on stderr (stdout may be a --print-config dump)."""
+    print(f"Note: {text}", file=sys.stderr)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def coerce_ints(default, value):
+    """``value`` as a float where the default is a float and ``value`` an int (also inside lists/tuples)."""
+    if isinstance(default, float) and _is_int(value):
+        return float(value)
+    if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)) and default:
+        if all(isinstance(d, float) for d in default):
+            return type(value)(float(v) if _is_int(v) else v for v in value)
+    return value
+
+
+def _rename_nodes(loaded: dict, source: str) -> None:
+    trainer = loaded.get("TRAINER")
+    if not isinstance(trainer, dict):
+        return
+    for old, new in NODE_ALIASES.items():
+        if old in trainer:
+            if new in trainer:
+                trainer[new] = {**trainer.pop(old), **trainer[new]}
+            else:
+                trainer[new] = trainer.pop(old)
+            note(f"TRAINER.{old} in {source} is read as TRAINER.{new} (FAP's node name)")
+
+
+def _coerce_tree(cfg: CN, loaded: dict) -> None:
+    for k, v in loaded.items():
+        if k not in cfg:
+            continue  # the unknown-key check names it
+        if isinstance(v, dict) and isinstance(cfg[k], CN):
+            _coerce_tree(cfg[k], v)
+        else:
+            loaded[k] = coerce_ints(cfg[k], v)
+
+
+def translate_file(cfg: CN, loaded: dict, source: str) -> dict:
+    """A loaded YAML dict in our vocabulary: FAP's node names renamed, ints for float keys made floats."""
+    if not isinstance(loaded, dict):
+        return loaded
+    _rename_nodes(loaded, source)
+    _coerce_tree(cfg, loaded)
+    return loaded
+
+
+def _rename_key(key: str) -> str:
+    parts = key.split(".")
+    if len(parts) > 2 and parts[0] == "TRAINER" and parts[1] in NODE_ALIASES:
+        new = ".".join([parts[0], NODE_ALIASES[parts[1]], *parts[2:]])
+        note(f"{key} is read as {new} (FAP's node name)")
+        return new
+    return key
+
+
+def _default_of(cfg: CN, key: str):
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, CN) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def translate_opts(cfg: CN, opts: Sequence[str]) -> List[str]:
+    """Trailing ``KEY VALUE`` options in our vocabulary (values stay strings; ``1`` -> ``1.0`` for float keys)."""
+    from ast import literal_eval
+
+    out: List[str] = []
+    for i, item in enumerate(opts):
+        if i % 2 == 0:
+            out.append(_rename_key(str(item)))
+            continue
+        default = _default_of(cfg, out[-1])
+        try:
+            parsed = literal_eval(item) if isinstance(item, str) else item
+        except (ValueError, SyntaxError):
+            out.append(item)
+            continue
+        coerced = coerce_ints(default, parsed)
+        out.append(repr(coerced) if coerced is not parsed else item)
+    return out
+
+
+def resolve_trainer_alias(cfg: CN) -> None:
+    """Replace an upstream trainer name by ours (one note)."""
+    name = cfg.TRAINER.NAME
+    ours = TRAINER_ALIASES.get(str(name).lower())
+    if ours and ours != name:
+        note(f"trainer '{name}' (FAP's name) runs as '{ours}'")
+        cfg.TRAINER.NAME = ours
+
+
+def check_pixel_stats(cfg: CN) -> None:
+    """INPUT.PIXEL_MEAN/STD must be CLIP's: normalisation happens once, inside the model, with CLIP's values."""
+    from ..clip.backbone import CLIP_MEAN, CLIP_STD
+    from ..errors import UserError
+
+    for key, clip_values in (("PIXEL_MEAN", CLIP_MEAN), ("PIXEL_STD", CLIP_STD)):
+        given = [float(v) for v in cfg.INPUT[key]]
+        if len(given) != 3 or any(abs(a - b) > 1e-6 for a, b in zip(given, clip_values)):
+            raise UserError(f"INPUT.{key} {given} differs from CLIP's {list(clip_values)}: images are normalised "
+                            f"inside the model with CLIP's values only; remove INPUT.{key} or set CLIP's values")
+
+
+def finalize(cfg: CN) -> None:
+    """Last step before freezing: upstream trainer names, and the normalisation check."""
+    resolve_trainer_alias(cfg)
+    check_pixel_stats(cfg)
