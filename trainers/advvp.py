@@ -6,6 +6,7 @@ from __future__ import annotations
 from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import Int, Precision
 from promptengine.registry import TRAINER_REGISTRY
 
 from .objectives import TeCoA
@@ -13,6 +14,10 @@ from .objectives import TeCoA
 
 @TRAINER_REGISTRY.register()
 class AdvVP(TeCoA):
+    config_domains = {"TRAINER.ADVVP.PROMPT_SIZE": Int(0, meaning="0 = no pixel padding prompt"),
+                      "TRAINER.ADVVP.ADD_PROMPT_SIZE": Int(0, meaning="0 = no prompt tokens"),
+                      "TRAINER.ADVVP.PREC": Precision()}
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         cfg.TRAINER.ADVVP = CN()

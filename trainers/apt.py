@@ -5,6 +5,7 @@ from __future__ import annotations
 from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import OneOf
 from promptengine.errors import UserError
 from promptengine.prompting import FrozenCLIPMixin
 from promptengine.registry import TRAINER_REGISTRY
@@ -17,6 +18,8 @@ ATTACK_PROMPTS = ("onfly", "constant")
 
 @TRAINER_REGISTRY.register()
 class APT(FrozenCLIPMixin, TeCoA):
+    config_domains = {"TRAINER.APT.ATTACK_PROMPT": OneOf(*ATTACK_PROMPTS)}
+
     """Reads the prompt keys from TRAINER.COOP, as APT's configs do."""
 
     @staticmethod
