@@ -63,6 +63,11 @@ class DatasetBase:
         self._train_x = list(train_x or [])
         self._val = list(val or [])
         self._test = list(test or [])
+        if self._train_x or self._val or self._test:
+            from .split_check import check_split
+
+            check_split(f"dataset {type(self).__name__}", {"train": self._train_x, "val": self._val, "test": self._test},
+                        warn=False)
         self._lab2cname = self._get_lab2cname(self._train_x or self._test)
         self._num_classes = (max(self._lab2cname) + 1) if self._lab2cname else 0
 

@@ -378,6 +378,9 @@ class TrainerX:
 
     def write_results(self, split: str, clean: dict, robust: list, worst: Optional[torch.Tensor]) -> None:
         cfg = self.cfg
+        if not clean["total"]:  # a result on zero images would read as "accuracy 0.00" in every table
+            raise UserError(f"the {split} set has no images, so there is no result to write; check the dataset split "
+                            "and TEST.MAX_IMAGES")
         record = {
             "format": 1,
             "trainer": type(self).__name__,
