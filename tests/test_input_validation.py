@@ -84,7 +84,7 @@ YAML_CASES = {
     "bad indentation": ("OPTIM:\n  LR: 0.1\n   NAME: sgd\n", "line 3, column"),
     "a list": ("- OPTIM\n- LR\n", "holds a list, not a mapping"),
     "value for a section": ("OPTIM: 3\n", "OPTIM in", "is a section of keys"),
-    "wrong type": ("OPTIM:\n  MAX_EPOCH: ten\n", "wrong value type for OPTIM.MAX_EPOCH", "expected a int"),
+    "wrong type": ("OPTIM:\n  MAX_EPOCH: ten\n", "wrong value type for OPTIM.MAX_EPOCH", "expected an int"),
 }
 
 

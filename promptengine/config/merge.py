@@ -66,6 +66,10 @@ def coerce(value: Any, default: Any) -> Any:
     raise TypeError
 
 
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
 def set_value(cfg: CN, key: str, raw: Any, source: str, provenance: Dict[str, str], decode: bool = True) -> None:
     """Decode ``raw`` (a YAML value or a command-line string; a CLI flag's value is taken as is), coerce it,
     set ``key`` and record its source."""
@@ -79,7 +83,7 @@ def set_value(cfg: CN, key: str, raw: Any, source: str, provenance: Dict[str, st
         node[leaf] = coerce(value, default)
     except TypeError:
         raise UserError(f"wrong value type for {key} in {source}: got {value!r} ({type(value).__name__}); "
-                        f"expected a {type(default).__name__} like the default {default!r}") from None
+                        f"expected {_article(type(default).__name__)} like the default {default!r}") from None
     provenance[key] = source
     if key.startswith("ATTACK.PGD.") and key != "ATTACK.PGD.USE":
         cfg.ATTACK.PGD.USE = True  # FAP's keys drive the attack settings when used (promptengine.attacks.spec)
