@@ -69,6 +69,11 @@ def test_integers_are_accepted_for_floats(tmp_path, capsys):
     assert "LR: 1.0" in out and "EPS: 4.0" in out and "EPS: 1.0" in out
 
 
+def test_attack_names_are_case_insensitive_as_the_attack_core_reads_them(capsys):
+    assert run_train(["--print-config", "ATTACK.TEST.METHOD", "PGD", "ATTACK.TEST.NORM", "Linf", "ATTACK.TEST.LOSS",
+                      "CE"]) == 0
+
+
 @pytest.mark.parametrize("opts, key", [(["ATTACK.TEST.ENABLED", "True", "ATTACK.TEST.EPS", "100"], "ATTACK.TEST.EPS"),
                                        ([*ATTACK_ON, "ATTACK.TEST.EPS", "0.0"], "ATTACK.TEST.EPS = 0"),
                                        (["ATTACK.TRAIN.ENABLED", "True", "ATTACK.TRAIN.ALPHA", "0"], "ATTACK.TRAIN.ALPHA")])
@@ -191,6 +196,38 @@ def test_truncated_jpeg_in_a_run_is_one_line(tmp_path, capsys):
     bad(tmp_path, capsys, [*BASE, "--output-dir", str(tmp_path / "o"), *data, *PETS_OPTS, "DATALOADER.NUM_WORKERS", "1"],
         "cannot read image", victim.name, "replace it")
     assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_16_bit_image_through_the_dataset_loader(tmp_path):
+    """A 16-bit PNG in a real dataset tree reaches the model as a graded image, not a white one."""
+    from promptengine.config.merge import build_cfg
+    from promptengine.data.manager import DataManager
+
+    make_tree(tmp_path / "data", "oxford_pets")
+    cfg = build_cfg(opts=["DATASET.ROOT", str(tmp_path / "data"), "DATASET.NAME", "OxfordPets", "INPUT.SIZE", "(8,8)",
+                          "DATALOADER.NUM_WORKERS", "0", "DATASET.FEWSHOT_CACHE_DIR", str(tmp_path / "cache")])
+    dm = DataManager(cfg)
+    item = dm.test_set[0]
+    ramp = np.tile(np.linspace(0, 4095, 8).astype(np.uint16), (8, 1))  # 12-bit data in a 16-bit PNG
+    Image.fromarray(ramp).save(item["impath"], format="PNG")  # the loader sniffs the format, not the suffix
+    img = dm.test_set[0]["img"]  # (3, 8, 8) in [0, 1]
+    assert img.min().item() == 0.0 and img.max().item() == 1.0 and 0.3 < img.mean().item() < 0.7
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_bad_rerun_leaves_an_earlier_run_unchanged(tmp_path, capsys):
+    data = pets(tmp_path)
+    out = tmp_path / "o"
+    assert run_train([*BASE, "--no-train", "--output-dir", str(out), *data, *PETS_OPTS]) == 0
+    before = snapshot(out)
+    capsys.readouterr()
+    bad(tmp_path, capsys, [*BASE, "--output-dir", str(out), *data, *PETS_OPTS, "OPTIM.MAX_EPOCH", "0"], "MAX_EPOCH")
+    edit_split(tmp_path, lambda s: s.update(test=[]))
+    bad(tmp_path, capsys, [*BASE, "--output-dir", str(out), *data, *PETS_OPTS], "'test' split is empty")
+    assert snapshot(out) == before
 
 
 def test_check_images_lists_bad_files(tmp_path, capsys):

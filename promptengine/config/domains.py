@@ -34,6 +34,7 @@ class Domain:
     meaning: str = ""
     item: Optional[Domain] = None  # seq: the domain of every element
     length: Optional[int] = None  # seq: the required number of elements
+    ignore_case: bool = False  # choice: compared after strip().lower() (the attack keys' aliases)
 
     def accepts(self, value: Any) -> bool:
         if self.kind == "seq":
@@ -41,7 +42,9 @@ class Domain:
                 return False
             return all(self.item.accepts(v) for v in value)
         if self.kind == "choice":
-            return isinstance(value, str) and value in self.choices
+            if not isinstance(value, str):
+                return False
+            return (value.strip().lower() if self.ignore_case else value) in self.choices
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if self.kind == "int" and not isinstance(value, int):
@@ -85,8 +88,8 @@ def Real(low: Optional[float] = None, high: Optional[float] = None, low_open: bo
     return Domain("float", low, high, low_open=low_open, special=special, meaning=meaning)
 
 
-def OneOf(*choices: str, meaning: str = "") -> Domain:
-    return Domain("choice", choices=tuple(choices), meaning=meaning)
+def OneOf(*choices: str, meaning: str = "", ignore_case: bool = False) -> Domain:
+    return Domain("choice", choices=tuple(choices), meaning=meaning, ignore_case=ignore_case)
 
 
 def SeqOf(item: Domain, length: Optional[int] = None) -> Domain:
@@ -104,13 +107,13 @@ def _attack_domains(section: str) -> Dict[str, Domain]:
 
     p = f"ATTACK.{section}."
     return {
-        p + "METHOD": OneOf(*_ALIASES["method"]),
-        p + "NORM": OneOf(*_ALIASES["norm"]),
+        p + "METHOD": OneOf(*_ALIASES["method"], ignore_case=True),
+        p + "NORM": OneOf(*_ALIASES["norm"], ignore_case=True),
         p + "EPS": Real(0, meaning="/255 pixel units, e.g. 4 for 4/255"),
         p + "ALPHA": Real(0, special=(-1.0,), meaning="/255 units; -1 = default step size"),
         p + "STEPS": Int(0, meaning="0 = attack off" if section == "TRAIN" else "0 = off for PGD"),
         p + "RESTARTS": Int(1),
-        p + "LOSS": OneOf(*_ALIASES["loss"]),
+        p + "LOSS": OneOf(*_ALIASES["loss"], ignore_case=True),
         p + "AA_VERSION": OneOf(*AA_VERSIONS),
     }
 
@@ -230,7 +233,7 @@ def _pgd_sections(cfg) -> List[Tuple[str, str, float, float, int]]:
     out = []
     for section in ("TRAIN", "TEST"):
         node = cfg.ATTACK[section]
-        method = str(node.METHOD).lower()
+        method = str(node.METHOD).strip().lower()
         if node.ENABLED and method == "pgd" and node.STEPS > 0:
             out.append((section, f"ATTACK.{section}.ALPHA", float(node.EPS), float(node.ALPHA), int(node.STEPS)))
     if cfg.ATTACK.PGD.USE:
