@@ -213,7 +213,7 @@ def broken_split(draw):
         elif action == "empty":
             split[key] = []
         elif action == "dup":
-            split[key].append(list(split[key][0]))
+            split[key].append(split[key][0])
         elif action == "replace_entry":
             split[key][draw(st.integers(0, len(split[key]) - 1))] = draw(ENTRY_VALUE)
         else:

@@ -269,6 +269,9 @@ SPLIT_CASES = {
     "empty class name": (lambda s: _set(s, "train", 2, 2, "  "), "train entry 2", "empty class name"),
     "two names for one label": (lambda s: _set(s, "val", 0, 2, "wolf"), "two class names", "'wolf'"),
     "class name not text": (lambda s: _set(s, "test", 0, 2, "\udc80"), "not valid text"),
+    "class name not a string": (lambda s: _set(s, "test", 0, 2, None), "test entry 0 has the class name None"),
+    "fractional label": (lambda s: _set(s, "train", 1, 1, 1.5), "train entry 1 has the label 1.5"),
+    "infinite label": (lambda s: _set(s, "train", 1, 1, float("inf")), "train entry 1 has the label inf"),
 }
 
 

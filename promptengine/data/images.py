@@ -35,6 +35,7 @@ def read_rgb(path: str) -> Image.Image:
         raise UserError(f"image file not found: {path} (the split lists it; restore the file or the split)")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. PIL's "Corrupt EXIF data": the pixels decode, no console noise
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()

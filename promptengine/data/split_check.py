@@ -8,6 +8,7 @@ line each): the same image listed twice, two labels sharing a class name.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from typing import Dict, Mapping, Sequence
@@ -25,6 +26,16 @@ def relative_path_inside(relpath: str, where: str) -> str:
         raise UserError(f"{where}: path '{relpath[:120]}' points outside the dataset folder; split paths must be "
                         f"relative to it ({FIX})")
     return relpath
+
+
+def integer_label(value: object, where: str) -> int:
+    """A split file's label as an int: an integer (or an integral number / numeric string), never 1.5, inf or True."""
+    if isinstance(value, bool) or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
+        raise UserError(f"{where} has the label {value!r}; labels are integers 0..K-1 ({FIX})")
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"{where} has a non-integer label {value!r}; labels are integers 0..K-1 ({FIX})") from None
 
 
 def check_split(source: str, splits: Mapping[str, Sequence[Datum]], required: Sequence[str] = ("test",),
