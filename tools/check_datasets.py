@@ -2,10 +2,13 @@
 
     python tools/check_datasets.py --root $DATA                 # all 15 datasets
     python tools/check_datasets.py --root $DATA oxford_pets dtd # yaml ids or class names
+    python tools/check_datasets.py --root $DATA --check-images dtd  # also decode every image once
 
 Each dataset is loaded as a run would load it (full split, no few-shot, all classes), so the first
 missing folder or file is named by its expected path. Counts are compared with those of the split file
-and of CoOp's splits. Nothing is written. Exit status: 0 when every requested dataset loads, 1 when one
+and of CoOp's splits. With ``--check-images`` every listed image is decoded once with the reader a run uses
+and the files that cannot be read are listed (the dataset is then "broken"). Nothing is written.
+Exit status: 0 when every requested dataset loads, 1 when one
 is missing or broken, 2 on a bad argument.
 """
 
@@ -70,6 +73,7 @@ class Result:
     split_source: str = ""
     split_counts: Dict[str, int] = field(default_factory=dict)  # what the split file lists
     split_classes: Optional[int] = None
+    bad_images: List[str] = field(default_factory=list)  # one problem line per unreadable image (--check-images)
 
 
 def resolve_names(names: Sequence[str]) -> List[Benchmark]:
@@ -109,7 +113,18 @@ def _split_file_counts(result: Result, loader: type) -> None:
         result.split_source = f"{split_file} (unreadable)"
 
 
-def check_dataset(root: str, bench: Benchmark) -> Result:
+def find_bad_images(ds) -> List[str]:
+    """Decode every image the dataset lists once; one line per file that cannot be read."""
+    bad = []
+    for impath in dict.fromkeys(d.impath for items in (ds.train_x, ds.val, ds.test) for d in items):
+        try:
+            ds.read_image(impath)
+        except UserError as exc:
+            bad.append(str(exc))
+    return bad
+
+
+def check_dataset(root: str, bench: Benchmark, check_images: bool = False) -> Result:
     """Load one dataset as a run would (NUM_SHOTS -1, all classes) and record what was found."""
     loader = DATASET_REGISTRY.get(bench.name)
     folder = os.path.join(root, loader.dataset_dir)
@@ -130,14 +145,19 @@ def check_dataset(root: str, bench: Benchmark) -> Result:
         return result
     result.classes = ds.num_classes
     result.counts = {"train": len(ds.train_x), "val": len(ds.val), "test": len(ds.test)}
+    if check_images:
+        result.bad_images = find_bad_images(ds)
+        if result.bad_images:
+            result.status = "broken"
+            result.problem = f"{len(result.bad_images)} images cannot be read"
     return result
 
 
-def check_datasets(root: str, names: Sequence[str] = ()) -> List[Result]:
+def check_datasets(root: str, names: Sequence[str] = (), check_images: bool = False) -> List[Result]:
     root = os.path.abspath(os.path.expandvars(os.path.expanduser(root)))
     if not os.path.isdir(root):
         raise UserError(f"data root not found: {root} (pass --root with the folder that holds the datasets)")
-    return [check_dataset(root, b) for b in resolve_names(names)]
+    return [check_dataset(root, b, check_images) for b in resolve_names(names)]
 
 
 def _cell(got: Optional[int], in_split: Optional[int]) -> str:
@@ -175,6 +195,7 @@ def format_report(results: Sequence[Result]) -> str:
             lines.append(f"{r.bench.id} missing: expected the folder {r.folder} (see DATASETS.md#{r.bench.name.lower()})")
         elif r.status == "broken":
             lines.append(f"{r.bench.id} broken: {r.problem}")
+            lines.extend(f"{r.bench.id} bad image: {line}" for line in r.bad_images)
     differ = [
         r.bench.id
         for r in results
@@ -194,11 +215,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=os.environ.get("DATA", ""), help="the data root (default: $DATA)")
     parser.add_argument("names", nargs="*", help="yaml ids (oxford_pets) or class names (OxfordPets); default all")
+    parser.add_argument("--check-images", action="store_true",
+                        help="decode every listed image once and list the files that cannot be read")
     args = parser.parse_args(argv)
     try:
         if not args.root:
             raise UserError("no data root: pass --root /path/to/data (or set $DATA)")
-        results = check_datasets(args.root, args.names)
+        results = check_datasets(args.root, args.names, args.check_images)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from yacs.config import CfgNode as CN
 
 from promptengine.clip.backbone import PromptBundle
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import OneOf, Real
 from promptengine.errors import UserError
 from promptengine.prompting import FrozenCLIPMixin
 from promptengine.registry import TRAINER_REGISTRY
@@ -25,6 +26,9 @@ ATTACK_PROMPTS = ("onfly", "constant", "perturbed")
 @TRAINER_REGISTRY.register()
 class APT(FrozenCLIPMixin, TeCoA):
     """Reads the prompt keys from TRAINER.COOP, as APT's configs do."""
+
+    config_domains = {"TRAINER.APT.ATTACK_PROMPT": OneOf(*ATTACK_PROMPTS),
+                      "TRAINER.APT.PROMPT_ALPHA": Real(0, meaning="the 'perturbed' mode's prompt ascent step")}
 
     @staticmethod
     def extend_cfg(cfg) -> None:

@@ -8,16 +8,19 @@ from typing import Dict, Tuple
 import torch
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import OneOf, Real
 from promptengine.errors import UserError
 from promptengine.prompting import AdversarialPromptTrainer, accuracy
 from promptengine.registry import TRAINER_REGISTRY
 
-from .maple import coupled_keys, coupled_spec
+from .maple import coupled_domains, coupled_keys, coupled_spec
 from .objectives import fap_loss
 
 
 @TRAINER_REGISTRY.register()
 class FAP(AdversarialPromptTrainer):
+    config_domains = {**coupled_domains("FAP"), "TRAINER.FAP.LAMBDA": Real(0), "TRAINER.FAP.ADV_TERM": OneOf("cos", "kl")}
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "FAP")

@@ -50,6 +50,10 @@ class TrainerX(RunRecordsMixin):
     #: default precision of this trainer when TRAIN.PRECISION is empty and it has no PREC key
     default_precision = "fp32"
 
+    #: domains of this trainer's own keys ({"TRAINER.X.KEY": Int(0), ...}, see promptengine.config.domains),
+    #: checked with every other key after merging, before anything is built
+    config_domains: dict = {}
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         """Declare this trainer's config subtree (called for every registered trainer)."""
