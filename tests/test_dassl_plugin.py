@@ -174,3 +174,40 @@ def test_fp16_prec_keeps_learnable_tensors_fp32(dassl, tmp_path):
     assert trainer.precision in ("amp", "fp32")
     params = list(trainer.model.parameters())
     assert params and all(p.dtype == torch.float32 for p in params)
+
+
+def test_robust_evaluation_runs_in_fp32_under_half_precision_training(dassl, tmp_path, monkeypatch):
+    """Training in bf16 (explicit TRAIN.PRECISION on a CPU): the robust test's forwards still return fp32 logits."""
+    import promptengine.dassl_plugin.bridge as bridge
+
+    dtypes = []
+    real_evaluate = bridge.evaluate
+
+    def spy(classifier, *args, **kw):
+        def recorded(z):
+            out = classifier(z)
+            dtypes.append(out.dtype)
+            return out
+
+        return real_evaluate(recorded, *args, **kw)
+
+    monkeypatch.setattr(bridge, "evaluate", spy)
+    trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path, opts=["TRAIN.PRECISION", "bf16"]))
+    assert trainer.precision == "bf16"
+    trainer.robust_accuracy(trainer.test_loader)
+    assert dtypes and set(dtypes) == {torch.float32}
+
+
+SMALL_DEPTHS = ["TRAINER.FAP.PROMPT_DEPTH", "2", "TRAINER.ADVMAPLE.PROMPT_DEPTH", "2", "TRAINER.MAPLE.PROMPT_DEPTH", "2",
+                "TRAINER.IVLP.PROMPT_DEPTH_TEXT", "2", "TRAINER.IVLP.PROMPT_DEPTH_VISION", "2"]
+
+
+@pytest.mark.parametrize("name", ["APT", "FAP", "AdvVP", "AdvVLP", "AdvMaPLe", "CoOp", "MaPLe"])
+def test_other_trainers_take_a_step_on_dassl_engine(dassl, tmp_path, name):
+    trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path, trainer=name, opts=SMALL_DEPTHS))
+    learner = trainer._models["prompt_learner"]
+    before = [p.detach().clone() for p in learner.parameters()]
+    trainer.batch_idx, trainer.num_batches = 0, 1
+    terms = trainer.forward_backward(next(iter(trainer.train_loader_x)))
+    assert np.isfinite(terms["loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, learner.parameters()))
