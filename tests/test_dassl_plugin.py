@@ -15,6 +15,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from promptengine.errors import UserError
+from promptengine.reporting.logs import parse_log, robust_key
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE_DASSL = os.path.join(ROOT, "tests", "fake_dassl")
@@ -89,6 +90,25 @@ def test_engine_imports_no_dassl():
     assert out.stdout.split("\n")[:2] == ["[]", "True"], out.stdout + out.stderr
 
 
+def test_repository_with_its_own_trainers_package(tmp_path):
+    """In a CoOp-style repository, ``trainers`` is the repository's own package: the plug-in leaves it alone, loads
+    this toolbox's methods under another name, and skips a name the repository registered itself."""
+    theirs = tmp_path / "trainers"
+    theirs.mkdir()
+    (theirs / "__init__.py").write_text("MARK = 'theirs'\n")
+    (theirs / "coop.py").write_text("from dassl.engine import TRAINER_REGISTRY, TrainerX\n\n\n"
+                                   "@TRAINER_REGISTRY.register()\nclass CoOp(TrainerX):\n    pass\n")
+    code = ("import trainers, trainers.coop\n"
+            "import promptengine.dassl_plugin\n"
+            "from dassl.engine import TRAINER_REGISTRY as R\n"
+            "print(trainers.MARK, R.get('CoOp') is trainers.coop.CoOp, R.get('CAPT').__mro__[2].__module__)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, FAKE_DASSL]), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split()[-3:] == ["theirs", "True", "promptengine_methods.capt"], out.stdout + out.stderr
+    assert "already has 'CoOp'" in out.stdout
+
+
 def test_capt_trains_and_tests_on_dassl_engine(dassl, tmp_path, capsys):
     """Dassl's build_trainer builds our CAPT as a Dassl TrainerX; one epoch trains the prompts through Dassl's loop
     (LR stepped by update_lr, checkpoint by Dassl's save_model), and Dassl's test() prints the robust line."""
@@ -104,6 +124,11 @@ def test_capt_trains_and_tests_on_dassl_engine(dassl, tmp_path, capsys):
     assert "* accuracy:" in out  # Dassl's evaluator block
     robust = re.findall(r"^\* robust_accuracy \((.+)\): ([0-9.]+)%$", out, flags=re.M)
     assert [name for name, _ in robust] == [trainer.test_attacks[0].label()]
+    log = tmp_path / "log.txt"  # the Dassl run's log, as its logger would write it
+    log.write_text(out)
+    metrics = parse_log(log).values
+    assert metrics["accuracy"] == pytest.approx(float(re.search(r"\* accuracy: ([0-9.]+)%", out).group(1)))
+    assert metrics[robust_key(robust[0][0])] == pytest.approx(float(robust[0][1]))
     ckpt = tmp_path / "prompt_learner" / "model.pth.tar-1"
     assert ckpt.exists()
     fresh = dassl.engine.build_trainer(cfg)
