@@ -236,3 +236,21 @@ def test_other_trainers_take_a_step_on_dassl_engine(dassl, tmp_path, name):
     terms = trainer.forward_backward(next(iter(trainer.train_loader_x)))
     assert np.isfinite(terms["loss"])
     assert any(not torch.equal(a, b) for a, b in zip(before, learner.parameters()))
+
+
+def test_fp16_autocast_step_goes_through_the_gradient_scaler(dassl, tmp_path):
+    """fp16 autocast (explicit TRAIN.PRECISION amp, so it also runs on a CPU): the step is scaled and unscaled by the
+    gradient scaler, and the prompts stay fp32 and finite."""
+    trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path, opts=["TRAIN.PRECISION", "amp"]))
+    assert trainer.precision == "amp" and trainer.scaler.is_enabled()
+    steps = []
+    real_step = trainer.scaler.step
+    trainer.scaler.step = lambda optim: steps.append(optim) or real_step(optim)
+    learner = trainer._models["prompt_learner"]
+    before = [p.detach().clone() for p in learner.parameters()]
+    trainer.batch_idx, trainer.num_batches = 0, 1
+    trainer.forward_backward(next(iter(trainer.train_loader_x)))
+    assert steps == [trainer._optims["prompt_learner"]]
+    after = list(learner.parameters())
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
