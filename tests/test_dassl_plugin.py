@@ -227,7 +227,7 @@ SMALL_DEPTHS = ["TRAINER.FAP.PROMPT_DEPTH", "2", "TRAINER.ADVMAPLE.PROMPT_DEPTH"
                 "TRAINER.IVLP.PROMPT_DEPTH_TEXT", "2", "TRAINER.IVLP.PROMPT_DEPTH_VISION", "2"]
 
 
-@pytest.mark.parametrize("name", ["APT", "FAP", "AdvVP", "AdvVLP", "AdvMaPLe", "CoOp", "MaPLe"])
+@pytest.mark.parametrize("name", ["APT", "FAP", "AdvVP", "AdvVLP", "AdvMaPLe", "CoOp", "CoCoOp", "MaPLe", "IVLP", "VPT"])
 def test_other_trainers_take_a_step_on_dassl_engine(dassl, tmp_path, name):
     trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path, trainer=name, opts=SMALL_DEPTHS))
     learner = trainer._models["prompt_learner"]
@@ -254,3 +254,11 @@ def test_fp16_autocast_step_goes_through_the_gradient_scaler(dassl, tmp_path):
     after = list(learner.parameters())
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_zero_shot_clip_eval_only_on_dassl_engine(dassl, tmp_path, capsys):
+    """Dassl's --eval-only path for a training-free trainer: load_model('') is a no-op, test() attacks the frozen CLIP."""
+    trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path, trainer="ZeroshotCLIP"))
+    trainer.load_model("")
+    trainer.test()
+    assert re.search(r"^\* robust_accuracy \(pgd3, linf, eps=4/255", capsys.readouterr().out, flags=re.M)
