@@ -150,7 +150,9 @@ def _reference_pgd(s: BenchSetup, forward: Callable, x: torch.Tensor, y: torch.T
 def reference_step(s: BenchSetup, full_context: bool = False, text_backward: bool = True) -> Dict[str, float]:
     """The engine step's math (same x_adv, same loss) with the text encoder run inside every PGD iteration and in
     every training forward, as code built around ``model(x)`` does; ``full_context`` also keeps all 77 tokens."""
-    from trainers.capt_loss import capt_loss  # the method's own objective
+    from ..builtin import method_module
+
+    capt_loss = method_module("capt_loss").capt_loss  # the method's own objective
 
     trainer, model, x, y = s.trainer, s.model, s.x, s.y
     text_fn: TextFn = lambda b: text_features_at(model, b, True) if full_context else model.text_features(b)

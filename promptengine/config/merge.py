@@ -16,6 +16,7 @@ from yacs.config import CfgNode as CN
 
 from ..errors import UserError
 from ..registry import TRAINER_REGISTRY, closest
+from ..resources import find_config
 from .defaults import get_cfg_default
 from .domains import check_cfg, declared_domains
 from .upstream import finalize, translate_file, translate_opts
@@ -165,10 +166,12 @@ def build_cfg(
     cfg = get_cfg_default()
     trainer_classes = extend_cfg_all_trainers(cfg)
     provenance: Dict[str, str] = {}
-    if dataset_config_file:
-        merge_from_file(cfg, dataset_config_file, provenance)
+    cli_overrides = list(cli_overrides)
+    trainer = next((str(v) for k, v in cli_overrides if k == "TRAINER.NAME"), "")
+    if dataset_config_file:  # a path, or the name of a shipped config (promptengine.resources)
+        merge_from_file(cfg, find_config(dataset_config_file, "dataset"), provenance)
     if config_file:
-        merge_from_file(cfg, config_file, provenance)
+        merge_from_file(cfg, find_config(config_file, "trainer", trainer), provenance)
     for key, value in cli_overrides:
         set_value(cfg, key, value, COMMAND_LINE, provenance, decode=False)
     if opts:

@@ -36,7 +36,9 @@ class DatasetWrapper(Dataset):
 
 
 def build_dataset(cfg) -> DatasetBase:
-    import datasets  # noqa: F401  (registers the loaders)
+    from ..builtin import builtin_package
+
+    builtin_package("datasets")  # registers the loaders
 
     if not cfg.DATASET.NAME:
         raise UserError("DATASET.NAME is empty (pass --dataset-config-file configs/datasets/<id>.yaml)")
