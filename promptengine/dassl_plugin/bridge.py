@@ -66,11 +66,6 @@ class DasslEngineBridge:
         super().build_data_loader()
         self.classnames = list(self.dm.dataset.classnames)
 
-    @property
-    def dataset_template(self) -> str:
-        template = getattr(type(self.dm.dataset), "template", None)
-        return template or super().dataset_template
-
     def build_optim(self, module: nn.Module):
         optim = build_optimizer(module, self.cfg.OPTIM)
         return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
@@ -130,7 +125,6 @@ class DasslEngineBridge:
         print_robust_lines(robust)
         for r in robust:
             self.write_scalar(f"test/robust_accuracy/{r['name']}", r["accuracy"], self.epoch)
-        self.robust_results = robust
         return result
 
     def robust_accuracy(self, loader) -> List[dict]:
