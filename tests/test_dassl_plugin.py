@@ -223,6 +223,32 @@ def test_robust_evaluation_runs_in_fp32_under_half_precision_training(dassl, tmp
     assert dtypes and set(dtypes) == {torch.float32}
 
 
+def test_training_attack_runs_in_fp32_under_half_precision_step(dassl, tmp_path, monkeypatch):
+    """The step runs under bf16 autocast (explicit TRAIN.PRECISION on a CPU); every forward of the training attack
+    returns fp32 logits (ATTACK.TRAIN.PRECISION fp32, the default, honoured on Dassl's engine too)."""
+    import promptengine.engine.precision as precision
+    import promptengine.prompting as prompting
+
+    if not hasattr(precision, "attack_autocast"):
+        pytest.skip("the training attack's own precision (ATTACK.TRAIN.PRECISION) is not in this engine yet")
+    dtypes = []
+    real_attack = prompting.attack
+
+    def spy(forward, x, y, spec, **kw):
+        def recorded(z):
+            out = forward(z)
+            dtypes.append(out.dtype)
+            return out
+
+        return real_attack(recorded, x, y, spec, **kw)
+
+    monkeypatch.setattr(prompting, "attack", spy)
+    trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path, opts=["TRAIN.PRECISION", "bf16"]))
+    trainer.batch_idx, trainer.num_batches = 0, 1
+    trainer.forward_backward(next(iter(trainer.train_loader_x)))
+    assert dtypes and set(dtypes) == {torch.float32}
+
+
 SMALL_DEPTHS = ["TRAINER.FAP.PROMPT_DEPTH", "2", "TRAINER.ADVMAPLE.PROMPT_DEPTH", "2", "TRAINER.MAPLE.PROMPT_DEPTH", "2",
                 "TRAINER.IVLP.PROMPT_DEPTH_TEXT", "2", "TRAINER.IVLP.PROMPT_DEPTH_VISION", "2"]
 
@@ -239,8 +265,10 @@ def test_other_trainers_take_a_step_on_dassl_engine(dassl, tmp_path, name):
 
 
 def test_fp16_autocast_step_goes_through_the_gradient_scaler(dassl, tmp_path):
-    """fp16 autocast (explicit TRAIN.PRECISION amp, so it also runs on a CPU): the step is scaled and unscaled by the
-    gradient scaler, and the prompts stay fp32 and finite."""
+    """fp16 autocast (explicit TRAIN.PRECISION amp, so it also runs on a CPU): every step goes through the gradient
+    scaler (which skips a step whose scaled gradients overflow and lowers its scale), the prompts move within a few
+    steps and stay fp32 and finite."""
+    torch.manual_seed(0)
     trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path, opts=["TRAIN.PRECISION", "amp"]))
     assert trainer.precision == "amp" and trainer.scaler.is_enabled()
     steps = []
@@ -248,12 +276,16 @@ def test_fp16_autocast_step_goes_through_the_gradient_scaler(dassl, tmp_path):
     trainer.scaler.step = lambda optim: steps.append(optim) or real_step(optim)
     learner = trainer._models["prompt_learner"]
     before = [p.detach().clone() for p in learner.parameters()]
-    trainer.batch_idx, trainer.num_batches = 0, 1
-    trainer.forward_backward(next(iter(trainer.train_loader_x)))
-    assert steps == [trainer._optims["prompt_learner"]]
+    batch = next(iter(trainer.train_loader_x))
+    trainer.batch_idx, trainer.num_batches = 0, 2  # not the last batch: the LR stays
+    taken = 0
+    while taken < 10 and all(torch.equal(a, b) for a, b in zip(before, learner.parameters())):
+        trainer.forward_backward(batch)
+        taken += 1
+    assert steps == [trainer._optims["prompt_learner"]] * taken
     after = list(learner.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after)), "no step in 10 was taken"
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in after)
-    assert any(not torch.equal(a, b) for a, b in zip(before, after))
 
 
 def test_zero_shot_clip_eval_only_on_dassl_engine(dassl, tmp_path, capsys):
