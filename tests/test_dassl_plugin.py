@@ -121,6 +121,7 @@ def test_capt_trains_and_tests_on_dassl_engine(dassl, tmp_path, capsys):
     after = trainer._models["prompt_learner"].state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before), "no prompt parameter moved"
     assert trainer.get_current_lr() == pytest.approx(0.0, abs=1e-12)  # cosine over 1 epoch, stepped once
+    assert {"cons_train", "cons_frz", "adv_acc"} <= set(trainer.epoch_summary)  # CAPT's after_epoch reads these
     assert "* accuracy:" in out  # Dassl's evaluator block
     robust = re.findall(r"^\* robust_accuracy \((.+)\): ([0-9.]+)%$", out, flags=re.M)
     assert [name for name, _ in robust] == [trainer.test_attacks[0].label()]
