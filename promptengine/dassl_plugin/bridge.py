@@ -20,6 +20,7 @@ from torch import nn
 
 from ..attacks import test_specs
 from ..engine.checkpoint import load_learnable_state
+from ..engine.meters import MetricMeter
 from ..engine.precision import autocast_factory, grad_scaler, resolve_precision
 from ..engine.trainer import TrainerX as EngineTrainerX
 from ..errors import UserError
@@ -82,7 +83,14 @@ class DasslEngineBridge:
     # ---- one step --------------------------------------------------------------------------------------------
     def forward_backward(self, batch: dict) -> Dict[str, float]:
         summary = super().forward_backward(batch)
+        after_step = getattr(self, "after_step", None)  # the main engine calls it after every step
+        if after_step is not None:
+            after_step(summary)
+        if self.batch_idx == 0:
+            self.epoch_meter = MetricMeter()
+        self.epoch_meter.update(summary)
         if (self.batch_idx + 1) == self.num_batches:  # Dassl trainers step the schedule once per epoch
+            self.epoch_summary = self.epoch_meter.averages()  # what after_epoch hooks read (CAPT's collapse check)
             self.update_lr()
         return summary
 
