@@ -159,8 +159,11 @@ def test_eps_is_in_pixel_units_under_normalising_pipeline(dassl, tmp_path, monke
     x, _ = trainer.parse_batch_train(batch)
     assert batch["img"].min() < -0.5  # the pipeline really normalised
     assert torch.allclose(x, raw, atol=1e-5)
+    steps = []
+    trainer.after_step = steps.append  # the main engine's per-step hook, called on Dassl's engine too
     trainer.batch_idx, trainer.num_batches = 0, 1
     trainer.forward_backward(batch)
+    assert len(steps) == 1 and "loss" in steps[0]
     x_in, x_adv, eps = seen[0]
     assert eps == pytest.approx(4.0 / 255)
     assert torch.allclose(x_in, raw, atol=1e-5)
