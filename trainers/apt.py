@@ -45,6 +45,4 @@ class APT(FrozenCLIPMixin, TeCoA):
     def attack_examples(self, x, y, bundle, text):
         if self.constant_target is None:
             return super().attack_examples(x, y, bundle, text)
-        from promptengine.attacks import attack
-
-        return attack(self.constant_target, x, y, self.train_attack, module=self.model, autocast=self.autocast)
+        return self.training_attack(self.constant_target, x, y)
