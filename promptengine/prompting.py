@@ -109,7 +109,8 @@ class AdversarialPromptTrainer(PromptTrainer):
         if self.model.spec.conditional:
             classifier = lambda z: self.model.conditional_logits(z, det)
         else:
-            text_det = text.detach() if text is not None else self.model.text_features(det)
+            # fp32 text features: the step may have computed them under autocast, the attack runs in its own precision
+            text_det = (text.detach() if text is not None else self.model.text_features(det)).float()
             classifier = lambda z: self.model.logits_from_features(self.model.image_features(z, det), text_det)
         return self.training_attack(classifier, x, y, spec, clean_logits)
 
