@@ -262,18 +262,19 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids, ju
                 loss = per_sample_loss(spec.loss, logits, ya, la)
             grad = None if last else torch.autograd.grad(loss.sum(), z)[0]
             z, loss = z.detach(), loss.detach()
+            wrong = logits.detach().argmax(1) != ya  # (n,) this forward's verdict on each working sample
             if t == 0 and restart == 0:
                 _check_logits(logits.detach())
                 if grad is not None:
                     _warn_zero_gradients(grad)
             if track:
-                fooled = logits.detach().argmax(1) != ya
+                fooled = wrong
                 if fooled.any():
                     x_best[idx[fooled]] = z[fooled]
                     done[idx[fooled]] = True
                     fooled_best[idx[fooled]] = True
                     keep = ~fooled
-                    idx, xa, ya, z, loss = idx[keep], xa[keep], ya[keep], z[keep], loss[keep]
+                    idx, xa, ya, z, loss, wrong = idx[keep], xa[keep], ya[keep], z[keep], loss[keep], wrong[keep]
                     grad = grad[keep] if grad is not None else None
                     la = la[keep] if la is not None else None
                     if idx.numel() == 0:
@@ -282,7 +283,7 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids, ju
                 better = loss > best_loss[idx]
                 x_best[idx[better]] = z[better]
                 best_loss[idx[better]] = loss[better]
-                fooled_best[idx[better]] = (logits.detach().argmax(1) != ya)[better]
+                fooled_best[idx[better]] = wrong[better]
                 break
             z = _step(z, grad, xa, spec)
 
