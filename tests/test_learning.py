@@ -1,6 +1,7 @@
-"""Learning-effect tests on the embedded world (SynthCLIP + synthetic datasets): methods really learn and really
-become robust. Each run uses the method's `synth.yaml` recipe (eps 2/255 for training and test) on 16-shot base
-classes with a short budget; comparisons are between runs on the same test images with the same attack (PGD-5).
+"""Learning-effect tests on the embedded world (SynthCLIP + synthetic datasets): methods really learn and, where
+the measurements on two seeds support it, really become robust (the measured numbers are written next to each test).
+Each run uses the method's `synth.yaml` recipe (eps 2/255 for training and test) on 16-shot base classes with a short
+budget; comparisons are between runs on the same test images with the same attack (PGD-5).
 
 SynthCLIP's zero-shot accuracy on SynthShapes base classes is ~92%, at the ceiling of what its frozen image features
 separate, so clean prompt learning is tested where zero-shot is weaker: the cluttered-scene domain (~61%).
@@ -46,6 +47,9 @@ def results(tmp_path_factory):
     return get
 
 
+SEEDS = ("1", "2")
+
+
 def mean(values) -> float:
     values = list(values)
     return sum(values) / len(values)
@@ -69,10 +73,18 @@ def test_vpt_learns(results):
     assert run["losses"][-1] < run["losses"][0]
 
 
-@pytest.mark.parametrize("adv,twin", [("APT", "CoOp"), ("AdvVLP", "IVLP"), ("AdvMaPLe", "MaPLe"), ("FAP", "MaPLe"),
-                                      ("CAPT", "MaPLe"), ("AdvVP", "VPT")])
-def test_adversarial_methods_are_more_robust_than_their_clean_twin(results, adv, twin):
-    assert results(adv)["robust"] > results(twin)["robust"] + 1
+# Adversarial training vs the same prompts trained clean: robust accuracy gain (points), seeds 1 and 2:
+#   AdvVP vs VPT +8.3, +6.0; AdvVLP vs IVLP +7.7, +6.5; AdvMaPLe vs MaPLe +1.9, +10.6; FAP vs MaPLe -2.7, +5.4;
+#   APT vs CoOp +3.3, -9.6 (APT's seed-2 run collapsed to 36% clean accuracy); CAPT vs MaPLe -1.7, +1.3.
+# Only gains that held on both seeds by more than their seed-to-seed spread are asserted; AdvVP (the slowest run)
+# is asserted on seed 1 only. The others are not claimed at this budget (5 epochs, PGD-2 training at 2/255).
+def test_adversarial_vlp_is_more_robust_than_its_clean_twin_on_two_seeds(results):
+    gains = [results("AdvVLP", seed=s)["robust"] - results("IVLP", seed=s)["robust"] for s in SEEDS]
+    assert mean(gains) > 3, gains  # measured 7.7 and 6.5
+
+
+def test_adversarial_visual_prompting_is_more_robust_than_vpt(results):
+    assert results("AdvVP")["robust"] > results("VPT")["robust"] + 3  # measured +8.3 (seed 2: +6.0)
 
 
 # CAPT's own claims, on two seeds (the run seed also changes the training attack's random starts).
@@ -83,7 +95,6 @@ def test_adversarial_methods_are_more_robust_than_their_clean_twin(results, adv,
 # the train-consistency term alone, loses 7-18 points). NOT supported at this budget: CAPT more robust than its
 # alpha = 0 or alpha = 1 variants, or than zero-shot CLIP. Changing only the training attack's random-start stream moved
 # CAPT's seed-1 robust accuracy from 42.9 to 37.5 (docs/CAPT.md), so robust differences of a few points are noise here.
-SEEDS = ("1", "2")
 ALPHA_0 = ("TRAINER.CAPT.ALPHA_MODE", "fixed", "TRAINER.CAPT.ALPHA_FIXED", "0.0")
 
 
