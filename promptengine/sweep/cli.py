@@ -127,7 +127,7 @@ def script_call(argv: List[str]) -> int:
     """A protocol.sh call (PROTOCOL TRAINER DEFAULT_CFG ARGS... | compare PROTOCOL OPTIONS...) run as a sweep."""
     runner = protocol_runner()
     args = argparse.Namespace(launcher=os.environ.get("LAUNCHER") or "local", jobs=None, threads=None,
-                              wait=True, dry_run=False, state=None,
+                              wait=True, dry_run=os.environ.get("DRY_RUN", "") not in ("", "0"), state=None,
                               slurm_config=os.environ.get("SLURM_CONFIG") or None)
     passthrough: List[str] = []
     if argv[:1] == ["compare"]:
