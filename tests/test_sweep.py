@@ -135,7 +135,7 @@ def test_local_grid_with_two_workers_failure_status_then_rerun_skips(tmp_path, e
 
     (blocked / "log.txt").unlink()
     stamps = {p: Path(runs[p][0].folder, "results.json").stat().st_mtime_ns for p in POINTS[:3]}
-    proc = sweep("run", grid, "--launcher", "sequential", env=env)
+    proc = sweep("run", grid, "--jobs", 2, "--threads", 1, env=env)
     assert {s for s, _ in status_lines(proc.stdout).values()} == {"done"}
     for pid in POINTS[:3]:  # finished runs are skipped by train.py, identity checked
         assert f"Skipping: {runs[pid][0].folder}" in (state / "logs" / f"{pid}.log").read_text()

@@ -65,16 +65,16 @@ class SweepState:
     def record(self, pid: str) -> Optional[Dict[str, Any]]:
         return read_json(str(self.record_path(pid)))
 
-    def write_record(self, pid: str, **fields: Any) -> None:
-        write_json_atomic(fields, str(self.record_path(pid)))
+    def write_record(self, point: str, fields: Dict[str, Any]) -> None:
+        write_json_atomic(fields, str(self.record_path(point)))
 
     def mark_submitted(self, pid: str, job: str) -> None:
-        self.write_record(pid, status="submitted", job=job, submitted=now())
+        self.write_record(pid, {"status": "submitted", "job": job, "submitted": now()})
 
     def mark_running(self, pid: str) -> None:
-        self.write_record(pid, status="running", pid=os.getpid(), host=socket.gethostname(), started=now(),
-                          job=os.environ.get("SLURM_JOB_ID", ""))
+        self.write_record(pid, {"status": "running", "pid": os.getpid(), "host": socket.gethostname(),
+                                "started": now(), "job": os.environ.get("SLURM_JOB_ID", "")})
 
     def mark_finished(self, pid: str, code: int) -> None:
         record = self.record(pid) or {}
-        self.write_record(pid, **{**record, "status": "finished", "exit": code, "ended": now()})
+        self.write_record(pid, {**record, "status": "finished", "exit": code, "ended": now()})
