@@ -17,6 +17,7 @@ from promptengine.errors import UserError
 from promptengine.sweep import launchers
 from promptengine.sweep.grid import build_grid, expand, script_env
 from promptengine.sweep.plan import chains, point_runs, resolve_methods
+from promptengine.sweep.worker import ChainTask
 from tests.test_scripts import SCRIPT_VARS, TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +106,21 @@ def test_slurm_launcher_without_submitit_names_the_install(monkeypatch, tmp_path
         launchers.launch_slurm(None, [["a"]], launchers.Launch("slurm", 1, 1))
 
 
+def test_a_preempted_chain_is_requeued_as_the_same_chain(tmp_path):
+    """submitit's preemption handler requeues a job whose function has ``checkpoint``; the requeued job reruns the
+    whole chain (train.py skips what finished and resumes the interrupted training)."""
+    submitit = pytest.importorskip("submitit")
+    from submitit.core.job_environment import _checkpoint
+
+    task = ChainTask(str(tmp_path), ["xd-capt-s1", "dg-capt-s1"], 4)
+    delayed = submitit.helpers.DelayedSubmission(task)
+    delayed.set_timeout(60, 3)
+    assert _checkpoint(delayed, tmp_path / "requeued.pkl", 3) == ""  # "" = requeue
+    again = submitit.helpers.DelayedSubmission.load(tmp_path / "requeued.pkl").function
+    assert isinstance(again, ChainTask) and again is not task
+    assert (again.folder, again.ids, again.threads) == (str(tmp_path), ["xd-capt-s1", "dg-capt-s1"], 4)
+
+
 # ---- end to end on the embedded world ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_local_grid_with_two_workers_failure_status_then_rerun_skips(tmp_path, env):
@@ -163,7 +179,7 @@ def test_slurm_grid_through_submitit_against_fake_slurm(tmp_path, env):
     opts = record["options"]
     assert opts["array"] == "0-3%2"  # one task per chain, two at once
     assert (opts["partition"], opts["account"], opts["time"], opts["mem"]) == ("gpu", "lab", "30", "8GB")
-    assert (opts["gpus-per-node"], opts["cpus-per-task"], opts["requeue"] if "requeue" in opts else "") == ("1", "1", "")
+    assert (opts["gpus-per-node"], opts["cpus-per-task"], opts["signal"]) == ("1", "1", "USR2@90")
     script = Path(record["script"]).read_text()
     assert f"export PYTHONPATH={ROOT}" in script and "-m submitit.core._submit" in script and "srun " in script
     state = Path(env["OUTPUT"], ".sweeps", "grid")
