@@ -7,6 +7,7 @@ commands of tests/fake_slurm.py, which record what submitit submits and run it o
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,47 @@ def test_a_preempted_chain_is_requeued_as_the_same_chain(tmp_path):
     again = submitit.helpers.DelayedSubmission.load(tmp_path / "requeued.pkl").function
     assert isinstance(again, ChainTask) and again is not task
     assert (again.folder, again.ids, again.threads) == (str(tmp_path), ["xd-capt-s1", "dg-capt-s1"], 4)
+
+
+def test_status_is_decided_from_the_run_folders_then_the_records(tmp_path):
+    """done needs every result, computed from the training folder's current run; exit codes alone decide nothing."""
+    from promptengine.sweep.grid import Point
+    from promptengine.sweep.plan import RunRef
+    from promptengine.sweep.state import SweepState
+    from promptengine.sweep.status import sweep_status
+
+    def put(folder, name, data):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / name).write_text(json.dumps(data))
+
+    ids = ["done", "stale", "failed", "zero", "gone", "running", "queued", "new"]
+    runs = {pid: [RunRef("train", str(tmp_path / pid / "train")), RunRef("eval", str(tmp_path / pid / "test"))]
+            for pid in ids}
+    state = SweepState(str(tmp_path / "state"))
+    state.save_plan("t", {}, [Point(pid, "capt", "xd", ["1"]) for pid in ids], runs, [[pid] for pid in ids], {}, {})
+    for pid in ids:
+        put(f"{pid}/train", "identity.json", {"training": "T1"})
+    put("done/test", "results.json", {"identity": {"training": "T1"}})
+    put("stale/test", "results.json", {"identity": {"training": "T0"}})  # evaluated an earlier training
+    put("running/test", "results.json", {"identity": {"training": "T1"}})
+    state.mark_finished("done", 3)  # a failed attempt, finished since by another
+    state.mark_finished("stale", 0)
+    state.mark_finished("failed", 2)
+    state.mark_finished("zero", 0)
+    state.write_record("gone", {"status": "running", "pid": 2 ** 22 + 12345, "host": socket.gethostname()})
+    state.mark_running("running")  # this process: alive
+    state.mark_submitted("queued", "77_3")
+    got = {s.id: (s.state, s.detail) for s in sweep_status(state)}
+    log = str(state.log_path("failed"))
+    assert got == {
+        "done": ("done", ""), "stale": ("failed", f"exited 0 but {tmp_path}/stale/test has no current result"),
+        "failed": ("failed", "exit status 2"),
+        "zero": ("failed", f"exited 0 but {tmp_path}/zero/test has no current result"),
+        "gone": ("failed", f"interrupted (process {2 ** 22 + 12345} is gone)"),
+        "running": ("running", f"pid {os.getpid()} on {socket.gethostname()}"),
+        "queued": ("pending", "job 77_3"), "new": ("pending", ""),
+    }
+    assert [s.log for s in sweep_status(state) if s.id == "failed"] == [log]
 
 
 # ---- end to end on the embedded world ---------------------------------------------------------------------------
