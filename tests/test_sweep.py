@@ -30,7 +30,7 @@ POINTS = ["fewshot-coop-synth_shapes-s1-k2", "fewshot-coop-synth_glyphs-s1-k2",
 
 @pytest.fixture
 def env(tmp_path):
-    base = {k: v for k, v in os.environ.items() if k not in SCRIPT_VARS + ("LAUNCHER", "JOBS", "THREADS")}
+    base = {k: v for k, v in os.environ.items() if k not in SCRIPT_VARS + ("LAUNCHER", "JOBS", "THREADS", "DEVICES")}
     return dict(base, OUTPUT=str(tmp_path / "out"), PYTHON=sys.executable, EXTRA_OPTS=TINY)
 
 
@@ -173,7 +173,8 @@ def test_local_grid_with_two_workers_failure_status_then_rerun_skips(tmp_path, e
     blocked.mkdir(parents=True)
     (blocked / "log.txt").write_text("not ours\n")
 
-    proc = sweep("run", grid, "--launcher", "local", "--jobs", 2, "--threads", 1, env=env, expect=1)
+    proc = sweep("run", grid, "--launcher", "local", "--jobs", 2, "--threads", 1, "--devices", "7,9", env=env,
+                 expect=1)
     report = status_lines(proc.stdout)
     assert {pid: s for pid, (s, _) in report.items()} == {**{p: "done" for p in POINTS[:3]}, POINTS[3]: "failed"}
     state = Path(env["OUTPUT"], ".sweeps", "grid")
@@ -181,7 +182,11 @@ def test_local_grid_with_two_workers_failure_status_then_rerun_skips(tmp_path, e
     assert report[POINTS[3]][1] == f"exit status 2; log {log}"
     assert "holds files of a run without a recorded identity" in log.read_text()
     records = [json.loads((state / "points" / f"{p}.json").read_text()) for p in POINTS]
-    assert len({r["pid"] for r in records}) == 2  # two worker processes ...
+    by_worker = {}
+    for r in records:
+        by_worker.setdefault(r["pid"], set()).add(r["device"])
+    assert sorted(map(sorted, by_worker.values())) == [["7"], ["9"]]  # two worker processes, one device each ...
+    assert "CUDA_VISIBLE_DEVICES=" in log.read_text().splitlines()[0]
     first, second = sorted(records, key=lambda r: r["started"])[:2]
     assert second["started"] < first["ended"]  # ... running at the same time
     for pid in POINTS[:3]:

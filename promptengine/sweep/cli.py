@@ -80,7 +80,8 @@ def plan_and_launch(grid_file: Optional[str], flags: Dict[str, Any], args: argpa
         return 0
     state.save_plan(grid.name, env, points, runs, groups, {k: list(v) for k, v in methods.items()},
                     {"protocols": grid.protocols, "seeds": grid.seeds})
-    how = Launch(args.launcher, jobs, threads, slurm_settings(args, grid.slurm), args.wait)
+    devices = [d for d in (args.devices or os.environ.get("DEVICES") or "").replace(",", " ").split() if d]
+    how = Launch(args.launcher, jobs, threads, slurm_settings(args, grid.slurm), args.wait, devices)
     failed = launch(state, groups, how)
     if args.launcher == "slurm" and not args.wait:
         return 0
@@ -96,6 +97,8 @@ def add_launch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="threads per worker (OMP_NUM_THREADS) and CPUs per Slurm task "
                         "(default: $THREADS, else the CPUs divided by --jobs)")
     parser.add_argument("--wait", action="store_true", help="slurm: wait for the jobs, then print the status")
+    parser.add_argument("--devices", help="local: GPU ids dealt to the workers, one each, e.g. 0,1,2,3 "
+                        "(CUDA_VISIBLE_DEVICES of every run of that worker)")
     parser.add_argument("--dry-run", action="store_true", help="print the points and chains, run nothing")
     parser.add_argument("--slurm-config", help="YAML of Slurm settings (keys: " + ", ".join(sorted(SLURM_KEYS)) + ")")
     parser.add_argument("--partition")
@@ -126,7 +129,7 @@ def collect(state: SweepState, passthrough: List[str]) -> int:
 def script_call(argv: List[str]) -> int:
     """A protocol.sh call (PROTOCOL TRAINER DEFAULT_CFG ARGS... | compare PROTOCOL OPTIONS...) run as a sweep."""
     runner = protocol_runner()
-    args = argparse.Namespace(launcher=os.environ.get("LAUNCHER") or "local", jobs=None, threads=None,
+    args = argparse.Namespace(launcher=os.environ.get("LAUNCHER") or "local", jobs=None, threads=None, devices=None,
                               wait=True, dry_run=os.environ.get("DRY_RUN", "") not in ("", "0"), state=None,
                               slurm_config=os.environ.get("SLURM_CONFIG") or None)
     passthrough: List[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import multiprocessing
 import os
 import sys
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Any, Dict, List
 from ..errors import UserError
 from .grid import REPO
 from .state import SweepState
-from .worker import ChainTask, run_chain
+from .worker import ChainTask, claim_device, run_chain
 
 LAUNCHERS = ("local", "slurm", "sequential")
 #: sweep.py flag / grid ``slurm:`` key -> submitit SlurmExecutor parameter
@@ -27,6 +28,7 @@ class Launch:
     threads: int  # threads per worker / CPUs per Slurm task
     slurm: Dict[str, Any] = field(default_factory=dict)
     wait: bool = False
+    devices: List[str] = field(default_factory=list)  # local: GPU ids dealt to the workers, one each
 
 
 def default_threads(jobs: int) -> int:
@@ -48,8 +50,13 @@ def launch(state: SweepState, chains: List[List[str]], how: Launch) -> int:
 
 
 def launch_local(state: SweepState, chains: List[List[str]], how: Launch) -> int:
+    """A pool of ``jobs`` worker processes; with ``devices``, worker i sees only GPU ``devices[i % len]``."""
     failed = 0
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, how.jobs)) as pool:
+    slots: Any = multiprocessing.Queue()
+    for slot in range(max(1, how.jobs)):
+        slots.put(how.devices[slot % len(how.devices)] if how.devices else "")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, how.jobs), initializer=claim_device,
+                                                initargs=(slots,)) as pool:
         futures = [pool.submit(run_chain, str(state.folder), ids, how.threads) for ids in chains]
         for future in concurrent.futures.as_completed(futures):
             failed += any(future.result())

@@ -71,9 +71,9 @@ class SweepState:
     def mark_submitted(self, pid: str, job: str) -> None:
         self.write_record(pid, {"status": "submitted", "job": job, "submitted": now()})
 
-    def mark_running(self, pid: str) -> None:
+    def mark_running(self, pid: str, device: str = "") -> None:
         self.write_record(pid, {"status": "running", "pid": os.getpid(), "host": socket.gethostname(),
-                                "started": now(), "job": os.environ.get("SLURM_JOB_ID", "")})
+                                "started": now(), "job": os.environ.get("SLURM_JOB_ID", ""), "device": device})
 
     def mark_finished(self, pid: str, code: int) -> None:
         record = self.record(pid) or {}

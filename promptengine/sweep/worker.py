@@ -14,7 +14,14 @@ from typing import Dict, List
 
 from .state import SweepState, now
 
-LAUNCH_VARS = ("LAUNCHER", "JOBS", "THREADS")
+LAUNCH_VARS = ("LAUNCHER", "JOBS", "THREADS", "DEVICES")
+_device = ""  # this worker's GPU (local launcher with --devices), set once when the pool starts it
+
+
+def claim_device(slots) -> None:
+    """Pool initializer: take one device from the queue for the life of this worker process."""
+    global _device
+    _device = slots.get()
 
 
 def point_environment(base: Dict[str, str], sweep_env: Dict[str, str], point_env: Dict[str, str],
@@ -24,6 +31,8 @@ def point_environment(base: Dict[str, str], sweep_env: Dict[str, str], point_env
     env.update(point_env)
     if threads > 0:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    if _device:
+        env["CUDA_VISIBLE_DEVICES"] = _device
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -33,12 +42,13 @@ def run_point(state: SweepState, pid: str, threads: int) -> int:
     point = state.points()[pid]
     env = point_environment(dict(os.environ), plan["env"], point.env, threads)
     cmd = ["bash", str(point.script), *point.args]
-    state.mark_running(pid)
+    state.mark_running(pid, _device)
     code = 1
     try:
         with open(state.log_path(pid), "a", encoding="utf-8") as log:
             shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted({**plan["env"], **point.env}.items()))
-            log.write(f"### {now()} point {pid} (threads {threads or 'default'})\n### {shown} {shlex.join(cmd)}\n")
+            gpu = f", CUDA_VISIBLE_DEVICES={_device}" if _device else ""
+            log.write(f"### {now()} point {pid} (threads {threads or 'default'}{gpu})\n### {shown} {shlex.join(cmd)}\n")
             log.flush()
             code = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             log.write(f"### {now()} exit status {code}\n")
