@@ -30,7 +30,7 @@ POINTS = ["fewshot-coop-synth_shapes-s1-k2", "fewshot-coop-synth_glyphs-s1-k2",
 
 @pytest.fixture
 def env(tmp_path):
-    base = {k: v for k, v in os.environ.items() if k not in SCRIPT_VARS + ("LAUNCHER", "JOBS", "THREADS", "DEVICES")}
+    base = {k: v for k, v in os.environ.items() if k not in SCRIPT_VARS}
     return dict(base, OUTPUT=str(tmp_path / "out"), PYTHON=sys.executable, EXTRA_OPTS=TINY)
 
 
