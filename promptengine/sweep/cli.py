@@ -62,6 +62,14 @@ def slurm_settings(args: argparse.Namespace, from_grid: Dict[str, Any]) -> Dict[
     return settings
 
 
+def env_count(name: str) -> int:
+    """A positive count from the environment (JOBS, THREADS), 0 when unset."""
+    text = os.environ.get(name, "").strip()
+    if text and (not text.isdigit() or int(text) < 1):
+        raise UserError(f"{name} must be a positive integer, not '{text}'")
+    return int(text or 0)
+
+
 def plan_and_launch(grid_file: Optional[str], flags: Dict[str, Any], args: argparse.Namespace) -> int:
     grid = build_grid(grid_file, flags)
     methods = resolve_methods(grid.methods)
@@ -70,8 +78,10 @@ def plan_and_launch(grid_file: Optional[str], flags: Dict[str, Any], args: argpa
     runs = {p.id: point_runs(p, methods[p.method], env) for p in points}
     groups = chains(points, runs)
     state = state_folder(args, env, grid.name)
-    jobs = args.jobs or int(os.environ.get("JOBS") or 0) or (len(groups) if args.launcher == "slurm" else 1)
-    threads = args.threads or int(os.environ.get("THREADS") or 0) or default_threads(jobs)
+    slurm = slurm_settings(args, grid.slurm)
+    jobs = args.jobs or env_count("JOBS") or (len(groups) if args.launcher == "slurm" else 1)
+    threads = args.threads or env_count("THREADS") or (
+        int(slurm.get("cpus") or 1) if args.launcher == "slurm" else default_threads(jobs))
     print(f"sweep {grid.name}: {len(points)} point(s) in {len(groups)} chain(s), launcher {args.launcher}, "
           f"{jobs} at once, {threads} thread(s) each; state {state.folder}", flush=True)
     if args.dry_run:
@@ -81,7 +91,7 @@ def plan_and_launch(grid_file: Optional[str], flags: Dict[str, Any], args: argpa
     state.save_plan(grid.name, env, points, runs, groups, {k: list(v) for k, v in methods.items()},
                     {"protocols": grid.protocols, "seeds": grid.seeds})
     devices = [d for d in (args.devices or os.environ.get("DEVICES") or "").replace(",", " ").split() if d]
-    how = Launch(args.launcher, jobs, threads, slurm_settings(args, grid.slurm), args.wait, devices)
+    how = Launch(args.launcher, jobs, threads, slurm, args.wait, devices)
     failed = launch(state, groups, how)
     if args.launcher == "slurm" and not args.wait:
         return 0
@@ -95,7 +105,7 @@ def add_launch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, help="chains at once: local workers, or Slurm array tasks running "
                         "together (default: $JOBS, else 1 locally and every chain on Slurm)")
     parser.add_argument("--threads", type=int, help="threads per worker (OMP_NUM_THREADS) and CPUs per Slurm task "
-                        "(default: $THREADS, else the CPUs divided by --jobs)")
+                        "(default: $THREADS; locally the CPUs divided by --jobs, on Slurm --cpus or 1)")
     parser.add_argument("--wait", action="store_true", help="slurm: wait for the jobs, then print the status")
     parser.add_argument("--devices", help="local: GPU ids dealt to the workers, one each, e.g. 0,1,2,3 "
                         "(CUDA_VISIBLE_DEVICES of every run of that worker)")
