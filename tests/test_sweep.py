@@ -186,7 +186,9 @@ def test_local_grid_with_two_workers_failure_status_then_rerun_skips(tmp_path, e
     for r in records:
         by_worker.setdefault(r["pid"], set()).add(r["device"])
     assert sorted(map(sorted, by_worker.values())) == [["7"], ["9"]]  # two worker processes, one device each ...
-    assert "CUDA_VISIBLE_DEVICES=" in log.read_text().splitlines()[0]
+    for r in records:  # what each run was given
+        head = (state / "logs" / f"{POINTS[records.index(r)]}.log").read_text().splitlines()[0]
+        assert head.endswith(f"(OMP_NUM_THREADS=1, CUDA_VISIBLE_DEVICES={r['device']})"), head
     first, second = sorted(records, key=lambda r: r["started"])[:2]
     assert second["started"] < first["ended"]  # ... running at the same time
     for pid in POINTS[:3]:

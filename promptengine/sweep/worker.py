@@ -47,8 +47,8 @@ def run_point(state: SweepState, pid: str, threads: int) -> int:
     try:
         with open(state.log_path(pid), "a", encoding="utf-8") as log:
             shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted({**plan["env"], **point.env}.items()))
-            gpu = f", CUDA_VISIBLE_DEVICES={_device}" if _device else ""
-            log.write(f"### {now()} point {pid} (threads {threads or 'default'}{gpu})\n### {shown} {shlex.join(cmd)}\n")
+            given = ", ".join(f"{k}={env[k]}" for k in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES") if k in env)
+            log.write(f"### {now()} point {pid} ({given})\n### {shown} {shlex.join(cmd)}\n")
             log.flush()
             code = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             log.write(f"### {now()} exit status {code}\n")
