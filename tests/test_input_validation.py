@@ -24,7 +24,7 @@ CONFIG_CASES = {
     "batch size 0": (["DATALOADER.TRAIN_X.BATCH_SIZE", "0"], "DATALOADER.TRAIN_X.BATCH_SIZE = 0", ">= 1",
                      "command line"),
     "max epoch 0": (["OPTIM.MAX_EPOCH", "0"], "OPTIM.MAX_EPOCH = 0", "integer >= 1"),
-    "negative lr": (["OPTIM.LR", "-0.01"], "OPTIM.LR = -0.01", "> 0"),
+    "negative lr": (["OPTIM.LR", "-0.01"], "OPTIM.LR = -0.01", ">= 0"),
     "num shots -5": (["DATASET.NUM_SHOTS", "-5"], "DATASET.NUM_SHOTS = -5", ">= 1, or -1", "all images"),
     "num shots 0": (["DATASET.NUM_SHOTS", "0"], "DATASET.NUM_SHOTS = 0", ">= 1, or -1"),
     "test alpha 0": ([*ATTACK_ON, "ATTACK.TEST.ALPHA", "0"], "ATTACK.TEST.ALPHA = 0", "clean accuracy"),

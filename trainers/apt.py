@@ -61,7 +61,7 @@ class APT(FrozenCLIPMixin, TeCoA):
     def attack_examples(self, x, y, bundle, text):
         mode = self.cfg.TRAINER.APT.ATTACK_PROMPT
         if mode == "constant":
-            return self.adversarial(x, y, bundle, text, target=self.constant_target)
+            return self.training_attack(self.constant_target, x, y)
         if mode == "perturbed":
             return self.adversarial(x, y, bundle, text, target=self.perturbed_target(y, bundle))
         return super().attack_examples(x, y, bundle, text)

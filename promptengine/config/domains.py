@@ -115,6 +115,8 @@ def _attack_domains(section: str) -> Dict[str, Domain]:
         p + "RESTARTS": Int(1),
         p + "LOSS": OneOf(*_ALIASES["loss"], ignore_case=True),
         p + "AA_VERSION": OneOf(*AA_VERSIONS),
+        p + "PRECISION": OneOf("fp32", "bf16", "amp", "fp16", ignore_case=True,
+                               meaning="the attack's own precision; fp32 unless you accept weaker attacks"),
     }
 
 
@@ -149,7 +151,7 @@ def core_domains() -> Dict[str, Domain]:
         "DATALOADER.TRAIN_X.BATCH_SIZE": Int(1),
         "DATALOADER.TEST.BATCH_SIZE": Int(1),
         "OPTIM.NAME": OneOf(*OPTIMIZERS),
-        "OPTIM.LR": Real(0, low_open=True),
+        "OPTIM.LR": Real(0, meaning="0 = parameters never move (warned)"),
         "OPTIM.WEIGHT_DECAY": Real(0),
         "OPTIM.MOMENTUM": unit,
         "OPTIM.SGD_DAMPNING": unit,
@@ -284,4 +286,12 @@ def zero_eps_test(cfg, provenance: Provenance) -> Optional[str]:
     return None
 
 
-RULES: Tuple[Rule, ...] = (zero_step_attack, large_eps, zero_eps_test)
+def zero_lr(cfg, provenance: Provenance) -> Optional[str]:
+    """A learning rate of 0 trains nothing (useful only to pin a step's inputs in tests and ablations)."""
+    if float(cfg.OPTIM.LR) == 0:
+        return (f"OPTIM.LR = 0 (from {where(provenance, 'OPTIM.LR')}): no parameter moves; the run evaluates its "
+                "initial prompts")
+    return None
+
+
+RULES: Tuple[Rule, ...] = (zero_step_attack, large_eps, zero_eps_test, zero_lr)

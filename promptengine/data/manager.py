@@ -8,6 +8,7 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..engine.distributed import rank_seed
 from ..errors import UserError
 from ..registry import DATASET_REGISTRY
 from .datum import DatasetBase
@@ -120,7 +121,7 @@ class DataManager:
             shuffle=False,
             num_workers=self.workers,
             drop_last=drop_last,
-            generator=torch.Generator().manual_seed(max(seed, 0) * 7919 + epoch),
+            generator=torch.Generator().manual_seed(rank_seed(max(seed, 0) * 7919 + epoch, self.rank)),  # workers
         )
 
     def show_summary(self) -> None:
