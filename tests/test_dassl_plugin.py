@@ -206,7 +206,8 @@ def test_fp16_prec_keeps_learnable_tensors_fp32(dassl, tmp_path):
 
 
 def test_robust_evaluation_runs_in_fp32_under_half_precision_training(dassl, tmp_path, monkeypatch):
-    """Training in bf16 (explicit TRAIN.PRECISION on a CPU): the robust test's forwards still return fp32 logits."""
+    """Training in bf16 (explicit TRAIN.PRECISION on a CPU): the robust test's forwards still return fp32 logits
+    (ATTACK.TEST.PRECISION fp32, the default)."""
     import promptengine.dassl_plugin.bridge as bridge
 
     dtypes = []
@@ -230,11 +231,8 @@ def test_robust_evaluation_runs_in_fp32_under_half_precision_training(dassl, tmp
 def test_training_attack_runs_in_fp32_under_half_precision_step(dassl, tmp_path, monkeypatch):
     """The step runs under bf16 autocast (explicit TRAIN.PRECISION on a CPU); every forward of the training attack
     returns fp32 logits (ATTACK.TRAIN.PRECISION fp32, the default, honoured on Dassl's engine too)."""
-    import promptengine.engine.precision as precision
     import promptengine.prompting as prompting
 
-    if not hasattr(precision, "attack_autocast"):
-        pytest.skip("the training attack's own precision (ATTACK.TRAIN.PRECISION) is not in this engine yet")
     dtypes = []
     real_attack = prompting.attack
 

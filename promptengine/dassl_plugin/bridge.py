@@ -21,7 +21,7 @@ from torch import nn
 from ..attacks import test_specs
 from ..engine.checkpoint import load_learnable_state
 from ..engine.meters import MetricMeter
-from ..engine.precision import autocast_factory, grad_scaler, resolve_precision
+from ..engine.precision import attack_autocast, autocast_factory, grad_scaler, resolve_precision
 from ..engine.trainer import TrainerX as EngineTrainerX
 from ..errors import UserError
 from ..evaluation.metrics import print_robust_lines
@@ -61,6 +61,7 @@ class DasslEngineBridge:
         self.autocast = autocast_factory(self.precision, device)
         self.scaler = grad_scaler(self.precision, device)
         self.test_attacks = test_specs(cfg)
+        self.test_attack_autocast = attack_autocast(cfg, "TEST", device)  # fp32 unless ATTACK.TEST.PRECISION
         super().__init__(cfg)
 
     def build_data_loader(self) -> None:
@@ -136,13 +137,14 @@ class DasslEngineBridge:
         return result
 
     def robust_accuracy(self, loader) -> List[dict]:
-        """Each ATTACK.TEST attack on the loader's images, white-box on the trained prompts, in fp32."""
+        """Each ATTACK.TEST attack on the loader's images, white-box on the trained prompts; the clean forward in
+        fp32, the attacks in ATTACK.TEST.PRECISION (fp32 by default)."""
         if not self.test_attacks:
             return []
         self.set_model_mode("eval")
         module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
         per_sample = evaluate(self.attack_target(), PixelBatches(self, loader), self.test_attacks, self.device,
-                              module=module, desc="robust")
+                              module=module, desc="robust", attack_autocast=self.test_attack_autocast)
         return [{"name": spec.label(), "accuracy": 100.0 * per_sample[f"correct_{i}"].float().mean().item()}
                 for i, spec in enumerate(self.test_attacks)]
 
