@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="write report.md and report.json only")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a gradient-masking flag is raised")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides for the rebuilt trainer")
+    p.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                   help="config overrides for the rebuilt trainer, e.g. --opts DATALOADER.TEST.BATCH_SIZE 50")
     return p
 
 
@@ -60,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if bool(args.run) == bool(args.zero_shot):
         raise UserError("pass either a run folder or --zero-shot DATASET_YAML (not both, not neither)")
     settings = settings_from_args(args)
-    opts = [o for o in (args.opts or []) if o != "--"]
+    opts = list(args.opts)
     from .target import load_run, zero_shot_target
 
     if args.run:

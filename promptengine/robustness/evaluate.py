@@ -44,7 +44,7 @@ def evaluate_part(part: Part, s: ReportSettings, headline: float, progress: bool
         if not budgets:
             continue
         specs = {str(e): pgd(e, s.curve_steps, norm=norm, seed=s.seed) for e in budgets if e > 0}
-        vectors = timed(f"eps_{norm}", lambda: ev.sweep(f"eps curve ({norm})", specs))
+        vectors = timed(f"eps_{norm}", lambda n=norm, sp=specs: ev.sweep(f"eps curve ({n})", sp))
         vectors.update({str(e): clean for e in budgets if e == 0})
         curves[norm] = _curve(budgets, vectors, "eps")
     out["eps_curve"] = curves

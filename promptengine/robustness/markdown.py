@@ -41,7 +41,7 @@ def _part_md(name: str, r: Dict[str, Any], show_name: bool) -> List[str]:
     lines += ["", "**Gradient-masking checks**", ""]
     for f in r["flags"]:
         lines.append(f"- {'**FLAG**' if f['raised'] else 'ok'}: {f['check']}? {f['evidence']}")
-    lines += ["", f"Stage times (s): " + ", ".join(f"{k} {v:g}" for k, v in r["timings_s"].items()) +
+    lines += ["", "Stage times (s): " + ", ".join(f"{k} {v:g}" for k, v in r["timings_s"].items()) +
               f"; total {r['seconds']:g} s.", ""]
     return lines
 

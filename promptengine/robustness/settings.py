@@ -38,7 +38,7 @@ class ReportSettings:
     notes: Tuple[str, ...] = field(default=())
 
     @classmethod
-    def quick(cls, **overrides) -> "ReportSettings":
+    def quick(cls, **overrides) -> ReportSettings:
         """A reduced report (fewer images, steps and AutoAttack iterations): minutes on a 2-core CPU."""
         base = cls(images_per_class=5, max_images=50, steps=(1, 2, 5, 10, 20, 50), restarts=(1, 2, 4), aa_iters=20,
                    transfer_steps=10, notes=("quick mode: fewer images, PGD up to 50 steps, AutoAttack with 20 "
