@@ -120,3 +120,43 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
         cli.main([str(tmp_path), "--eps", "4", "2"])
     with pytest.raises(UserError, match="has no config.yaml"):
         cli.main([str(tmp_path)])
+
+
+class RecordingWriter:
+    """Stands in for TensorBoard's SummaryWriter (not a dependency): records every scalar."""
+
+    scalars: list = []
+
+    def __init__(self, log_dir: str) -> None:
+        pass
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.append((tag, step))
+
+    def close(self) -> None:
+        pass
+
+
+def test_robust_eval_during_training_logs_and_leaves_training_unchanged(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from tests.conftest import TOY_OPTS, run_train
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=RecordingWriter))
+    RecordingWriter.scalars = []
+
+    def train(out, freq):
+        opts = [*TOY_OPTS, "TRAINER.COOP.N_CTX", "4", "OPTIM.MAX_EPOCH", "2", "ATTACK.TEST.ENABLED", "True",
+                "ATTACK.TEST.STEPS", "2", "ATTACK.TEST.EPS", "4.0", "TEST.ROBUST_EVAL_FREQ", str(freq)]
+        assert run_train(["--trainer", "CoOp", "--seed", "1", "--output-dir", out, *opts]) == 0
+        return (out / "log.txt").read_text(), json.loads((out / "results.json").read_text())
+
+    log_off, res_off = train(tmp_path / "off", 0)
+    log_on, res_on = train(tmp_path / "on", 1)
+    lines = [line for line in log_on.splitlines() if "val robust" in line]
+    assert [line.split("]")[0] for line in lines] == ["epoch [1/2", "epoch [2/2"]
+    assert "pgd2, linf, eps=4/255" in lines[0] and "worst case" in lines[0]
+    assert "val robust" not in log_off
+    assert (res_on["clean"], res_on["robust"][0]["accuracy"]) == (res_off["clean"], res_off["robust"][0]["accuracy"])
+    assert [step for tag, step in RecordingWriter.scalars if tag == "val/worst_case"] == [1, 2]
