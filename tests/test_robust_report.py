@@ -160,3 +160,14 @@ def test_robust_eval_during_training_logs_and_leaves_training_unchanged(tmp_path
     assert "val robust" not in log_off
     assert (res_on["clean"], res_on["robust"][0]["accuracy"]) == (res_off["clean"], res_off["robust"][0]["accuracy"])
     assert [step for tag, step in RecordingWriter.scalars if tag == "val/worst_case"] == [1, 2]
+
+
+def test_aa_iters_scale_square_queries_in_the_library_ratio():
+    pyautoattack = pytest.importorskip("pyautoattack")
+    from promptengine.attacks.autoattack import _set_iterations
+
+    aa = pyautoattack.AutoAttack(ColourClassifier(False), attacks=None, device="cpu", eps=8 / 255, norm="Linf",
+                                 seed=0, version="standard")
+    assert aa.square.n_queries == 5000 and aa.apgd.n_iter == 100  # the library's defaults: 50 queries per iteration
+    _set_iterations(aa, 20)
+    assert (aa.apgd.n_iter, aa.square.n_queries) == (20, 1000)
