@@ -37,7 +37,7 @@ def plot_eps(report: Dict[str, Any], out_dir: str) -> str:
 def plot_convergence(report: Dict[str, Any], out_dir: str) -> str:
     Figure = require_matplotlib()
     fig = Figure(figsize=(8.4, 3.3), layout="constrained")
-    ax_steps, ax_restarts = fig.subplots(1, 2)
+    ax_steps, ax_restarts = fig.subplots(1, 2, sharey=True)
     for name, r in report["parts"].items():
         color = COLORS.get(name)
         ax_steps.plot([p["steps"] for p in r["steps_curve"]], [p["accuracy"] for p in r["steps_curve"]], "o-",
@@ -47,6 +47,7 @@ def plot_convergence(report: Dict[str, Any], out_dir: str) -> str:
                          "s-", color=color, label=name)
     ax_steps.set_xscale("log")
     ax_steps.set_xlabel("PGD steps (log)")
+    ax_restarts.set_xticks([p["restarts"] for p in r["restarts_curve"]])
     ax_restarts.set_xlabel(f"restarts of PGD-{r['restart_steps']}")
     for ax in (ax_steps, ax_restarts):
         ax.set_ylabel("accuracy (%)")
