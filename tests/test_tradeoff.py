@@ -36,16 +36,19 @@ def sweep_point(root, method, series, value, runs):
 def test_points_from_runs_and_sweeps(tmp_path):
     b2n(tmp_path / "demo", "CoOp", 1, (80.0, 10.0), (60.0, 5.0))
     b2n(tmp_path / "demo", "CoOp", 2, (82.0, 12.0), (62.0, 7.0))
+    b2n(tmp_path / "demo", "CAPT", 1, (76.0, 35.0), (69.0, 25.0))  # same path identity as the sweep points
     sweep_point(tmp_path / "sweep", "CAPT", "lambda", "0.5", [(1, (78.0, 30.0), (70.0, 20.0))])
     sweep_point(tmp_path / "sweep", "CAPT", "lambda", "3", [(1, (75.0, 40.0), (68.0, 30.0))])
     points, warnings = collect_points(tmp_path)
     assert warnings == []  # the two sweep points describe "the same run" for the loader, yet both are kept
-    assert [(p.series, p.value) for p in points] == [("CAPT lambda", "0.5"), ("CAPT lambda", "3"), ("CoOp", "")]
-    coop = points[2]
+    assert [(p.series, p.value) for p in points] == [("CAPT", ""), ("CAPT lambda", "0.5"), ("CAPT lambda", "3"),
+                                                     ("CoOp", "")]
+    assert points[0].summary("Base")[:2] == (76.0, 35.0)
+    coop = points[3]
     assert coop.summary("Base") == pytest.approx((81.0, 11.0, 1.0, 1.0))
     hm_clean = 2 * 81.0 * 61.0 / (81.0 + 61.0)  # HM of the seed-averaged base and new
     assert coop.summary("HM")[:2] == pytest.approx((hm_clean, 2 * 11.0 * 6.0 / 17.0))
-    assert points[1].summary("New") == pytest.approx((68.0, 30.0, 0.0, 0.0))
+    assert points[2].summary("New") == pytest.approx((68.0, 30.0, 0.0, 0.0))
 
 
 def test_cli_writes_the_plot(tmp_path):

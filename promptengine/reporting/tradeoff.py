@@ -80,11 +80,11 @@ def collect_points(root: Path) -> Tuple[List[Point], List[str]]:
                             "or delete the file") from None
         runs = [r for r in load_results(point_root).runs if r.protocol == "base2new"]
         _add(points, runs, series, value)
-    report = load_results(root)
-    inside = tuple(str(p) + "/" for p in sweep_roots)
-    plain = [r for r in report.runs if r.protocol == "base2new" and not str(r.path).startswith(inside)]
-    _add(points, plain, None, "")
-    warnings = [w for w in report.warnings if not any(w.startswith(p) for p in inside)]
+    warnings: List[str] = []
+    for folder in _plain_folders(root, set(sweep_roots)):
+        report = load_results(folder)
+        _add(points, [r for r in report.runs if r.protocol == "base2new"], None, "")
+        warnings += report.warnings
     if not points:
         raise UserError(f"no base2new results.json with clean and robust accuracy under {root}; run "
                         "scripts/<method>/base2new.sh or scripts/<method>/sweep.sh first")
@@ -92,6 +92,16 @@ def collect_points(root: Path) -> Tuple[List[Point], List[str]]:
         for p in points.values():
             p.series = f"{p.series} · {p.dataset}"
     return sorted(points.values(), key=lambda p: (p.series, _numeric(p.value))), warnings
+
+
+def _plain_folders(folder: Path, sweep_roots: set) -> List[Path]:
+    """The largest folders under ``folder`` that hold no sweep point root (each loaded on its own, so that a plain run
+    and a sweep point with the same protocol path are not taken for copies of one run)."""
+    if folder in sweep_roots:
+        return []
+    if not any(root == folder or folder in root.parents for root in sweep_roots):
+        return [folder]
+    return [f for child in sorted(folder.iterdir()) if child.is_dir() for f in _plain_folders(child, sweep_roots)]
 
 
 def _numeric(value: str):
