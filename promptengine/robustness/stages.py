@@ -6,7 +6,6 @@ only batches, predicts and records. PGD step size is eps/4 (the toolbox's test d
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -100,7 +99,3 @@ def worst_case(vectors: Sequence[torch.Tensor]) -> torch.Tensor:
     for v in vectors:
         out &= v
     return out
-
-
-def seeded(spec: AttackSpec, seed: int) -> AttackSpec:
-    return replace(spec, seed=seed)
