@@ -51,8 +51,7 @@ def render_markdown(report: Dict[str, Any], plots: Sequence[str]) -> str:
     raised = report["flags_raised"]
     lines = [f"# Robustness report: {report['target']}", "",
              f"Source: `{report['source']}` · {report['time']}", ""]
-    for note in report["settings"].get("notes", []):
-        lines += [f"_{note}_", ""]
+    lines += [f"_{report['settings_text']}_", ""]
     lines += [("**No gradient-masking flag raised.**" if not raised else
                f"**{raised} gradient-masking flag(s) raised: do not trust the robust accuracy until explained.**"), ""]
     if len(parts) > 1:

@@ -40,6 +40,7 @@ def build_report(target: Target, s: ReportSettings, progress: bool = True) -> Di
         "info": target.info,
         "headline_eps": headline,
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(s).items()},
+        "settings_text": s.describe(),
         "parts": parts,
         "flags_raised": sum(f["raised"] for p in parts.values() for f in p["flags"]),
         "time": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
+from ..attacks.autoattack import SQUARE_QUERIES_PER_ITER
 from ..errors import UserError
 
 DEFAULT_EPS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # L-inf budgets in /255 units
@@ -35,15 +36,22 @@ class ReportSettings:
     aa_gap: float = 5.0  # AutoAttack this far below PGD = PGD is weak or gradients are masked
     large_eps_max: float = 5.0  # accuracy allowed at the very large eps
     zero_grad_max: float = 0.1  # fraction of samples with an all-zero input gradient
-    notes: Tuple[str, ...] = field(default=())
+    reduced: bool = False  # built by quick()
 
     @classmethod
     def quick(cls, **overrides) -> ReportSettings:
         """A reduced report (fewer images, steps and AutoAttack iterations): minutes on a 2-core CPU."""
         base = cls(images_per_class=5, max_images=50, steps=(1, 2, 5, 10, 20, 50), restarts=(1, 2, 4), aa_iters=20,
-                   transfer_steps=10, notes=("quick mode: fewer images, PGD up to 50 steps, AutoAttack with 20 "
-                                             "iterations / 1000 Square queries",))
+                   transfer_steps=10, reduced=True)
         return replace(base, **overrides)
+
+    def describe(self) -> str:
+        """One line of what was run, for the report."""
+        aa = f"{self.aa_iters} iterations, {SQUARE_QUERIES_PER_ITER * self.aa_iters} Square queries" if self.aa_iters else (
+            "100 iterations, 5000 Square queries")
+        return (f"{'quick mode: ' if self.reduced else ''}up to {self.max_images} images (at most {self.images_per_class} per "
+                f"class), PGD steps {'/'.join(map(str, self.steps))}, restarts {'/'.join(map(str, self.restarts))}, "
+                f"AutoAttack {aa}, transfer PGD-{self.transfer_steps}")
 
     def __post_init__(self) -> None:
         if self.images_per_class < 1 or self.max_images < 2:
