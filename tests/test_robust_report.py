@@ -74,7 +74,6 @@ def test_balanced_subset_is_fixed_and_balanced():
     assert sorted(capped) == [0, 0, 1, 1, 2, 3]  # round-robin over classes before the cap
 
 
-@pytest.mark.slow
 def test_zero_shot_synthclip_report_is_clean_and_monotone(tmp_path):
     from promptengine.robustness import cli
 
