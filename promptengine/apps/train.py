@@ -97,7 +97,8 @@ def main(argv=None) -> int:
     from promptengine.registry import TRAINER_REGISTRY
 
     trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)  # fail fast, before anything is built or written
-    check_output_dir(cfg.OUTPUT_DIR)
+    if dist.is_main():  # only rank 0 writes (the probe creates a file)
+        check_output_dir(cfg.OUTPUT_DIR)
     lock = acquire_run_lock(cfg.OUTPUT_DIR, enabled=dist.is_main())  # one writer per folder, for the whole run
     try:
         return run(args, argv, cfg, trainer_cls, started)
