@@ -22,7 +22,7 @@ class FAP(AdversarialPromptTrainer):
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "FAP")
         cfg.TRAINER.FAP.CLASSIFIER = False  # FAP's key, unused
-        cfg.TRAINER.FAP.LAMBDA = 1.5  # the released scripts' LAMBDA_1; ATTACK.PGD.LAMBDA_1 wins when FAP keys are used
+        cfg.TRAINER.FAP.LAMBDA = 1.5  # the released scripts' LAMBDA_1 (FAP's ATTACK.PGD.LAMBDA_1 is translated here)
         cfg.TRAINER.FAP.ADV_TERM = "cos"  # cos: (cos + 1)-weighted KL (FAP); kl: plain KL (TRADES-like ablation)
 
     def check_cfg(self, cfg) -> None:
@@ -32,13 +32,11 @@ class FAP(AdversarialPromptTrainer):
 
     @property
     def lam(self) -> float:
-        pgd = self.cfg.ATTACK.PGD
-        return float(pgd.LAMBDA_1) if pgd.USE else float(self.cfg.TRAINER.FAP.LAMBDA)
+        return float(self.cfg.TRAINER.FAP.LAMBDA)
 
     @property
     def adv_term(self) -> str:
-        pgd = self.cfg.ATTACK.PGD
-        return "cos" if pgd.USE and pgd.ADV_TERM in ("cos", "ce") else self.cfg.TRAINER.FAP.ADV_TERM
+        return self.cfg.TRAINER.FAP.ADV_TERM
 
     def prompt_spec(self) -> PromptSpec:
         return coupled_spec(self.cfg.TRAINER.FAP, "vision_to_text")

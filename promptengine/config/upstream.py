@@ -3,7 +3,9 @@
 Called by ``promptengine.config.merge`` at three points (file, trailing opts, final config):
 - integer values for float keys (FAP's ``ATTACK.PGD.EPS 1``) become floats;
 - FAP's config nodes ``TRAINER.ZSROBUST`` and ``TRAINER.ADVIVLP`` are read as ``TRAINER.ADVVP`` and ``TRAINER.IVLP``;
-- FAP's trainer names (``ADVIVLP``, ``advMaPLe``, ``zsrobust``, ``AdvZeroshotCLIP``) name our trainers.
+- FAP's trainer names (``ADVIVLP``, ``advMaPLe``, ``zsrobust``, ``AdvZeroshotCLIP``) name our trainers;
+- FAP's attack keys ``ATTACK.PGD.*`` become ``ATTACK.TRAIN.*`` (its training attack), the first test attack
+  (PGD-TEST_ITER CE) and ``TRAINER.FAP.LAMBDA/ADV_TERM``, so trainers and the attack core read one namespace.
 Every translation prints one ``Note:`` line on stderr, so ``--print-config`` output stays a clean YAML dump.
 """
 
@@ -135,7 +137,45 @@ def check_pixel_stats(cfg: CN) -> None:
                             f"inside the model with CLIP's values only; remove INPUT.{key} or set CLIP's values")
 
 
+def _check_fap_values(p: CN) -> None:
+    from ..errors import UserError
+
+    for key in ("TRAIN_ITER", "TEST_ITER"):
+        if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 0:
+            raise UserError(f"ATTACK.PGD.{key} must be an integer >= 0 (got {p[key]!r}); 0 turns the attack off")
+    for key in ("EPS", "ALPHA"):
+        if p[key] < 0:
+            raise UserError(f"ATTACK.PGD.{key} must be >= 0 in /255 pixel units, e.g. 1 for 1/255 (got {p[key]})")
+
+
+def translate_fap_attack(cfg: CN) -> None:
+    """FAP's ``ATTACK.PGD.*`` (``USE`` is set when a YAML or opts name any of them) in our namespace, once.
+
+    Training attack: eps EPS, step ALPHA, TRAIN_ITER steps, KL(clean || adv) unless ADV_TERM is ce (FAP's TRADES
+    option). Test: PGD-TEST_ITER CE as the first ``ATTACK.TEST.ATTACKS`` string (first of all test attacks unless the
+    ``ATTACK.TEST`` section is enabled too). FAP's loss: LAMBDA_1, and the cos-weighted KL when ADV_TERM is cos or ce.
+    """
+    p = cfg.ATTACK.PGD
+    if not p.USE:
+        return
+    _check_fap_values(p)
+    train = cfg.ATTACK.TRAIN
+    adv_term = str(p.ADV_TERM).strip().lower()
+    train.update(ENABLED=True, METHOD="pgd", NORM="linf", EPS=float(p.EPS), ALPHA=float(p.ALPHA),
+                 STEPS=int(p.TRAIN_ITER), RESTARTS=1, RANDOM_START=True, LOSS="ce" if adv_term == "ce" else "kl")
+    if p.TEST_ITER > 0:  # a reloaded config.yaml already holds it: never twice
+        text = f"pgd:steps={p.TEST_ITER},eps={float(p.EPS)!r},alpha={float(p.ALPHA)!r},loss=ce"
+        cfg.ATTACK.TEST.ATTACKS = (text, *[a for a in cfg.ATTACK.TEST.ATTACKS if a != text])
+    if "FAP" in cfg.TRAINER:
+        cfg.TRAINER.FAP.LAMBDA = float(p.LAMBDA_1)
+        if adv_term in ("cos", "ce"):
+            cfg.TRAINER.FAP.ADV_TERM = "cos"
+    note("FAP's ATTACK.PGD.* keys set the training attack (ATTACK.TRAIN.*), the first test attack and "
+         "TRAINER.FAP.LAMBDA/ADV_TERM")
+
+
 def finalize(cfg: CN) -> None:
-    """Last step before freezing: upstream trainer names, and the normalisation check."""
+    """Last step before freezing: upstream trainer names, FAP's attack keys, and the normalisation check."""
     resolve_trainer_alias(cfg)
+    translate_fap_attack(cfg)
     check_pixel_stats(cfg)
