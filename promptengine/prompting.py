@@ -31,6 +31,11 @@ DEFAULT_TEMPLATE = "a photo of a {}."
 class PromptTrainer(TrainerX):
     """A prompt-learning method: override ``prompt_spec`` and, for a new objective, ``compute_loss``."""
 
+    #: the method's protocol scripts ``scripts/<script_folder>/*.sh`` ("" = none) and the config they use by default
+    #: (``configs/trainers/<Trainer>/<default_config>.yaml``); the runner, the tests and docs read them from here
+    script_folder = ""
+    default_config = ""
+
     def prompt_spec(self) -> PromptSpec:
         raise NotImplementedError
 

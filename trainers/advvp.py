@@ -18,6 +18,7 @@ INIT_STDS = {"upstream": (1.0, 1.0), "small": (0.0, 0.02)}
 
 @TRAINER_REGISTRY.register()
 class AdvVP(TeCoA):
+    script_folder, default_config = "advvp", "vit_b32_ep10_batch4"
     @staticmethod
     def extend_cfg(cfg) -> None:
         cfg.TRAINER.ADVVP = CN()

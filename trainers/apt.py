@@ -25,6 +25,7 @@ ATTACK_PROMPTS = ("onfly", "constant", "perturbed")
 @TRAINER_REGISTRY.register()
 class APT(FrozenCLIPMixin, TeCoA):
     """Reads the prompt keys from TRAINER.COOP, as APT's configs do."""
+    script_folder, default_config = "apt", "vit_b32_ep50"
 
     @staticmethod
     def extend_cfg(cfg) -> None:

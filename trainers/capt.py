@@ -19,6 +19,7 @@ COLLAPSE_THRESHOLD = 1e-3
 
 @TRAINER_REGISTRY.register()
 class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
+    script_folder, default_config = "capt", "vit_b32_ep10_batch4_2ctx_notransform"
     @staticmethod
     def extend_cfg(cfg) -> None:
         c = CN()

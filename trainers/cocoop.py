@@ -11,6 +11,7 @@ from promptengine.registry import TRAINER_REGISTRY
 
 @TRAINER_REGISTRY.register()
 class CoCoOp(PromptTrainer):
+    script_folder, default_config = "cocoop", "vit_b16_c4_ep10_batch1_ctxv1"
     @staticmethod
     def extend_cfg(cfg) -> None:
         cfg.TRAINER.COCOOP = CN()

@@ -31,6 +31,7 @@ def coop_spec(node) -> PromptSpec:
 
 @TRAINER_REGISTRY.register()
 class CoOp(PromptTrainer):
+    script_folder, default_config = "coop", "vit_b16_ep50"
     @staticmethod
     def extend_cfg(cfg) -> None:
         coop_keys("COOP", cfg)

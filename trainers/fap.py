@@ -18,6 +18,7 @@ from .objectives import fap_loss
 
 @TRAINER_REGISTRY.register()
 class FAP(AdversarialPromptTrainer):
+    script_folder, default_config = "fap", "vit_b32_ep10_batch4_2ctx_notransform"
     @staticmethod
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "FAP")

@@ -20,6 +20,7 @@ def ivlp_spec(node) -> PromptSpec:
 
 @TRAINER_REGISTRY.register()
 class IVLP(PromptTrainer):
+    script_folder, default_config = "ivlp", "vit_b16_c2_ep5_batch4_2+2ctx"
     @staticmethod
     def extend_cfg(cfg) -> None:
         cfg.TRAINER.IVLP = CN()
@@ -37,6 +38,7 @@ class IVLP(PromptTrainer):
 @TRAINER_REGISTRY.register()
 class AdvVLP(TeCoA):
     """IVLP prompts trained with TeCoA; reads TRAINER.IVLP (as FAP's AdvVLP YAMLs do)."""
+    script_folder, default_config = "advvlp", "vit_b32_ep10_batch4_2ctx_notransform"
 
     def trainer_precision(self) -> str:
         return self.cfg.TRAINER.IVLP.PREC

@@ -39,6 +39,7 @@ def coupled_spec(node, coupling: str) -> PromptSpec:
 
 @TRAINER_REGISTRY.register()
 class MaPLe(PromptTrainer):
+    script_folder, default_config = "maple", "vit_b16_c2_ep5_batch4_2ctx"
     @staticmethod
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "MAPLE")
@@ -49,6 +50,7 @@ class MaPLe(PromptTrainer):
 
 @TRAINER_REGISTRY.register()
 class AdvMaPLe(TeCoA):
+    script_folder, default_config = "advmaple", "vit_b32_ep10_batch4_2ctx_notransform"
     @staticmethod
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "ADVMAPLE")

@@ -15,6 +15,7 @@ def fixed_text_template(ctx_init: str) -> str:
 
 @TRAINER_REGISTRY.register()
 class VPT(PromptTrainer):
+    script_folder, default_config = "vpt", "vit_b16_c2_ep5_batch4_4"
     @staticmethod
     def extend_cfg(cfg) -> None:
         cfg.TRAINER.VPT = CN()

@@ -22,6 +22,7 @@ ENSEMBLE_TEMPLATES = (
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP(FrozenCLIPMixin, PromptTrainer):
     """No training: classify with the frozen CLIP and hand-crafted prompts (evaluate with --eval-only)."""
+    script_folder, default_config = "zsclip", "vit_b16"
 
     @staticmethod
     def extend_cfg(cfg) -> None:
