@@ -118,3 +118,24 @@ def test_docs_cite_only_files_in_the_repository(doc):
             if not (ROOT / cited).exists():
                 missing.append(cited)
     assert not missing, f"{doc.name} cites files that do not exist: {missing}"
+
+
+# ---- no code copied between trainers -----------------------------------------------------------------------------
+WINDOW = 5  # consecutive meaningful lines
+
+
+def _windows(path: Path) -> set:
+    lines = [ln.strip() for ln in path.read_text().splitlines()]
+    kept = [ln for ln in lines if ln and not ln.startswith(("#", "import ", "from ", "@", '"""', "return super()"))]
+    return {tuple(kept[i:i + WINDOW]) for i in range(len(kept) - WINDOW + 1)}
+
+
+def test_no_block_of_code_is_copied_between_trainers():
+    files = sorted((ROOT / "trainers").glob("*.py"))
+    seen, copies = {}, []
+    for path in files:
+        for window in _windows(path):
+            if window in seen and seen[window] != path.name:
+                copies.append((seen[window], path.name, window[0]))
+            seen.setdefault(window, path.name)
+    assert not copies, f"blocks of {WINDOW} lines appear in two trainer files: {copies[:3]}"
