@@ -9,6 +9,7 @@ reused by every PGD iteration, which only takes gradients with respect to the in
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -16,12 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks import AttackSpec, attack, train_spec
+from .attacks import AttackSpec, attack, mix_seed, train_spec
 from .clip.backbone import PromptableCLIP, PromptBundle
 from .clip.loading import load_clip, load_visual_weights
 from .clip.model import FrozenZeroShot, PromptedCLIP
 from .clip.prompt_learner import PromptSpec
 from .config.apt_flags import robust_weights_path
+from .engine.precision import attack_autocast
 from .engine.trainer import TrainerX
 from .errors import UserError
 
@@ -112,29 +114,45 @@ class AdversarialPromptTrainer(PromptTrainer):
     def train_attack(self) -> AttackSpec:
         return train_spec(self.cfg)
 
+    @functools.cached_property
+    def train_attack_autocast(self):
+        """The training attack's precision (ATTACK.TRAIN.PRECISION, fp32 by default, outside the step's autocast)."""
+        return attack_autocast(self.cfg, "TRAIN", self.device)
+
     def adversarial(self, x: torch.Tensor, y: torch.Tensor, bundle: PromptBundle, text: Optional[torch.Tensor],
                     spec: Optional[AttackSpec] = None, clean_logits: Optional[torch.Tensor] = None,
                     target: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
         """PGD examples against fixed (detached) prompts, or against ``target`` (a logits function) when given;
         text features reused by every iteration; per-image random starts fresh every epoch."""
-        spec = spec or self.train_attack
         det = bundle.detached()
         if target is not None:
             classifier = target
         elif self.model.spec.conditional:
             classifier = lambda z: self.model.conditional_logits(z, det)
         else:
-            text_det = text.detach() if text is not None else self.model.text_features(det)
+            # fp32 text features: the step may have computed them under autocast, the attack runs in its own precision
+            text_det = (text.detach() if text is not None else self.model.text_features(det)).float()
             classifier = lambda z: self.model.logits_from_features(self.model.image_features(z, det), text_det)
+        return self.training_attack(classifier, x, y, spec, clean_logits)
+
+    def training_attack(self, classifier, x: torch.Tensor, y: torch.Tensor, spec: Optional[AttackSpec] = None,
+                        clean_logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Run the training attack on ``classifier`` with this step's random starts and the attack precision.
+
+        Random starts are drawn per image from (attack seed, run SEED, epoch, image index): fresh every epoch,
+        different for every run seed, and independent of how images are batched (a torchrun rank's half batch gets
+        the same starts as the full batch). Without image indices the batch's noise is drawn from (attack seed,
+        run SEED, epoch, batch number)."""
+        spec = spec or self.train_attack
         ids = getattr(self, "batch_index", None)
         if ids is not None and ids.shape[0] == x.shape[0]:
-            # per-image random starts drawn from (seed, epoch, image index): fresh every epoch, and independent of
-            # how images are batched (a torchrun rank's half batch gets the same starts as the full batch)
-            spec = replace(spec, seed=spec.seed + 1_000_003 * (self.epoch + 1))
+            seed = mix_seed(spec.seed, int(self.cfg.SEED), self.epoch)
         else:
             ids = None
-        return attack(classifier, x, y, spec, clean_logits=None if clean_logits is None else clean_logits.detach(),
-                      module=self.model, autocast=self.autocast, sample_ids=ids)
+            seed = mix_seed(spec.seed, int(self.cfg.SEED), self.epoch, getattr(self, "batch_idx", 0))
+        return attack(classifier, x, y, replace(spec, seed=seed),
+                      clean_logits=None if clean_logits is None else clean_logits.detach(),
+                      module=self.model, autocast=self.train_attack_autocast, sample_ids=ids)
 
 
 class FrozenCLIPMixin:

@@ -4,7 +4,9 @@
 
 With ``PE_WRITE_AUDIT=<dir>`` each rank records, through a Python audit hook, every file it creates, opens for
 writing, renames or removes under the run's ``--output-dir`` into ``<dir>/writes-rank<R>.txt`` (written after the
-run), so a test can check that only rank 0 writes outputs, and after training each rank exercises the collectives
+run), so a test can check that only rank 0 writes outputs; the seeds of the RNG streams its training images'
+augmentations were drawn from and the training images it read go to ``<dir>/augseeds-rank<R>.txt`` and
+``<dir>/trainitems-rank<R>.txt``; and after training each rank exercises the collectives
 of ``promptengine.engine.distributed`` and saves what it got to ``<dir>/collectives-rank<R>.pt`` (no extra
 process start-up for that check).
 """
@@ -63,16 +65,38 @@ def _check_collectives(out_dir: str) -> None:
                 "metrics": metrics, "gathered": gathered}, os.path.join(out_dir, f"collectives-rank{rank}.pt"))
 
 
+def _watch_training_items(seeds: list, paths: list) -> None:
+    """Record, for each training item read, its path and the seed of the torch RNG its augmentation draws from."""
+    from promptengine.data.manager import DatasetWrapper
+
+    real = DatasetWrapper.__getitem__
+
+    def getitem(self, idx):
+        if self.data_source is self.dataset.train_x:
+            seeds.append(torch.initial_seed())
+            paths.append(self.data_source[idx].impath)
+        return real(self, idx)
+
+    DatasetWrapper.__getitem__ = getitem
+
+
 def main(argv: list) -> int:
     audit_dir = os.environ.get("PE_WRITE_AUDIT", "")
     seen: list = []
+    aug_seeds: list = []
+    train_paths: list = []
     if audit_dir and "--output-dir" in argv:
         _watch_writes(argv[argv.index("--output-dir") + 1], seen)
+        _watch_training_items(aug_seeds, train_paths)
     code = run_main(lambda: train.main(argv))
     if audit_dir:
         rank = os.environ.get("RANK", "0")
         with open(os.path.join(audit_dir, f"writes-rank{rank}.txt"), "w") as f:
             f.write("".join(line + "\n" for line in seen))
+        with open(os.path.join(audit_dir, f"augseeds-rank{rank}.txt"), "w") as f:
+            f.write(" ".join(str(s) for s in sorted(set(aug_seeds))))
+        with open(os.path.join(audit_dir, f"trainitems-rank{rank}.txt"), "w") as f:
+            f.write("\n".join(sorted(set(train_paths))))
         if code == 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             _check_collectives(audit_dir)
     return code

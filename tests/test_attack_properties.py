@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from promptengine.attacks import AttackSpec, attack
+from promptengine.attacks import AttackSpec, attack, attack_outcome
 
 FAST = settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 CLASSES = 5
@@ -135,6 +135,16 @@ def test_more_steps_or_restarts_never_raise_robust_accuracy(name, spec, more_ste
     weak = correct(model, attack(model, x, y, spec, sample_ids=IDS), y)
     strong = correct(model, attack(model, x, y, stronger, sample_ids=IDS), y)
     assert not (strong & ~weak).any()
+
+
+@FAST
+@given(name=models, spec=specs())
+def test_attack_outcome_returns_the_attacks_examples_and_their_verdicts(name, spec):
+    model, x, y = setup(name)
+    x_adv, fooled = attack_outcome(model, x, y, spec, sample_ids=IDS)
+    assert torch.equal(x_adv, attack(model, x, y, spec, sample_ids=IDS))
+    assert fooled.dtype == torch.bool and torch.equal(fooled, ~correct(model, x_adv, y))  # these eval-mode models
+    # do not depend on batching, so the attack's own verdicts agree with one forward of the whole batch
 
 
 @settings(FAST, max_examples=5)

@@ -199,7 +199,7 @@ def test_extra_test_attack_strings_are_appended_without_duplicates():
     ],
 )
 def test_bad_config_values_name_the_key(opts, words):
-    with pytest.raises(UserError) as exc:  # at load (FAP's keys are translated there) or when the specs are built
+    with pytest.raises(UserError) as exc:  # from the config's domain check, or from building the attack specs
         cfg = build_cfg(opts=opts)
         train_spec(cfg)
         specs_for_testing(cfg)
@@ -304,7 +304,10 @@ def test_kl_attack_moves_away_from_the_clean_prediction():
     clean = model(x).detach()
     x_adv = attack(model, x, y, spec, clean_logits=clean)
     kl = kl_to_clean(model(x_adv), torch.log_softmax(clean, 1))
-    assert (kl > 1e-4).all()
+    start = attack(model, x, y, dataclasses.replace(spec, steps=0), clean_logits=clean)  # the random start alone
+    kl_start = kl_to_clean(model(start), torch.log_softmax(clean, 1))
+    # the ascent, not the random start, moves the prediction: measured 27x to 770x the start's KL per sample
+    assert (kl > 10 * kl_start).all() and (kl_start > 0).all(), (kl, kl_start)
     assert torch.equal(x_adv, attack(model, x, y, spec))  # clean logits computed internally when not given
 
 

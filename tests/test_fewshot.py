@@ -3,7 +3,6 @@
 import json
 import math
 import random
-from collections import defaultdict
 
 import pytest
 
@@ -19,26 +18,38 @@ def items(n_classes=5, per_class=7, shuffle_seed=0):
     return data
 
 
-def reference_fewshot(data, k):
-    """Dassl's algorithm written out independently: group by label in first-appearance order, random.sample each."""
-    groups = defaultdict(list)
-    for d in data:
-        groups[d.label].append(d)
-    out = []
-    for _, group in groups.items():
-        out.extend(random.sample(group, k) if len(group) >= k else group)
-    return out
+# Selections made by Dassl's own ``DatasetBase.generate_fewshot_dataset`` (KaiyangZhou/Dassl.pytorch @ c61a1b5, the
+# file loaded unchanged and run once by hand) after ``random.seed(seed)`` on ``items()`` (train) then
+# ``items(shuffle_seed=1)`` (val), 4 shots; items are written "class/index" for img/<class>/<index>.jpg.
+DASSL_4SHOT = {
+    0: ("1/5 1/1 1/2 1/0 0/1 0/4 0/3 0/6 3/3 3/1 3/2 3/5 2/4 2/3 2/2 2/1 4/5 4/6 4/4 4/2",
+        "4/6 4/0 4/2 4/1 3/2 3/1 3/6 3/3 0/0 0/3 0/2 0/1 2/6 2/4 2/0 2/3 1/5 1/6 1/0 1/2"),
+    1: ("1/3 1/4 1/0 1/6 0/0 0/3 0/6 0/4 3/5 3/2 3/0 3/6 2/5 2/6 2/2 2/4 4/0 4/4 4/1 4/5",
+        "4/0 4/1 4/6 4/5 3/2 3/1 3/6 3/4 0/6 0/3 0/2 0/0 2/1 2/3 2/6 2/5 1/5 1/4 1/6 1/1"),
+    2: ("1/5 1/0 1/2 1/4 0/1 0/5 0/2 0/4 3/4 3/0 3/3 3/6 2/4 2/1 2/3 2/5 4/3 4/1 4/0 4/5",
+        "4/6 4/3 4/2 4/4 3/1 3/3 3/2 3/0 0/1 0/0 0/6 0/5 2/0 2/3 2/1 2/2 1/3 1/4 1/2 1/0"),
+}
+# the same, random.seed(5), items(per_class=3), 5 shots with repeat=True (random.choices for short classes)
+DASSL_REPEAT = "0/2 0/0 0/0 0/0 0/0 3/2 3/1 3/0 3/2 3/0 1/1 1/2 1/0 1/2 1/0 2/2 2/1 2/1 2/1 2/0 4/1 4/2 4/1 4/2 4/0"
+
+
+def short(data):
+    return " ".join(d.impath[len("img/"):-len(".jpg")] for d in data)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fewshot_matches_dassl_sequence(seed):
-    train, val = items(), items(shuffle_seed=1)
+def test_fewshot_matches_dassl_selection(seed):
     random.seed(seed)
-    expected_train, expected_val = reference_fewshot(train, 4), reference_fewshot(val, 4)
-    random.seed(seed)
-    got_train = generate_fewshot_dataset(train, num_shots=4)
-    got_val = generate_fewshot_dataset(val, num_shots=4)
-    assert got_train == expected_train and got_val == expected_val
+    got_train = generate_fewshot_dataset(items(), num_shots=4)
+    got_val = generate_fewshot_dataset(items(shuffle_seed=1), num_shots=4)
+    assert (short(got_train), short(got_val)) == DASSL_4SHOT[seed]
+    random.seed(seed)  # both sources in one call consume the RNG in the same order
+    assert tuple(map(short, generate_fewshot_dataset(items(), items(shuffle_seed=1), num_shots=4))) == DASSL_4SHOT[seed]
+
+
+def test_fewshot_repeat_matches_dassl_selection():
+    random.seed(5)
+    assert short(generate_fewshot_dataset(items(per_class=3), num_shots=5, repeat=True)) == DASSL_REPEAT
 
 
 def test_fewshot_counts_and_short_classes():
@@ -88,3 +99,12 @@ def test_prepare_splits_fewshot_then_subsample(tmp_path):
     train, val, test = prepare_splits(cfg, "X", "", items(), items(shuffle_seed=2), items(shuffle_seed=3))
     assert len(train) == 2 * 2 and len(val) == 2 * 2 and len(test) == 2 * 7  # new = classes 3, 4
     assert {d.classname for d in test} == {"class3", "class4"}
+
+
+def test_negative_seed_bypasses_the_cache(tmp_path):
+    train, val = items(per_class=20), items(per_class=20, shuffle_seed=1)
+    random.seed(1)
+    first, _ = fewshot_with_cache("X", "", train, val, 4, -1, str(tmp_path))
+    second, _ = fewshot_with_cache("X", "", train, val, 4, -1, str(tmp_path))
+    assert first != second  # each unseeded run draws its own subset (the first draw is not reused)
+    assert not any(tmp_path.rglob("*.json"))  # and nothing is cached under the shared "seed_-1" key

@@ -80,7 +80,7 @@ CATALOGUE = {
     "negative steps": (lambda t: [*BASE, "--output-dir", str(t / "o"), *TOY_OPTS, "ATTACK.TEST.ENABLED", "True",
                                   "ATTACK.TEST.STEPS", "-3"], "STEPS"),
     "bad subsample": (lambda t: [*BASE, "--output-dir", str(t / "o"), *TOY_OPTS, "DATASET.SUBSAMPLE_CLASSES", "novel"],
-                      "SUBSAMPLE_CLASSES", "all/base/new"),
+                      "SUBSAMPLE_CLASSES", "'all', 'base', 'new'"),
     "unknown backbone": (lambda t: [*BASE, "--output-dir", str(t / "o"), *TOY_OPTS, "MODEL.BACKBONE.NAME", "ViT-B/61"],
                          "unknown CLIP backbone 'ViT-B/61'"),
     "weights offline": (lambda t: [*BASE, "--output-dir", str(t / "o"), *TOY_OPTS, "MODEL.BACKBONE.NAME", "ViT-B/32",
@@ -144,16 +144,17 @@ def test_num_shots_larger_than_available_warns_and_takes_all(tmp_path, capsys):
     assert "# train_x  80" in log
 
 
-def test_output_dir_not_writable(tmp_path, capsys):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    try:
-        if os.access(ro, os.W_OK):
-            pytest.skip("running as a user who can write anywhere")
-        bad(tmp_path, capsys, [*BASE, "--output-dir", str(ro / "run"), *TOY_OPTS], "not writable")
-    finally:
-        ro.chmod(0o700)
+@pytest.mark.parametrize("where", ["file in the way", "proc"])
+def test_output_dir_not_writable(tmp_path, capsys, where):
+    """Runs as any user, root included: a regular file where a folder must be, and /proc (not writable even by root)."""
+    if where == "file in the way":
+        blocker = tmp_path / "blocker"
+        blocker.write_text("a file, not a folder")
+        out = blocker / "run"
+    else:
+        out = "/proc/capt-output-test/run"
+    bad(tmp_path, capsys, [*BASE, "--output-dir", str(out), *TOY_OPTS], "not writable")
+    assert not os.path.isdir(out)
 
 
 def test_cli_subprocess_exit_code_and_single_line(tmp_path):

@@ -24,7 +24,7 @@ TINY = ("OPTIM.MAX_EPOCH 1 TEST.MAX_IMAGES 40 DATALOADER.TRAIN_X.BATCH_SIZE 8 "
         "ATTACK.TEST.STEPS 2 ATTACK.TRAIN.STEPS 1")
 WRAPPER_LINE = re.compile(r'^exec bash "\$\(dirname "\$0"\)/\.\./lib/protocol\.sh" (\w+) (\w+) (\S+) "\$@"$')
 SCRIPT_VARS = ("OUTPUT", "DATA", "CFG", "BACKBONE", "EXTRA_OPTS", "SEEDS", "SHOTS", "SOURCE", "WORLD", "DRY_RUN",
-               "METHODS", "DATASETS")
+               "METHODS", "DATASETS", "LAUNCHER", "JOBS", "THREADS", "DEVICES", "SLURM_CONFIG")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import Int, OneOf, Precision
 from promptengine.errors import UserError
 from promptengine.registry import TRAINER_REGISTRY
 
@@ -19,6 +20,13 @@ INIT_STDS = {"upstream": (1.0, 1.0), "small": (0.0, 0.02)}
 @TRAINER_REGISTRY.register()
 class AdvVP(TeCoA):
     script_folder, default_config = "advvp", "vit_b32_ep10_batch4"
+    config_domains = {"TRAINER.ADVVP.PROMPT_SIZE": Int(0, meaning="0 = no pixel padding prompt"),
+                      "TRAINER.ADVVP.ADD_PROMPT_SIZE": Int(0, meaning="0 = no prompt tokens"),
+                      "TRAINER.ADVVP.PREC": Precision(),
+                      "TRAINER.ADVVP.VISUAL_PROMPT_METHOD": OneOf("padding", meaning="FAP's only visual prompt method"),
+                      "TRAINER.ADVVP.PAD_SPACE": OneOf("normalized", "pixel"),
+                      "TRAINER.ADVVP.INIT": OneOf(*INIT_STDS)}
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         cfg.TRAINER.ADVVP = CN()

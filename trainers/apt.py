@@ -12,6 +12,7 @@ from yacs.config import CfgNode as CN
 
 from promptengine.clip.backbone import PromptBundle
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import OneOf, Real
 from promptengine.errors import UserError
 from promptengine.prompting import FrozenCLIPMixin
 from promptengine.registry import TRAINER_REGISTRY
@@ -26,6 +27,9 @@ ATTACK_PROMPTS = ("onfly", "constant", "perturbed")
 class APT(FrozenCLIPMixin, TeCoA):
     """Reads the prompt keys from TRAINER.COOP, as APT's configs do."""
     script_folder, default_config = "apt", "vit_b32_ep50"
+
+    config_domains = {"TRAINER.APT.ATTACK_PROMPT": OneOf(*ATTACK_PROMPTS),
+                      "TRAINER.APT.PROMPT_ALPHA": Real(0, meaning="the 'perturbed' mode's prompt ascent step")}
 
     @staticmethod
     def extend_cfg(cfg) -> None:
@@ -58,7 +62,7 @@ class APT(FrozenCLIPMixin, TeCoA):
     def attack_examples(self, x, y, bundle, text):
         mode = self.cfg.TRAINER.APT.ATTACK_PROMPT
         if mode == "constant":
-            return self.adversarial(x, y, bundle, text, target=self.constant_target)
+            return self.training_attack(self.constant_target, x, y)
         if mode == "perturbed":
             return self.adversarial(x, y, bundle, text, target=self.perturbed_target(y, bundle))
         return super().attack_examples(x, y, bundle, text)

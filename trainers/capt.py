@@ -7,12 +7,13 @@ from typing import Dict, Tuple
 import torch
 from yacs.config import CfgNode as CN
 
-from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.clip.prompt_learner import COUPLINGS, PromptSpec
+from promptengine.config.domains import Int, OneOf, Precision, Real
 from promptengine.errors import UserError
 from promptengine.prompting import AdversarialPromptTrainer, FrozenCLIPMixin, accuracy
 from promptengine.registry import TRAINER_REGISTRY
 
-from .capt_loss import CAPTLossConfig, capt_loss
+from .capt_loss import ALPHA_MODES, KL_DIRECTIONS, REDUCTIONS, CAPTLossConfig, capt_loss
 
 COLLAPSE_THRESHOLD = 1e-3
 
@@ -20,6 +21,13 @@ COLLAPSE_THRESHOLD = 1e-3
 @TRAINER_REGISTRY.register()
 class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
     script_folder, default_config = "capt", "vit_b32_ep10_batch4_2ctx_notransform"
+    config_domains = {
+        "TRAINER.CAPT.N_CTX": Int(1), "TRAINER.CAPT.PREC": Precision(), "TRAINER.CAPT.PROMPT_DEPTH": Int(1),
+        "TRAINER.CAPT.COUPLING": OneOf(*COUPLINGS), "TRAINER.CAPT.LAMBDA": Real(0),
+        "TRAINER.CAPT.ALPHA_MODE": OneOf(*ALPHA_MODES), "TRAINER.CAPT.ALPHA_FIXED": Real(0, 1),
+        "TRAINER.CAPT.ALPHA_REDUCTION": OneOf(*REDUCTIONS), "TRAINER.CAPT.KL_DIRECTION": OneOf(*KL_DIRECTIONS),
+    }
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         c = CN()

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from promptengine.attacks.losses import kl_per_sample
+from promptengine.engine.distributed import global_mean
 from promptengine.errors import UserError
 
 ALPHA_MODES = ("confidence", "loss_ratio", "agreement", "fixed")
@@ -72,8 +73,8 @@ def alpha_cons(cfg: CAPTLossConfig, y: torch.Tensor, clean_logits: torch.Tensor,
         a = cons_frz / (cons_frz + cons_train + eps)
     else:
         a = F.cosine_similarity(F.softmax(clean_logits.float(), 1), F.softmax(frozen_logits.float(), 1), dim=1)
-    if cfg.alpha_reduction == "batch":
-        a = a.mean().expand_as(a)
+    if cfg.alpha_reduction == "batch":  # the global batch's mean: all-reduced over torchrun ranks
+        a = global_mean(a).expand_as(a)
     a = a.clamp(0.0, 1.0)
     return a.detach() if cfg.alpha_detach else a
 

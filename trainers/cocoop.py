@@ -5,6 +5,7 @@ from __future__ import annotations
 from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import Int, Precision
 from promptengine.prompting import PromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
@@ -12,6 +13,8 @@ from promptengine.registry import TRAINER_REGISTRY
 @TRAINER_REGISTRY.register()
 class CoCoOp(PromptTrainer):
     script_folder, default_config = "cocoop", "vit_b16_c4_ep10_batch1_ctxv1"
+    config_domains = {"TRAINER.COCOOP.N_CTX": Int(1), "TRAINER.COCOOP.PREC": Precision()}
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         cfg.TRAINER.COCOOP = CN()

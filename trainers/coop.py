@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Dict
+
 from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.clip.text_prompts import POSITIONS
+from promptengine.config.domains import Domain, Int, OneOf, Precision
 from promptengine.prompting import PromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
@@ -17,6 +21,13 @@ def coop_keys(node_name: str, cfg) -> None:
     node.PREC = "fp16"
     node.CLASS_TOKEN_POSITION = "end"
     setattr(cfg.TRAINER, node_name, node)
+
+
+def coop_domains(node_name: str) -> Dict[str, Domain]:
+    """Domains of the keys ``coop_keys`` declares."""
+    p = f"TRAINER.{node_name}."
+    return {p + "N_CTX": Int(0, meaning="0 = the plain template"), p + "PREC": Precision(),
+            p + "CLASS_TOKEN_POSITION": OneOf(*POSITIONS)}
 
 
 def coop_spec(node) -> PromptSpec:
@@ -32,6 +43,8 @@ def coop_spec(node) -> PromptSpec:
 @TRAINER_REGISTRY.register()
 class CoOp(PromptTrainer):
     script_folder, default_config = "coop", "vit_b16_ep50"
+    config_domains = coop_domains("COOP")
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         coop_keys("COOP", cfg)

@@ -8,17 +8,20 @@ from typing import Dict, Tuple
 import torch
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import OneOf, Real
 from promptengine.errors import UserError
 from promptengine.prompting import AdversarialPromptTrainer, accuracy
 from promptengine.registry import TRAINER_REGISTRY
 
-from .maple import coupled_keys, coupled_spec
+from .maple import coupled_domains, coupled_keys, coupled_spec
 from .objectives import fap_loss
 
 
 @TRAINER_REGISTRY.register()
 class FAP(AdversarialPromptTrainer):
     script_folder, default_config = "fap", "vit_b32_ep10_batch4_2ctx_notransform"
+    config_domains = {**coupled_domains("FAP"), "TRAINER.FAP.LAMBDA": Real(0), "TRAINER.FAP.ADV_TERM": OneOf("cos", "kl")}
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "FAP")

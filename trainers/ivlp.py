@@ -5,6 +5,7 @@ from __future__ import annotations
 from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import Int, Precision
 from promptengine.prompting import PromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
@@ -21,6 +22,10 @@ def ivlp_spec(node) -> PromptSpec:
 @TRAINER_REGISTRY.register()
 class IVLP(PromptTrainer):
     script_folder, default_config = "ivlp", "vit_b16_c2_ep5_batch4_2+2ctx"
+    config_domains = {f"TRAINER.IVLP.{k}": Int(0) for k in ("N_CTX_VISION", "N_CTX_TEXT", "PROMPT_DEPTH_VISION",
+                                                            "PROMPT_DEPTH_TEXT")}
+    config_domains["TRAINER.IVLP.PREC"] = Precision()
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         cfg.TRAINER.IVLP = CN()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Dict
+
 from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import Domain, Int, OneOf, Precision
 from promptengine.prompting import PromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
@@ -31,6 +34,12 @@ def upstream_ctx_init(n_ctx: int, ctx_init: str) -> str:
     return ctx_init
 
 
+def coupled_domains(name: str) -> Dict[str, Domain]:
+    """Domains of the keys ``coupled_keys`` declares."""
+    p = f"TRAINER.{name}."
+    return {p + "N_CTX": Int(1), p + "PREC": Precision(), p + "PROMPT_DEPTH": Int(1)}
+
+
 def coupled_spec(node, coupling: str) -> PromptSpec:
     return PromptSpec(text_n_ctx=node.N_CTX, text_depth=node.PROMPT_DEPTH,
                       text_ctx_init=upstream_ctx_init(node.N_CTX, node.CTX_INIT),
@@ -40,6 +49,8 @@ def coupled_spec(node, coupling: str) -> PromptSpec:
 @TRAINER_REGISTRY.register()
 class MaPLe(PromptTrainer):
     script_folder, default_config = "maple", "vit_b16_c2_ep5_batch4_2ctx"
+    config_domains = coupled_domains("MAPLE")
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "MAPLE")
@@ -51,6 +62,9 @@ class MaPLe(PromptTrainer):
 @TRAINER_REGISTRY.register()
 class AdvMaPLe(TeCoA):
     script_folder, default_config = "advmaple", "vit_b32_ep10_batch4_2ctx_notransform"
+    config_domains = {**coupled_domains("ADVMAPLE"),
+                      "TRAINER.ADVMAPLE.COUPLING": OneOf("text_to_vision", "vision_to_text")}
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "ADVMAPLE")

@@ -17,6 +17,7 @@ from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.clip.tuning import unfreeze
+from promptengine.config.domains import Int, OneOf, Precision
 from promptengine.engine import checkpoint as ckpt
 from promptengine.engine import distributed as dist
 from promptengine.errors import UserError
@@ -30,6 +31,10 @@ EXPORT_NAME = "vision_encoder.pth.tar"
 
 @TRAINER_REGISTRY.register()
 class TeCoA(TeCoAObjective):
+    config_domains = {"TRAINER.TECOA.TUNE": OneOf(*TUNE_CHOICES),
+                      "TRAINER.TECOA.LAST_N": Int(0, meaning="the number of last vision blocks for TUNE vision_last"),
+                      "TRAINER.TECOA.PREC": Precision()}
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         c = CN()

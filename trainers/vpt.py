@@ -5,6 +5,7 @@ from __future__ import annotations
 from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.domains import Int, Precision
 from promptengine.prompting import PromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
@@ -16,6 +17,9 @@ def fixed_text_template(ctx_init: str) -> str:
 @TRAINER_REGISTRY.register()
 class VPT(PromptTrainer):
     script_folder, default_config = "vpt", "vit_b16_c2_ep5_batch4_4"
+    config_domains = {"TRAINER.VPT.N_CTX_VISION": Int(1), "TRAINER.VPT.PROMPT_DEPTH_VISION": Int(1),
+                      "TRAINER.VPT.PREC": Precision()}
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         cfg.TRAINER.VPT = CN()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from yacs.config import CfgNode as CN
 
+from promptengine.config.domains import Precision
 from promptengine.prompting import FrozenCLIPMixin, PromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
@@ -23,6 +24,8 @@ ENSEMBLE_TEMPLATES = (
 class ZeroshotCLIP(FrozenCLIPMixin, PromptTrainer):
     """No training: classify with the frozen CLIP and hand-crafted prompts (evaluate with --eval-only)."""
     script_folder, default_config = "zsclip", "vit_b16"
+
+    config_domains = {"TRAINER.ZEROSHOTCLIP.PREC": Precision()}
 
     @staticmethod
     def extend_cfg(cfg) -> None:

@@ -7,7 +7,8 @@ Images are [0, 1] tensors, the model normalises inside, eps/alpha are /255 in co
 See docs/ATTACKS.md.
 """
 
-from .pgd import attack, eval_mode
+from .pgd import attack, attack_outcome, eval_mode, mix_seed
 from .spec import AttackSpec, from_255, parse_spec, test_specs, train_spec
 
-__all__ = ["AttackSpec", "attack", "eval_mode", "from_255", "parse_spec", "test_specs", "train_spec"]
+__all__ = ["AttackSpec", "attack", "attack_outcome", "eval_mode", "mix_seed", "from_255", "parse_spec", "test_specs",
+           "train_spec"]

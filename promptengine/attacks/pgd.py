@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from typing import Callable, ContextManager, Iterator, Optional
+from typing import Callable, ContextManager, Iterator, Optional, Tuple
 
 import torch
 from torch import nn
@@ -39,6 +39,8 @@ def attack(
 ) -> torch.Tensor:
     """Adversarial examples for ``(x, y)`` under ``spec``; returns fp32 ``x_adv`` with the shape of ``x``.
 
+    ``attack_outcome`` takes the same arguments and also returns the attack's own per-sample "fooled" decision.
+
     - ``forward(x) -> logits (B, K)``; ``module`` (default: ``forward`` itself when it is an ``nn.Module``) is put in
       eval mode during the attack and every submodule gets its previous mode back afterwards.
     - ``clean_logits``: logits of the unperturbed ``x`` (the KL target, and the clean point of the per-sample worst
@@ -50,20 +52,53 @@ def attack(
       (spec.seed, restart) draws the whole batch's noise.
     Works under ``torch.no_grad()`` / ``inference_mode`` callers (e.g. a ``test()`` decorated with no_grad).
     """
+    return _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, judge=False)[0]
+
+
+def attack_outcome(
+    forward: Forward,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    *,
+    clean_logits: Optional[torch.Tensor] = None,
+    module: Optional[nn.Module] = None,
+    autocast: Optional[AutocastFactory] = None,
+    sample_ids: Optional[torch.Tensor] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(x_adv, fooled)``: ``attack``'s examples and, per sample, whether the forward pass that selected the
+    returned example misclassified it (B,) bool. Evaluation counts these decisions instead of re-judging ``x_adv`` on
+    another, differently batched forward, where a near-tie can flip. PGD judges the returned iterate inside its own
+    loop (one extra forward of the last iterate); AutoAttack's examples are judged by one forward of the batch."""
+    return _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, judge=True)
+
+
+def _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, judge: bool):
     if not isinstance(spec, AttackSpec):
         raise TypeError(f"spec must be an AttackSpec (got {type(spec).__name__}); see promptengine.attacks.parse_spec")
     if module is None and isinstance(forward, nn.Module):
         module = forward
-    with torch.inference_mode(False), torch.enable_grad():
+    # The caller's autocast (a training step's) must not reach the losses and steps: ``autocast`` alone decides the
+    # forwards' precision.
+    with torch.inference_mode(False), torch.enable_grad(), _no_autocast(x):
         x, y, sample_ids = _checked_inputs(x, y, sample_ids)
         if x.shape[0] == 0:
-            return x.clone()
+            return x.clone(), torch.zeros(0, dtype=torch.bool, device=x.device)
         with eval_mode(module):
             if spec.method == "autoattack":
                 from .autoattack import run_autoattack
 
-                return run_autoattack(forward, x, y, spec, autocast=autocast)
-            return _pgd(forward, x, y, spec, clean_logits, autocast, sample_ids)
+                x_adv = run_autoattack(forward, x, y, spec, autocast=autocast)
+                if not judge:
+                    return x_adv, None
+                with torch.no_grad():
+                    return x_adv, logits_of(forward, x_adv, autocast).argmax(1) != y
+            return _pgd(forward, x, y, spec, clean_logits, autocast, sample_ids, judge)
+
+
+def _no_autocast(x) -> ContextManager:
+    kind = x.device.type if isinstance(x, torch.Tensor) else "cpu"
+    return torch.autocast(device_type=kind, enabled=False) if torch.is_autocast_enabled(kind) else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -112,7 +147,7 @@ def _checked_inputs(x, y, sample_ids):
 
 
 # ---------------------------------------------------------------------- random start
-def _mix(*parts: int) -> int:
+def mix_seed(*parts: int) -> int:
     """A 63-bit generator seed from integers (stable across processes and platforms)."""
     h = hashlib.blake2b(digest_size=8)
     for p in parts:
@@ -144,9 +179,9 @@ def _start(spec, x, idx, sample_ids, restart) -> torch.Tensor:
         ids = sample_ids[idx.cpu()].tolist()
         noise = torch.empty((len(ids), *x.shape[1:]), device=dev)
         for row, i in enumerate(ids):
-            _fill_noise(spec, noise[row:row + 1], torch.Generator(dev).manual_seed(_mix(spec.seed, 1, i, restart)))
+            _fill_noise(spec, noise[row:row + 1], torch.Generator(dev).manual_seed(mix_seed(spec.seed, 1, i, restart)))
     else:
-        g = torch.Generator(dev).manual_seed(_mix(spec.seed, 0, restart))
+        g = torch.Generator(dev).manual_seed(mix_seed(spec.seed, 0, restart))
         noise = _fill_noise(spec, torch.empty_like(x), g)[idx]
     xa = x[idx]
     return _project(xa + noise, xa, spec)
@@ -178,11 +213,13 @@ def _step(z: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, spec: AttackSpec
 
 
 # ---------------------------------------------------------------------- PGD
-def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids) -> torch.Tensor:
+def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids, judge: bool = False):
     """PGD with the per-sample worst case (``spec.keep``) over the clean point, iterates and restarts.
 
     Samples leave the working batch as soon as they are fooled ("fooled" mode), so later steps cost less; each
     sample's computation does not depend on the others (losses are summed, models are in eval mode).
+    Returns ``(x_adv, fooled)``; ``fooled`` (B,) is the decision of the forward that selected each returned
+    example when ``judge`` (the last iterate then gets its own forward), else None.
     """
     track = spec.keep == "fooled" and spec.loss != "kl"
     clean_logp = None
@@ -202,9 +239,10 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids) ->
     x_best = x.clone()
     done = (clean_logits.argmax(1) != y) if track else torch.zeros(batch, dtype=torch.bool, device=x.device)
     best_loss = torch.full((batch,), float("-inf"), device=x.device)
+    fooled_best = done.clone()  # (B,) the verdict on the example held in x_best
     # The last iterate needs its own forward only to compare restarts (and to see whether it fooled, so that a
-    # later restart cannot replace a successful iterate); with one restart it is returned as is.
-    final_forward = spec.restarts > 1
+    # later restart cannot replace a successful iterate) or to judge it; with one restart it is returned as is.
+    final_forward = spec.restarts > 1 or judge
 
     for restart in range(spec.restarts):
         idx = (~done).nonzero().squeeze(1)
@@ -224,17 +262,19 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids) ->
                 loss = per_sample_loss(spec.loss, logits, ya, la)
             grad = None if last else torch.autograd.grad(loss.sum(), z)[0]
             z, loss = z.detach(), loss.detach()
+            wrong = logits.detach().argmax(1) != ya  # (n,) this forward's verdict on each working sample
             if t == 0 and restart == 0:
                 _check_logits(logits.detach())
                 if grad is not None:
                     _warn_zero_gradients(grad)
             if track:
-                fooled = logits.detach().argmax(1) != ya
+                fooled = wrong
                 if fooled.any():
                     x_best[idx[fooled]] = z[fooled]
                     done[idx[fooled]] = True
+                    fooled_best[idx[fooled]] = True
                     keep = ~fooled
-                    idx, xa, ya, z, loss = idx[keep], xa[keep], ya[keep], z[keep], loss[keep]
+                    idx, xa, ya, z, loss, wrong = idx[keep], xa[keep], ya[keep], z[keep], loss[keep], wrong[keep]
                     grad = grad[keep] if grad is not None else None
                     la = la[keep] if la is not None else None
                     if idx.numel() == 0:
@@ -243,13 +283,14 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids) ->
                 better = loss > best_loss[idx]
                 x_best[idx[better]] = z[better]
                 best_loss[idx[better]] = loss[better]
+                fooled_best[idx[better]] = wrong[better]
                 break
             z = _step(z, grad, xa, spec)
 
     if not torch.isfinite(x_best).all():
         raise RuntimeError("the attack produced non-finite inputs: the model's input gradient is NaN/inf "
                            "(run the attack in fp32, or with a bf16 autocast instead of fp16)")
-    return x_best
+    return x_best, (fooled_best if judge else None)
 
 
 _warned: set = set()

@@ -7,17 +7,17 @@ Floor of the CAPT training step with K PGD steps (sum of the medians of isolated
   + 1 x frozen_forward   the frozen CLIP's image forward under no_grad (CAPT's guide)
 Floor of PGD-k evaluation over n batches:
     1 x text_forward + n x (clean_forward + k x pgd_input_grad + adv_forward)
-The reference-style steps do the same math as the engine step (same adversarial examples, same loss) but
-rebuild prompts and text features inside every PGD iteration and in each training forward, as code built
-around ``model(x)`` does: ``reference`` back-propagates each PGD loss with ``loss.backward()`` (through the text
-encoder too, as APT's trainer does), ``reference_textfwd`` only takes the input gradient, ``reference_full77``
-is ``reference`` without the context cut (all 77 tokens, as such code runs).
+The reference-style steps do the same math as the engine step (same adversarial examples, same loss: both written
+out independently of the attack core and of ``trainers.capt_loss``) but rebuild prompts and text features inside
+every PGD iteration and in each training forward, as code built around ``model(x)`` does: ``reference``
+back-propagates each PGD loss with ``loss.backward()`` (through the text encoder too, as APT's trainer does),
+``reference_textfwd`` only takes the input gradient, ``reference_full77`` is ``reference`` without the context cut
+(all 77 tokens, as such code runs).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import Callable, Dict, List
 
 import torch
@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 from ..attacks import AttackSpec, parse_spec
 from ..attacks.losses import per_sample_loss
-from ..attacks.pgd import _step as _pgd_step
 from ..clip.backbone import PromptBundle
 from ..evaluation.robust import evaluate
 from .setup import BenchSetup
@@ -120,38 +119,64 @@ def engine_step(s: BenchSetup) -> Dict[str, float]:
 
 def _reference_pgd(s: BenchSetup, forward: Callable, x: torch.Tensor, y: torch.Tensor, clean_logits: torch.Tensor,
                    text_backward: bool) -> torch.Tensor:
-    """The training attack written the way ``model(x)``-style trainers write it: prompts and text features are
-    rebuilt inside every iteration. With ``text_backward`` the loss is back-propagated with ``loss.backward()``, so
-    the gradient also runs through the text encoder into the prompts (and is thrown away by the next zero_grad), as
-    in APT's trainer; without it only the input gradient is taken. The start and the step are the engine's
-    (``trainer.adversarial`` with zero steps, then the attack core's step), so ``x_adv`` is the engine's."""
+    """The training attack written the way ``model(x)``-style trainers write it, independently of the attack core:
+    prompts and text features are rebuilt inside every iteration, and each step is written out here (sign step,
+    clip to the L-inf ball and the [0, 1] box). With ``text_backward`` the loss is back-propagated with
+    ``loss.backward()``, so the gradient also runs through the text encoder into the prompts (and is thrown away by
+    the next zero_grad), as in APT's trainer; without it only the input gradient is taken. It starts from the clean
+    image: ``check_steps`` turns the engine's random start off, so both must reach the same ``x_adv``."""
     spec = s.trainer.train_attack
-    model, autocast = s.model, s.trainer.autocast
+    if spec.norm != "linf" or spec.loss not in ("kl", "ce"):
+        raise ValueError("the reference attack is written for L-inf PGD with a KL or CE loss")
+    model, autocast = s.model, s.trainer.train_attack_autocast
     clean_logp = torch.log_softmax(clean_logits.detach().float(), dim=1)
-    # the random start exactly as the engine draws it: its own attack entry with zero steps returns the start point
-    z = s.trainer.adversarial(x, y, model.prompts(), torch.empty(0), spec=replace(spec, steps=0),
-                              clean_logits=clean_logits)
+    z = x.clone()
     for _ in range(spec.steps):
         z = z.detach().requires_grad_(True)
         with autocast():
             bundle = model.prompts()
             logits = forward(z, bundle if text_backward else bundle.detached())
-        loss = per_sample_loss(spec.loss, logits.float(), y, clean_logp).sum()
+        logp = torch.log_softmax(logits.float(), dim=1)
+        if spec.loss == "kl":  # KL(p_clean || p_adv) per sample, summed
+            loss = (clean_logp.exp() * (clean_logp - logp)).sum()
+        else:
+            loss = -logp.gather(1, y[:, None]).sum()
         if text_backward:
             loss.backward()
             grad = z.grad
         else:
             grad = torch.autograd.grad(loss, z)[0]
-        z = _pgd_step(z.detach(), grad, x, spec)
+        z = z.detach() + spec.alpha * grad.sign()
+        z = torch.min(torch.max(z, x - spec.eps), x + spec.eps).clamp(0.0, 1.0)
     s.trainer.model_zero_grad()
     return z.detach()
 
 
-def reference_step(s: BenchSetup, full_context: bool = False, text_backward: bool = True) -> Dict[str, float]:
-    """The engine step's math (same x_adv, same loss) with the text encoder run inside every PGD iteration and in
-    every training forward, as code built around ``model(x)`` does; ``full_context`` also keeps all 77 tokens."""
-    from trainers.capt_loss import capt_loss  # the method's own objective
+def _reference_capt_loss(s: BenchSetup, y: torch.Tensor, clean: torch.Tensor, adv: torch.Tensor,
+                         frozen: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """CAPT's objective written from its equation for the default settings (confidence alpha per sample, detached,
+    KL(target || adv)), independently of ``trainers.capt_loss``:
+    L = CE(clean, y) + lambda * mean_i[(1 - a_i) KL(p_clean || p_adv) + a_i KL(p_frz || p_adv)],
+    a_i = p_frz(y_i) / (p_frz(y_i) + p_clean(y_i))."""
+    c = s.trainer.capt_cfg
+    if (c.alpha_mode, c.alpha_reduction, c.alpha_detach, c.kl_direction, c.clean_detach) != (
+            "confidence", "sample", True, "target_adv", False):
+        raise ValueError("the reference CAPT loss is written for the default TRAINER.CAPT settings")
+    lp_clean, lp_adv, lp_frz = (torch.log_softmax(t.float(), dim=1) for t in (clean, adv, frozen.detach()))
+    cons_train = (lp_clean.exp() * (lp_clean - lp_adv)).sum(1)  # (B,)
+    cons_frz = (lp_frz.exp() * (lp_frz - lp_adv)).sum(1)  # (B,)
+    p_frz_y = lp_frz.exp().gather(1, y[:, None]).squeeze(1)
+    p_clean_y = lp_clean.exp().gather(1, y[:, None]).squeeze(1).detach()
+    a = p_frz_y / (p_frz_y + p_clean_y)
+    ce = -lp_clean.gather(1, y[:, None]).mean()
+    adv_cons = ((1 - a) * cons_train + a * cons_frz).mean()
+    return {"loss": ce + c.lam * adv_cons, "ce": ce, "adv_cons": adv_cons}
 
+
+def reference_step(s: BenchSetup, full_context: bool = False, text_backward: bool = True) -> Dict[str, float]:
+    """The engine step's math (same x_adv, same loss, both written independently here) with the text encoder run
+    inside every PGD iteration and in every training forward, as code built around ``model(x)`` does;
+    ``full_context`` also keeps all 77 tokens."""
     trainer, model, x, y = s.trainer, s.model, s.x, s.y
     text_fn: TextFn = lambda b: text_features_at(model, b, True) if full_context else model.text_features(b)
     forward = lambda z, b: model.logits_from_features(model.image_features(z, b), text_fn(b))
@@ -162,10 +187,9 @@ def reference_step(s: BenchSetup, full_context: bool = False, text_backward: boo
         logits_adv = forward(x_adv, model.prompts())
         with torch.no_grad():
             logits_frz = trainer.frozen(x)
-        loss, terms = capt_loss(trainer.capt_cfg, y, logits_clean, logits_adv, logits_frz)
+        terms = _reference_capt_loss(s, y, logits_clean, logits_adv, logits_frz)
     out = {k: v.item() for k, v in terms.items()}
-    out["loss"] = loss.item()
-    trainer.model_backward_and_update(loss, terms=out)
+    trainer.model_backward_and_update(terms["loss"], terms=out)
     return out
 
 
@@ -192,7 +216,8 @@ def engine_eval(s: BenchSetup, spec: AttackSpec, batches: List[dict]) -> Dict[st
     s.trainer.set_model_mode("eval")
     try:
         return evaluate(s.trainer.attack_target(), batches, [spec], s.device, module=s.model,
-                        autocast=s.trainer.autocast, show_progress=False)
+                        autocast=s.trainer.autocast, show_progress=False,
+                        attack_autocast=s.trainer.test_attack_autocast)
     finally:
         s.trainer.set_model_mode("train")
 
@@ -214,9 +239,15 @@ def _params(s: BenchSetup) -> torch.Tensor:
 
 
 def check_steps(s: BenchSetup) -> Dict[str, float]:
-    """Loss and updated-prompt differences between the engine step and the reference-style steps (same start)."""
+    """Loss and updated-prompt differences between the engine step and the reference-style steps, both started
+    from the clean image: for the check the engine's random start is off and the training attack maximises CE (a KL
+    attack from the clean point starts at a zero gradient, whose sign is rounding noise)."""
     snap = _snapshot(s)
     out: Dict[str, float] = {}
+    cfg = s.trainer.cfg
+    cfg.defrost()
+    saved = cfg.ATTACK.TRAIN.RANDOM_START, cfg.ATTACK.TRAIN.LOSS
+    cfg.ATTACK.TRAIN.RANDOM_START, cfg.ATTACK.TRAIN.LOSS = False, "ce"
     try:
         base = engine_step(s)
         p_base = _params(s)
@@ -226,6 +257,8 @@ def check_steps(s: BenchSetup) -> Dict[str, float]:
             out[f"{name}_loss_diff"] = abs(terms["loss"] - base["loss"])
             out[f"{name}_param_diff"] = float((_params(s) - p_base).abs().max())
     finally:
+        cfg.ATTACK.TRAIN.RANDOM_START, cfg.ATTACK.TRAIN.LOSS = saved
+        cfg.freeze()
         _restore(s, snap)
     return out
 

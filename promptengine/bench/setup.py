@@ -99,7 +99,9 @@ def build_bench(arch: str = "tiny-p8-32", classes: int = 50, batch: int = 4, ste
                 device: str = "cpu", prompt_depth: int = 9, train_loss: str = "kl", seed: int = 1,
                 quiet: bool = True) -> BenchSetup:
     """The real CAPT trainer (K PGD steps, KL training attack by default) and a random batch in [0, 1]."""
-    import trainers  # noqa: F401  (registers CAPT)
+    from ..builtin import builtin_package
+
+    builtin_package("trainers")  # registers CAPT
 
     from ..clip.loading import ARCHITECTURES
     from ..engine.trainer import set_random_seed

@@ -149,6 +149,7 @@ def attack_defaults() -> CN:
         sub.LOSS = "ce"  # ce | kl | cw
         sub.AA_VERSION = "standard"  # autoattack: standard | plus | rand | custom (STEPS > 0 overrides APGD iters)
         sub.AA_ATTACKS = ("apgd-ce", "apgd-dlr")  # autoattack custom subset
+        sub.PRECISION = "fp32"  # fp32 | bf16 | amp: the attack's forwards, independent of TRAIN.PRECISION
         setattr(att, name, sub)
     att.TEST.ATTACKS = ()  # extra test attacks as spec strings, e.g. ("pgd:steps=100,eps=1", "cw:steps=30")
     # FAP's namespace. When a YAML or opts set any of these keys (USE), the config loader translates them once into

@@ -137,19 +137,9 @@ def check_pixel_stats(cfg: CN) -> None:
                             f"inside the model with CLIP's values only; remove INPUT.{key} or set CLIP's values")
 
 
-def _check_fap_values(p: CN) -> None:
-    from ..errors import UserError
-
-    for key in ("TRAIN_ITER", "TEST_ITER"):
-        if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 0:
-            raise UserError(f"ATTACK.PGD.{key} must be an integer >= 0 (got {p[key]!r}); 0 turns the attack off")
-    for key in ("EPS", "ALPHA"):
-        if p[key] < 0:
-            raise UserError(f"ATTACK.PGD.{key} must be >= 0 in /255 pixel units, e.g. 1 for 1/255 (got {p[key]})")
-
-
 def translate_fap_attack(cfg: CN) -> None:
-    """FAP's ``ATTACK.PGD.*`` (``USE`` is set when a YAML or opts name any of them) in our namespace, once.
+    """FAP's ``ATTACK.PGD.*`` (``USE`` is set when a YAML or opts name any of them) in our namespace, once, after the
+    domain check has accepted their values.
 
     Training attack: eps EPS, step ALPHA, TRAIN_ITER steps, KL(clean || adv) unless ADV_TERM is ce (FAP's TRADES
     option). Test: PGD-TEST_ITER CE as the first ``ATTACK.TEST.ATTACKS`` string (first of all test attacks unless the
@@ -158,7 +148,6 @@ def translate_fap_attack(cfg: CN) -> None:
     p = cfg.ATTACK.PGD
     if not p.USE:
         return
-    _check_fap_values(p)
     train = cfg.ATTACK.TRAIN
     adv_term = str(p.ADV_TERM).strip().lower()
     train.update(ENABLED=True, METHOD="pgd", NORM="linf", EPS=float(p.EPS), ALPHA=float(p.ALPHA),
@@ -175,7 +164,6 @@ def translate_fap_attack(cfg: CN) -> None:
 
 
 def finalize(cfg: CN) -> None:
-    """Last step before freezing: upstream trainer names, FAP's attack keys, and the normalisation check."""
+    """Before the domain check: upstream trainer names, and the normalisation check."""
     resolve_trainer_alias(cfg)
-    translate_fap_attack(cfg)
     check_pixel_stats(cfg)

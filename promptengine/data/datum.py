@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Dict, List, Optional, Sequence
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ..errors import UserError
+from .images import read_rgb
 
 
 class Datum:
@@ -64,6 +63,11 @@ class DatasetBase:
         self._train_x = list(train_x or [])
         self._val = list(val or [])
         self._test = list(test or [])
+        if self._train_x or self._val or self._test:
+            from .split_check import check_split
+
+            check_split(f"dataset {type(self).__name__}", {"train": self._train_x, "val": self._val, "test": self._test},
+                        warn=False)
         self._lab2cname = self._get_lab2cname(self._train_x or self._test)
         self._num_classes = (max(self._lab2cname) + 1) if self._lab2cname else 0
 
@@ -98,11 +102,5 @@ class DatasetBase:
         return generate_fewshot_dataset(*data_sources, num_shots=num_shots, repeat=repeat)
 
     def read_image(self, impath: str) -> Image.Image:
-        """Open an image as RGB; a missing or unreadable file is a one-line UserError."""
-        if not os.path.isfile(impath):
-            raise UserError(f"image file not found: {impath} (the split lists it; restore the file or the split)")
-        try:
-            with Image.open(impath) as img:
-                return img.convert("RGB")
-        except (UnidentifiedImageError, OSError) as exc:
-            raise UserError(f"cannot read image {impath}: {exc.__class__.__name__} (replace the corrupt file)") from exc
+        """Open an image as 8-bit RGB (``promptengine.data.images.read_rgb``); problems are one-line UserErrors."""
+        return read_rgb(impath)

@@ -114,7 +114,32 @@ def fewshot_with_cache(
 
     The cache file records a fingerprint of the full split it was drawn from; a changed split makes
     it stale and it is regenerated (and said so). ``val=None`` (ImageNet) samples train only.
+    A negative seed (an unseeded run) bypasses the cache: every run draws its own subset, instead of the
+    first unseeded draw being reused forever. Under torchrun, rank 0 alone samples (and writes the cache);
+    the other ranks wait and receive its selection, so every rank trains on the same images.
     """
+    from ..engine import distributed as dist
+
+    if dist.world_size() == 1:
+        return _fewshot_local(dataset_name, base_dir, train, val, num_shots, seed, cache_dir)
+    by_rel = {(_rel(d.impath, base_dir), d.label): d for d in list(train) + list(val or [])}
+    payload = [None]
+    if dist.is_main():
+        fs_train, fs_val = _fewshot_local(dataset_name, base_dir, train, val, num_shots, seed, cache_dir)
+        payload = [([[_rel(d.impath, base_dir), d.label] for d in fs_train],
+                    None if fs_val is None else [[_rel(d.impath, base_dir), d.label] for d in fs_val])]
+    dist.broadcast_object(payload)
+    rel_train, rel_val = payload[0]
+    return [by_rel[(p, y)] for p, y in rel_train], None if rel_val is None else [by_rel[(p, y)] for p, y in rel_val]
+
+
+def _fewshot_local(dataset_name, base_dir, train, val, num_shots, seed, cache_dir):
+    """One process's selection: from the cache when it holds this (dataset, shots, seed) and split, else drawn."""
+    if seed < 0:
+        print("Few-shot subset drawn afresh (SEED < 0: unseeded runs do not use the few-shot cache)")
+        fs_train = generate_fewshot_dataset(train, num_shots=num_shots)
+        fs_val = generate_fewshot_dataset(val, num_shots=min(num_shots, 4)) if val is not None else None
+        return fs_train, fs_val
     cache_root = cache_dir or os.path.join(default_cache_root(), "fewshot")
     path = os.path.join(cache_root, dataset_name, f"shot_{num_shots}-seed_{seed}.json")
     fingerprint = _split_fingerprint(train, base_dir)

@@ -8,6 +8,7 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..engine.distributed import rank_seed
 from ..errors import UserError
 from ..registry import DATASET_REGISTRY
 from .datum import DatasetBase
@@ -36,7 +37,9 @@ class DatasetWrapper(Dataset):
 
 
 def build_dataset(cfg) -> DatasetBase:
-    import datasets  # noqa: F401  (registers the loaders)
+    from ..builtin import builtin_package
+
+    builtin_package("datasets")  # registers the loaders
 
     if not cfg.DATASET.NAME:
         raise UserError("DATASET.NAME is empty (pass --dataset-config-file configs/datasets/<id>.yaml)")
@@ -118,7 +121,7 @@ class DataManager:
             shuffle=False,
             num_workers=self.workers,
             drop_last=drop_last,
-            generator=torch.Generator().manual_seed(max(seed, 0) * 7919 + epoch),
+            generator=torch.Generator().manual_seed(rank_seed(max(seed, 0) * 7919 + epoch, self.rank)),  # workers
         )
 
     def show_summary(self) -> None:

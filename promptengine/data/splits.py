@@ -28,6 +28,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, 
 from ..errors import UserError
 from .datum import DatasetBase, Datum
 from .fewshot import prepare_splits
+from .split_check import FIX, check_split, integer_label, relative_path_inside
 
 Split = Tuple[List[Datum], List[Datum], List[Datum]]
 
@@ -159,12 +160,14 @@ def read_split(json_path: str, image_dir: str) -> Split:
             if not (isinstance(entry, (list, tuple)) and len(entry) == 3 and isinstance(entry[0], str)):
                 raise UserError(f"{json_path}: {key} entry {i} is {str(entry)[:80]}; expected [relative_path, label, classname]")
             relpath, label, classname = entry
-            try:
-                label = int(label)
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"{json_path}: {key} entry {i} has a non-integer label {label!r}") from exc
-            items.append(Datum(impath=os.path.join(image_dir, relpath), label=label, classname=str(classname)))
+            where = f"{json_path}: {key} entry {i}"
+            if not isinstance(classname, str):
+                raise UserError(f"{where} has the class name {classname!r}; class names are strings ({FIX})")
+            relative_path_inside(relpath, where)
+            items.append(Datum(impath=os.path.join(image_dir, relpath), label=integer_label(label, where),
+                               classname=classname))
         out.append(items)
+    check_split(json_path, dict(zip(("train", "val", "test"), out)), required=("train", "test"))
     return out[0], out[1], out[2]
 
 
@@ -287,6 +290,8 @@ def load_or_generate_split(cfg, dataset: object, path_prefix: str, generate: Cal
             f"{name}: split file not found: {split_path}, and it cannot be generated because {exc.path} is "
             f"missing (expected {exc.expected}); put {cls.split_file} or those files there (see {docs_ref(name)})"
         ) from exc
+    check_split(f"{name}: the split generated from {dataset.dataset_dir}", {"train": train, "val": val, "test": test},
+                required=("train", "test"))
     if cfg.DATASET.WRITE_SPLITS:
         try:
             save_split(train, val, test, split_path, path_prefix)

@@ -14,6 +14,7 @@ per-sample results back in dataset order on rank 0, which alone prints, logs and
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import sys
 from typing import Dict, List, Sequence
@@ -162,3 +163,36 @@ def broadcast_flag(flag: bool, src: int = 0) -> bool:
     t = torch.tensor([1 if flag else 0], dtype=torch.int64)
     tdist.broadcast(t, src=src)
     return bool(t.item())
+
+
+def broadcast_object(holder: List) -> None:
+    """Replace ``holder``'s items on every rank by rank 0's (picklable objects; a no-op for one process)."""
+    if is_initialized():
+        tdist.broadcast_object_list(holder, src=0)
+
+
+def global_mean(values: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` (n,) over every rank's ``values`` (one all-reduce of the sum and the count).
+
+    The result keeps the local values' autograd graph: gradients flow to this rank's own entries only (the other
+    ranks' sum enters as a constant), so it is exact for detached uses and the per-rank part of the gradient otherwise.
+    """
+    if not is_initialized():
+        return values.mean()
+    local = values.sum()
+    stats = torch.stack([local.detach().double(), torch.tensor(float(values.numel()), dtype=torch.float64,
+                                                                device=values.device)])
+    tdist.all_reduce(stats)
+    others = (stats[0] - local.detach().double()).to(values.dtype)
+    return (local + others) / stats[1].to(values.dtype)
+
+
+def rank_seed(base: int, rank_id: int = -1) -> int:
+    """A seed for this rank's own random stream (data augmentation): ``base`` itself on rank 0, so a single process
+    and rank 0 draw the same stream, and a hash of (base, rank) elsewhere, so ranks do not repeat each other's draws.
+    A function of (base, rank) only: a run is reproducible for a given world size."""
+    r = rank() if rank_id < 0 else rank_id
+    if r == 0:
+        return int(base)
+    h = hashlib.blake2b(f"{int(base)}/{r}".encode(), digest_size=8)
+    return int.from_bytes(h.digest(), "little") >> 2

@@ -1,4 +1,9 @@
-"""Precision: fp32, bf16 autocast, or fp16 autocast with a gradient scaler; parameters stay fp32."""
+"""Precision: fp32, bf16 autocast, or fp16 autocast with a gradient scaler; parameters stay fp32.
+
+Attacks have their own precision (``ATTACK.TRAIN.PRECISION``, ``ATTACK.TEST.PRECISION``; fp32 by default whatever
+the training precision): a confident model's input gradient underflows or changes sign under half-precision
+autocast, which weakens PGD without any error (see docs/ATTACKS.md, "Precision").
+"""
 
 from __future__ import annotations
 
@@ -38,3 +43,27 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], Conte
 
 def grad_scaler(precision: str, device: torch.device):
     return torch.amp.GradScaler(device.type, enabled=precision == "amp")
+
+
+def attack_precision(cfg, section: str) -> str:
+    """``ATTACK.<section>.PRECISION`` checked (fp32 | bf16 | amp, fp16 = amp); a warning when it is not fp32."""
+    raw = str(cfg.ATTACK[section].PRECISION).strip().lower()
+    prec = "amp" if raw == "fp16" else raw
+    if prec not in CHOICES:
+        raise UserError(f"ATTACK.{section}.PRECISION must be fp32, bf16 or amp (fp16 = amp), got '{raw}'; "
+                        "fp32 is the safe default for attacks")
+    if prec != "fp32":
+        print(f"Warning: ATTACK.{section}.PRECISION {raw}: the {section.lower()} attack runs under half-precision "
+              "autocast; input gradients of confident models can underflow or flip sign there (weaker attacks)")
+    return prec
+
+
+def attack_autocast(cfg, section: str, device: torch.device) -> Callable[[], ContextManager]:
+    """The autocast factory the ``section`` (TRAIN or TEST) attack runs its forwards under.
+
+    fp32 *disables* autocast rather than adding nothing: the training attack is called inside the training step's
+    autocast region, which would otherwise leak into the attack's forwards."""
+    prec = attack_precision(cfg, section)
+    if prec == "fp32":
+        return lambda: torch.autocast(device_type=device.type, enabled=False)
+    return autocast_factory(prec, device)

@@ -90,10 +90,10 @@ class RunRecordsMixin:
     # ---- results.json ----------------------------------------------------------------------------------------
     def write_results(self, split: str, clean: dict, robust: list, worst: Optional[torch.Tensor]) -> None:
         """Written once the evaluation finished, atomically; carries the run identity and provenance."""
+        if not clean["total"]:  # a result on zero images would read as "accuracy 0.00" in every table
+            raise UserError(f"the {split} set has no images, so there is no result to write; check the dataset split "
+                            "and TEST.MAX_IMAGES")
         cfg = self.cfg
-        if clean["total"] == 0:  # a zero-image "accuracy" must never look like a result
-            raise UserError(f"the {split} set of {cfg.DATASET.NAME} is empty: nothing was evaluated and no "
-                            "results.json is written (check the split file and TEST.MAX_IMAGES)")
         record = {
             "format": 1,
             "trainer": type(self).__name__,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import tempfile
 
 import torch
 
@@ -18,8 +19,17 @@ def check_output_dir(path: str) -> None:
         if parent == probe:
             break
         probe = parent
-    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK) or not _can_create_file(probe):
         raise UserError(f"output dir {path} is not writable ({probe} does not allow writing); pass another --output-dir")
+
+
+def _can_create_file(folder: str) -> bool:
+    """Whether a file can really be created in ``folder`` (``os.access`` says yes to root even on /proc)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def describe_run(args, cfg) -> None:

@@ -24,12 +24,12 @@ from ..attacks import test_specs
 from ..data.manager import DataManager
 from ..errors import UserError
 from ..evaluation.metrics import clean_summary, print_result_block
-from ..evaluation.robust import evaluate
+from ..evaluation.robust import evaluate, worst_case
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .meters import MetricMeter
 from .optim import build_lr_scheduler, build_optimizer
-from .precision import autocast_factory, grad_scaler, resolve_precision
+from .precision import attack_autocast, autocast_factory, grad_scaler, resolve_precision
 from .records import RunRecordsMixin
 
 
@@ -51,6 +51,10 @@ class TrainerX(RunRecordsMixin):
     #: default precision of this trainer when TRAIN.PRECISION is empty and it has no PREC key
     default_precision = "fp32"
 
+    #: domains of this trainer's own keys ({"TRAINER.X.KEY": Int(0), ...}, see promptengine.config.domains),
+    #: checked with every other key after merging, before anything is built
+    config_domains: dict = {}
+
     @staticmethod
     def extend_cfg(cfg) -> None:
         """Declare this trainer's config subtree (called for every registered trainer)."""
@@ -67,6 +71,7 @@ class TrainerX(RunRecordsMixin):
         self.precision = resolve_precision(cfg, self.trainer_precision(), self.device)
         self.autocast = autocast_factory(self.precision, self.device)
         self.scaler = grad_scaler(self.precision, self.device)
+        self.test_attack_autocast = attack_autocast(cfg, "TEST", self.device)  # fp32 unless ATTACK.TEST.PRECISION
         self._models: Dict[str, nn.Module] = OrderedDict()
         self._optims: Dict[str, Optional[torch.optim.Optimizer]] = OrderedDict()
         self._scheds: Dict[str, object] = OrderedDict()
@@ -314,8 +319,8 @@ class TrainerX(RunRecordsMixin):
     def train(self) -> None:
         self.before_train()
         for self.epoch in range(self.start_epoch, self.max_epoch):
-            if int(self.cfg.SEED) >= 0:  # each epoch is a function of (seed, epoch): resume is exact
-                set_random_seed(int(self.cfg.SEED) * 1000 + self.epoch)
+            if int(self.cfg.SEED) >= 0:  # each epoch is a function of (seed, epoch, rank): resume is exact
+                set_random_seed(dist.rank_seed(int(self.cfg.SEED) * 1000 + self.epoch))  # own augmentation per rank
             self.before_epoch()
             self.run_epoch()
             for sched in self._scheds.values():
@@ -328,6 +333,8 @@ class TrainerX(RunRecordsMixin):
         self.resume()
         if self.world_size > 1:  # every rank starts from rank 0's prompts (an unseeded run draws them per process)
             dist.broadcast_parameters([p for m in self._models.values() for p in m.parameters() if p.requires_grad])
+            if int(self.cfg.SEED) < 0:  # unseeded: torch's start-up seed is the same in every process
+                set_random_seed(random.randrange(2**62))  # Python's own RNG is seeded from the OS per process
         if dist.is_main():
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -397,16 +404,15 @@ class TrainerX(RunRecordsMixin):
         classifier = self.attack_target()
         module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
         per_sample = evaluate(classifier, loader, specs, self.device, module=module, autocast=self.autocast,
-                              desc=name, show_progress=dist.is_main())
+                              desc=name, show_progress=dist.is_main(), attack_autocast=self.test_attack_autocast)
         per_sample = dist.gather_per_sample(per_sample)
         if not dist.is_main():
             return 0.0
         clean = clean_summary(per_sample["pred"], per_sample["label"])
         robust = []
-        worst = torch.ones_like(per_sample["label"], dtype=torch.bool) if specs else None
+        worst = worst_case(per_sample, len(specs))  # clean-correct AND robust to every attack
         for i, spec in enumerate(specs):
             correct = per_sample[f"correct_{i}"]
-            worst &= correct
             robust.append({"name": spec.label(), "attack": spec.to_dict(),
                            "accuracy": 100.0 * correct.float().mean().item(),
                            "correct": int(correct.sum()), "total": int(correct.numel())})

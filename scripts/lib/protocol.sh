@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one implementation behind every scripts/<method>/{base2new,fewshot,xd,dg}.sh and scripts/compare_*.sh:
-# picks the Python interpreter (PYTHON, else the repository's .venv, else python) and runs tools/run_protocol.py.
+# picks the Python interpreter (PYTHON, else the repository's .venv, else python) and runs tools/run_protocol.py,
+# or, when LAUNCHER or JOBS is set, tools/sweep.py, which runs the same calls through a launcher (docs/SCALING.md).
 #   protocol.sh PROTOCOL TRAINER DEFAULT_CFG ARGS...     (from a method's wrapper)
 #   protocol.sh compare PROTOCOL [OPTIONS...]            (from a compare_<protocol>.sh script)
 set -euo pipefail
@@ -9,4 +10,7 @@ if [ -z "${PYTHON:-}" ]; then
   if [ -x "$repo/.venv/bin/python" ]; then PYTHON=$repo/.venv/bin/python; else PYTHON=python; fi
 fi
 export PYTHON
+if [ -n "${LAUNCHER:-}${JOBS:-}" ]; then
+  exec "$PYTHON" "$repo/tools/sweep.py" script "$@"
+fi
 exec "$PYTHON" "$repo/tools/run_protocol.py" "$@"

@@ -1,0 +1,1 @@
+"""Command-line programs, importable so that an installed wheel exposes them as console entry points."""
