@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List
 
+from .builtin import builtin_package
 from .registry import TRAINER_REGISTRY
 
 
@@ -20,13 +21,13 @@ class Method:
 
 
 def registered_methods(with_scripts: bool = False) -> List[Method]:
-    """Every registered trainer (importing ``trainers`` registers them), in registration order."""
-    import trainers  # noqa: F401  (registers the trainers)
-
+    """Every registered trainer, in registration order (only those with protocol scripts when ``with_scripts``)."""
+    builtin_package("trainers")  # registers the built-in trainers (checkout or wheel)
     out = []
     for name in TRAINER_REGISTRY.registered_names():
         cls = TRAINER_REGISTRY.get(name)
-        method = Method(name, vars(cls).get("script_folder", ""), vars(cls).get("default_config", ""))  # own, not inherited
+        own = vars(cls)  # a subclass does not inherit its parent's scripts
+        method = Method(name, own.get("script_folder", ""), own.get("default_config", ""))
         if method.script_folder or not with_scripts:
             out.append(method)
     return out
