@@ -24,6 +24,7 @@ TESTED_VERSION = "0.2.0"
 # Fewest classes each attack needs: DLR divides by z_(1) - z_(3); targeted DLR also reads z_(4).
 MIN_CLASSES = {"apgd-ce": 2, "apgd-dlr": 3, "apgd-t": 4, "fab": 2, "fab-t": 2, "square": 2}
 _NORMS = {"linf": "Linf", "l2": "L2"}
+SQUARE_QUERIES_PER_ITER = 50  # pyautoattack's defaults: APGD 100 iterations, Square 5000 queries
 
 
 def _import_library():
@@ -79,13 +80,15 @@ def run_autoattack(forward, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, 
 
 
 def _set_iterations(aa, n_iter: int) -> None:
-    """Override APGD / FAB iteration counts (and APGD's step-size checkpoints, which derive from them)."""
+    """Override APGD / FAB iteration counts (and APGD's step-size checkpoints, which derive from them), and Square's
+    query budget in the library's own ratio (100 iterations <-> 5000 queries)."""
     for apgd in (aa.apgd, aa.apgd_targeted):
         apgd.n_iter = apgd.n_iter_orig = n_iter
         apgd.n_iter_2 = max(int(0.22 * n_iter), 1)
         apgd.n_iter_min = max(int(0.06 * n_iter), 1)
         apgd.size_decr = max(int(0.03 * n_iter), 1)
     aa.fab.n_iter = n_iter
+    aa.square.n_queries = SQUARE_QUERIES_PER_ITER * n_iter
 
 
 def library_version() -> Optional[str]:

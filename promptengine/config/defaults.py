@@ -122,6 +122,8 @@ def get_cfg_default() -> CN:
     _C.TEST.SPLIT = "test"
     _C.TEST.FINAL_MODEL = "last_step"
     _C.TEST.MAX_IMAGES = -1  # evaluate on the first N test images only (-1 = all)
+    _C.TEST.ROBUST_EVAL_FREQ = 0  # > 0: clean and robust accuracy on the val split every N epochs (log + TensorBoard)
+    _C.TEST.ROBUST_EVAL_IMAGES = 200  # the first N val images for that check (-1 = all)
 
     _C.TRAINER = CN()
     _C.TRAINER.NAME = ""

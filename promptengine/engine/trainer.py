@@ -23,6 +23,7 @@ from torch import nn
 from ..attacks import test_specs
 from ..data.manager import DataManager
 from ..errors import UserError
+from ..evaluation.during_training import robust_val_check
 from ..evaluation.metrics import clean_summary, print_result_block
 from ..evaluation.robust import evaluate, worst_case
 from . import checkpoint as ckpt
@@ -138,6 +139,7 @@ class TrainerX(RunRecordsMixin):
         """Restore what ``extra_state`` saved (an empty dict for checkpoints written without any)."""
 
     def after_epoch(self) -> None:
+        robust_val_check(self)  # TEST.ROBUST_EVAL_FREQ: a robustness collapse shows while it happens
         last = (self.epoch + 1) == self.max_epoch
         freq = int(self.cfg.TRAIN.CHECKPOINT_FREQ)
         if last or (freq > 0 and (self.epoch + 1) % freq == 0):

@@ -43,5 +43,10 @@ def print_result_block(clean: Dict[str, float], robust: List[Dict]) -> None:
     print(f"* accuracy: {clean['accuracy']:.2f}%")
     print(f"* error: {clean['error']:.2f}%")
     print(f"* macro_f1: {clean['macro_f1']:.2f}%")
+    print_robust_lines(robust)
+
+
+def print_robust_lines(robust: List[Dict]) -> None:
+    """One ``* robust_accuracy (<attack label>): X%`` line per attack (parsed by the reporting tools)."""
     for r in robust:
         print(f"* robust_accuracy ({r['name']}): {r['accuracy']:.2f}%")

@@ -141,6 +141,21 @@ def parse_test_res_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.
 # compare
 
 
+def _tradeoff(root: Path, out_dir: Path, out: TextIO) -> int:
+    from .tradeoff import collect_points, plot_tradeoff
+
+    plots.require_matplotlib()
+    points, warnings = collect_points(root)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for p in points:
+        hm = p.summary("HM")
+        shown = f"clean {hm[0]:.2f}, robust {hm[1]:.2f}" if hm else "no base+new pair"
+        print(f"{p.series}{' ' + p.value if p.value else ''}: HM {shown} ({len(p.per_seed('HM'))} seeds)", file=out)
+    print(f"wrote {plot_tradeoff(points, Path(out_dir) / 'tradeoff.png')}", file=sys.stderr)
+    return 0
+
+
 def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout) -> int:
     parser = argparse.ArgumentParser(
         prog="compare.py",
@@ -153,6 +168,8 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
     parser.add_argument("--layout", choices=tables.LAYOUTS, help="wide: datasets as columns; long: as row groups")
     parser.add_argument("--out", type=Path, help="write the tables to this file instead of stdout")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots into DIR (needs matplotlib)")
+    parser.add_argument("--plot", choices=("tradeoff",), help="tradeoff: only the clean-vs-robust trade-off of the "
+                        "base2new runs and sweep points under ROOT, written to DIR/tradeoff.png (default DIR: ROOT)")
     parser.add_argument("--trainers", nargs="+", metavar="NAME", help="rows to keep, in order (TRAINER or TRAINER/CFG)")
     parser.add_argument("--datasets", nargs="+", metavar="NAME", help="datasets to keep, in order (class names)")
     parser.add_argument("--seeds", nargs="+", type=int, help="expected seeds (default: every seed found)")
@@ -167,6 +184,8 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
             plots.require_matplotlib()
         if not args.root.is_dir():
             raise UserError(f"{args.root} is not a directory; pass the output root of the protocol scripts")
+        if args.plot == "tradeoff":
+            return _tradeoff(args.root, args.plots or args.root, out)
         report = load_results(args.root)
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr)

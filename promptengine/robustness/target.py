@@ -1,0 +1,127 @@
+"""What a report attacks: a trained run folder (rebuilt through the engine's own loading path, as
+``train.py --eval-only --model-dir`` does) or zero-shot CLIP on a dataset config.
+
+A base-to-new run gives two parts (base and new classes, the same prompts); any other run gives one part ("all").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Part:
+    """One evaluated label set: the attacked classifier, the transfer source and the test split it is scored on."""
+
+    name: str  # "all", "base" or "new"
+    classifier: Forward  # images [0, 1] (B, C, H, W) -> logits (B, K)
+    module: Optional[nn.Module]
+    transfer_source: Optional[Forward]  # frozen zero-shot CLIP on the same classes
+    classnames: List[str]
+    labels: List[int]  # label of every test item, by dataset index
+    fetch: Callable[[int], torch.Tensor]  # dataset index -> image (C, H, W)
+    device: torch.device = torch.device("cpu")
+
+
+@dataclass
+class Target:
+    name: str
+    source: str  # the run folder or the dataset config
+    parts: List[Part]
+    test_eps: Optional[float] = None  # the run's own test-attack budget (/255), the default headline eps
+    info: dict = field(default_factory=dict)
+
+
+def _register_everything() -> None:
+    import datasets  # noqa: F401  (registers dataset loaders)
+    import trainers  # noqa: F401  (registers trainers and their config keys)
+
+
+def _build_cfg(files: Sequence[str], opts: Sequence[str]):
+    from ..config.merge import build_cfg, merge_from_file, merge_from_list
+
+    cfg = build_cfg(freeze=False)
+    for path in files:
+        merge_from_file(cfg, path)
+    merge_from_list(cfg, list(opts))
+    return cfg
+
+
+def _part(trainer, name: str, with_transfer: bool) -> Part:
+    from ..clip.model import FrozenZeroShot
+
+    trainer.set_model_mode("eval")
+    classifier = trainer.attack_target()
+    module = trainer.model if isinstance(getattr(trainer, "model", None), nn.Module) else None
+    source = None
+    if with_transfer and hasattr(trainer, "backbone"):
+        source = FrozenZeroShot(trainer.backbone, trainer.classnames, [trainer.dataset_template]).to(trainer.device)
+        source.eval()
+    dataset = trainer.dm.test_set  # TEST.MAX_IMAGES is 0 here: the whole split, the report picks its own subset
+    labels = [d.label for d in dataset.data_source]
+    return Part(name=name, classifier=classifier, module=module, transfer_source=source,
+                classnames=list(trainer.classnames), labels=labels, fetch=lambda i: dataset[i]["img"],
+                device=trainer.device)
+
+
+def _trainer(cfg):
+    from ..registry import TRAINER_REGISTRY
+
+    cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+    cfg.freeze()
+    return cls(cfg)
+
+
+def _test_eps(trainer) -> Optional[float]:
+    return round(trainer.test_attacks[0].eps * 255.0, 4) if trainer.test_attacks else None
+
+
+REPORT_OPTS = ("TEST.MAX_IMAGES", "0", "DATALOADER.NUM_WORKERS", "0")
+
+
+def load_run(run_dir: str, root: str = "", opts: Sequence[str] = (), epoch: Optional[int] = None) -> Target:
+    """The trained model of ``run_dir`` (its config.yaml and checkpoint); base and new parts for a base2new run."""
+    _register_everything()
+    config = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(config):
+        raise UserError(f"{run_dir} has no config.yaml; pass a training output folder (e.g. .../seed1)")
+    probe = _build_cfg([config], [])
+    subsample = str(probe.DATASET.SUBSAMPLE_CLASSES)
+    names = ["base", "new"] if subsample == "base" else [subsample]
+    extra = list(opts) + (["DATASET.ROOT", root] if root else [])
+    parts, test_eps, loaded = [], None, None
+    for name in names:
+        cfg = _build_cfg([config], [*REPORT_OPTS, "DATASET.SUBSAMPLE_CLASSES", name, "OUTPUT_DIR", run_dir, *extra])
+        trainer = _trainer(cfg)
+        if trainer.needs_weights():
+            trainer.load_model(run_dir, epoch=epoch)
+            loaded = getattr(trainer, "loaded_epoch", None)
+        test_eps = _test_eps(trainer)
+        parts.append(_part(trainer, name, with_transfer=True))
+    trainer_name = probe.TRAINER.NAME
+    info = {"trainer": trainer_name, "dataset": probe.DATASET.NAME, "seed": int(probe.SEED),
+            "backbone": probe.MODEL.BACKBONE.NAME, "subsample": subsample, "epoch": loaded}
+    return Target(name=f"{trainer_name} on {probe.DATASET.NAME} (seed {probe.SEED})", source=run_dir, parts=parts,
+                  test_eps=test_eps, info=info)
+
+
+def zero_shot_target(dataset_config: str, config_file: str = "", root: str = "", opts: Sequence[str] = ()) -> Target:
+    """Zero-shot CLIP on every class of ``dataset_config`` (its own transfer source: a check of the attack only)."""
+    _register_everything()
+    files = [dataset_config] + ([config_file] if config_file else [])
+    cfg = _build_cfg(files, [*REPORT_OPTS, "TRAINER.NAME", "ZeroshotCLIP", *opts,
+                             *(["DATASET.ROOT", root] if root else [])])
+    trainer = _trainer(cfg)
+    info = {"trainer": "ZeroshotCLIP", "dataset": cfg.DATASET.NAME, "backbone": cfg.MODEL.BACKBONE.NAME,
+            "subsample": str(cfg.DATASET.SUBSAMPLE_CLASSES)}
+    return Target(name=f"zero-shot CLIP ({cfg.MODEL.BACKBONE.NAME}) on {cfg.DATASET.NAME}", source=dataset_config,
+                  parts=[_part(trainer, "all", with_transfer=True)], test_eps=_test_eps(trainer), info=info)

@@ -1,0 +1,172 @@
+"""Robustness reports: gradient-masking flags fire on a masked model and stay quiet on healthy ones; the eps curve of
+zero-shot SynthCLIP falls monotonically to ~0; the CLI writes the report and honours --strict."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from promptengine.robustness.evaluate import evaluate_part
+from promptengine.robustness.flags import masking_flags
+from promptengine.robustness.settings import ReportSettings
+from promptengine.robustness.subset import balanced_indices
+from promptengine.robustness.target import Part
+
+DIRECTIONS = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [-1, -1, -1]])  # (K=4, C=3)
+TOY = ReportSettings(images_per_class=5, max_images=20, eps=(0, 2, 4, 8, 16), steps=(1, 5, 20), restarts=(1, 2),
+                     restart_steps=5, curve_steps=5, aa_iters=5, large_eps=64, large_eps_steps=10, transfer_steps=5)
+
+
+class ColourClassifier(torch.nn.Module):
+    """Logits from the mean colour; ``quantise`` rounds the input to 1/64 steps first (zero gradient everywhere)."""
+
+    def __init__(self, quantise: bool) -> None:
+        super().__init__()
+        self.quantise = quantise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 4)
+        if self.quantise:
+            x = torch.round(x * 64) / 64
+        return 40 * (x.mean(dim=(2, 3)) - 0.5) @ DIRECTIONS.t()
+
+
+def toy_part(model: torch.nn.Module) -> Part:
+    labels = [i % 4 for i in range(40)]
+    g = torch.Generator().manual_seed(0)
+    images = [(0.5 + 0.03 * DIRECTIONS[c].view(3, 1, 1) + 0.01 * torch.randn(3, 8, 8, generator=g)).clamp(0, 1)
+              for c in labels]
+    return Part("all", model, model, None, ["red", "green", "blue", "grey"], labels, lambda i: images[i])
+
+
+def raised(result, settings=TOY):
+    return {f.check for f in masking_flags(result, settings) if f.raised}
+
+
+def test_masked_model_raises_flags_and_healthy_one_does_not():
+    healthy = evaluate_part(toy_part(ColourClassifier(quantise=False)), TOY, headline=8.0, progress=False)
+    masked = evaluate_part(toy_part(ColourClassifier(quantise=True)), TOY, headline=8.0, progress=False)
+    assert healthy["clean"] == masked["clean"] == 100.0
+    assert raised(healthy) == set()
+    assert healthy["eps_curve"]["linf"][-1]["accuracy"] == 0.0
+    assert raised(masked) == {"white-box PGD beats the black-box and transfer attacks",
+                              "accuracy is near 0 at a very large eps", "input gradients are non-zero",
+                              "AutoAttack is close to PGD"}
+    assert masked["zero_gradient_fraction"] == 1.0
+    assert masked["square"] < masked["pgd"]  # the black-box attack is not fooled by the missing gradient
+
+
+def test_rising_curve_raises_the_monotonicity_flag():
+    result = evaluate_part(toy_part(ColourClassifier(quantise=False)), TOY, headline=8.0, progress=False)
+    assert "accuracy falls as eps, steps and restarts grow" not in raised(result)
+    result["steps_curve"][-1]["accuracy"] = result["steps_curve"][0]["accuracy"] + 10.0
+    assert "accuracy falls as eps, steps and restarts grow" in raised(result)
+
+
+def test_balanced_subset_is_fixed_and_balanced():
+    labels = [i % 3 for i in range(30)] + [3] * 2
+    chosen = balanced_indices(labels, per_class=4, max_images=100, seed=0)
+    counts = torch.bincount(torch.tensor([labels[i] for i in chosen]))
+    assert counts.tolist() == [4, 4, 4, 2]
+    assert chosen == balanced_indices(labels, per_class=4, max_images=100, seed=0) == sorted(chosen)
+    capped = [labels[i] for i in balanced_indices(labels, per_class=4, max_images=6, seed=0)]
+    assert sorted(capped) == [0, 0, 1, 1, 2, 3]  # round-robin over classes before the cap
+
+
+def test_zero_shot_synthclip_report_is_clean_and_monotone(tmp_path):
+    from promptengine.robustness import cli
+
+    out = tmp_path / "report"
+    argv = ["--zero-shot", "configs/datasets/synth_shapes.yaml", "--config-file",
+            "configs/trainers/ZeroshotCLIP/synth.yaml", "--out", str(out), "--quick", "--images", "24",
+            "--eps", "0", "1", "2", "8", "--steps", "1", "5", "10", "--restarts", "1", "2", "--aa-iters", "3",
+            "--no-plots", "--no-progress", "--strict"]
+    assert cli.main(argv) == 0  # --strict: no flag raised on the healthy zero-shot model
+    report = json.loads((out / "report.json").read_text())
+    part = report["parts"]["all"]
+    assert report["flags_raised"] == 0 and part["n_images"] == 24
+    curve = [p["accuracy"] for p in part["eps_curve"]["linf"]]
+    assert curve == sorted(curve, reverse=True) and curve[0] > 40 and curve[-1] <= 5
+    assert "No gradient-masking flag raised" in (out / "report.md").read_text()
+
+
+def test_strict_exits_nonzero_on_a_flag(tmp_path, monkeypatch, capsys):
+    from promptengine.robustness import cli, target
+
+    def fake_zero_shot(*args, **kwargs):
+        return target.Target("masked toy", "toy", [toy_part(ColourClassifier(quantise=True))], test_eps=8.0)
+
+    monkeypatch.setattr(target, "zero_shot_target", fake_zero_shot)
+    small = ["--images", "20", "--images-per-class", "5", "--eps", "0", "8", "16", "--steps", "1", "5",
+             "--restarts", "1", "--aa-iters", "3", "--no-plots", "--no-progress"]
+    out = tmp_path / "r"
+    assert cli.main(["--zero-shot", "x.yaml", "--out", str(out), *small]) == 0
+    assert cli.main(["--zero-shot", "x.yaml", "--out", str(out), *small, "--strict"]) == 1
+    assert "FLAG (all): input gradients are non-zero" in capsys.readouterr().out
+    assert "**FLAG**" in (out / "report.md").read_text()
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path):
+    from promptengine.errors import UserError
+    from promptengine.robustness import cli
+
+    with pytest.raises(UserError, match="either a run folder or --zero-shot"):
+        cli.main([])
+    with pytest.raises(UserError, match="does not exist"):
+        cli.main([str(tmp_path / "missing")])
+    with pytest.raises(UserError, match="--eps must list distinct budgets"):
+        cli.main([str(tmp_path), "--eps", "4", "2"])
+    with pytest.raises(UserError, match="has no config.yaml"):
+        cli.main([str(tmp_path)])
+
+
+class RecordingWriter:
+    """Stands in for TensorBoard's SummaryWriter (not a dependency): records every scalar."""
+
+    scalars: list = []
+
+    def __init__(self, log_dir: str) -> None:
+        pass
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.append((tag, step))
+
+    def close(self) -> None:
+        pass
+
+
+def test_robust_eval_during_training_logs_and_leaves_training_unchanged(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from tests.conftest import TOY_OPTS, run_train
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=RecordingWriter))
+    RecordingWriter.scalars = []
+
+    def train(out, freq):
+        opts = [*TOY_OPTS, "TRAINER.COOP.N_CTX", "4", "OPTIM.MAX_EPOCH", "2", "ATTACK.TEST.ENABLED", "True",
+                "ATTACK.TEST.STEPS", "2", "ATTACK.TEST.EPS", "4.0", "TEST.ROBUST_EVAL_FREQ", str(freq)]
+        assert run_train(["--trainer", "CoOp", "--seed", "1", "--output-dir", out, *opts]) == 0
+        return (out / "log.txt").read_text(), json.loads((out / "results.json").read_text())
+
+    log_off, res_off = train(tmp_path / "off", 0)
+    log_on, res_on = train(tmp_path / "on", 1)
+    lines = [line for line in log_on.splitlines() if "val robust" in line]
+    assert [line.split("]")[0] for line in lines] == ["epoch [1/2", "epoch [2/2"]
+    assert "pgd2, linf, eps=4/255" in lines[0] and "worst case" in lines[0]
+    assert "val robust" not in log_off
+    assert (res_on["clean"], res_on["robust"][0]["accuracy"]) == (res_off["clean"], res_off["robust"][0]["accuracy"])
+    assert [step for tag, step in RecordingWriter.scalars if tag == "val/worst_case"] == [1, 2]
+
+
+def test_aa_iters_scale_square_queries_in_the_library_ratio():
+    pyautoattack = pytest.importorskip("pyautoattack")
+    from promptengine.attacks.autoattack import _set_iterations
+
+    aa = pyautoattack.AutoAttack(ColourClassifier(False), attacks=None, device="cpu", eps=8 / 255, norm="Linf",
+                                 seed=0, version="standard")
+    assert aa.square.n_queries == 5000 and aa.apgd.n_iter == 100  # the library's defaults: 50 queries per iteration
+    _set_iterations(aa, 20)
+    assert (aa.apgd.n_iter, aa.square.n_queries) == (20, 1000)
