@@ -163,6 +163,19 @@ def translate_fap_attack(cfg: CN) -> None:
          "TRAINER.FAP.LAMBDA/ADV_TERM")
 
 
+def with_fap_translated(cfg: CN) -> CN:
+    """``cfg``, or a copy with FAP's keys translated when a config merged outside ``build_cfg`` (a Dassl
+    ``train.py``) asks for them with ``ATTACK.PGD.USE True``; the copy is frozen when ``cfg`` was."""
+    if not cfg.ATTACK.PGD.USE:
+        return cfg
+    out = cfg.clone()
+    out.defrost()
+    translate_fap_attack(out)
+    if cfg.is_frozen():
+        out.freeze()
+    return out
+
+
 def finalize(cfg: CN) -> None:
     """Before the domain check: upstream trainer names, and the normalisation check."""
     resolve_trainer_alias(cfg)
