@@ -1,9 +1,10 @@
 """The composition layer methods are built from: a prompt spec + an objective on one engine.
 
-``PromptTrainer`` builds the frozen CLIP, a ``PromptedCLIP`` with the method's ``PromptSpec`` and
-registers only the prompt learner (so checkpoints hold prompts only). ``AdversarialPromptTrainer`` adds
-the training attack: prompts and text features are computed once per step and reused by every PGD
-iteration, which only takes gradients with respect to the input.
+``PromptTrainer`` builds the frozen CLIP, the method's network (by default a ``PromptedCLIP`` with its
+``PromptSpec``) and registers what ``learnable_modules`` names (by default the prompt learner, so checkpoints hold
+prompts only; a method that tunes CLIP itself unfreezes it with ``promptengine.clip.tuning`` and names it there).
+``AdversarialPromptTrainer`` adds the training attack: prompts and text features are computed once per step and
+reused by every PGD iteration, which only takes gradients with respect to the input.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .attacks import AttackSpec, attack, mix_seed, train_spec
 from .clip.backbone import PromptableCLIP, PromptBundle
@@ -30,6 +32,11 @@ DEFAULT_TEMPLATE = "a photo of a {}."
 
 class PromptTrainer(TrainerX):
     """A prompt-learning method: override ``prompt_spec`` and, for a new objective, ``compute_loss``."""
+
+    #: the method's protocol scripts ``scripts/<script_folder>/*.sh`` ("" = none) and the config they use by default
+    #: (``configs/trainers/<Trainer>/<default_config>.yaml``); the runner, the tests and docs read them from here
+    script_folder = ""
+    default_config = ""
 
     def prompt_spec(self) -> PromptSpec:
         raise NotImplementedError
@@ -50,17 +57,29 @@ class PromptTrainer(TrainerX):
         return PromptableCLIP(clip_model).to(self.device)
 
     def build_model(self) -> None:
+        """Backbone, network, then one optimizer and schedule per learnable module (registered under its name)."""
         self.backbone = self.load_backbone()
+        self.model = self.build_network().to(self.device)
+        for name, module in self.learnable_modules().items():
+            n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            print(f"Learnable parameters in {name}: {n_params:,}")
+            optim, sched = self.build_optim(module)
+            self.register_model(name, module, optim, sched)
+
+    def build_network(self) -> nn.Module:
+        """The model trained and evaluated (``self.model``): CLIP with this method's prompts."""
         spec = self.prompt_spec()
-        self.model = PromptedCLIP(self.backbone, spec, self.classnames).to(self.device)
-        learner = self.model.prompt_learner
+        model = PromptedCLIP(self.backbone, spec, self.classnames)
         if spec.text_n_ctx:
-            print(f'Initial context: "{learner.class_prompts.prefix_text}"')
+            print(f'Initial context: "{model.prompt_learner.class_prompts.prefix_text}"')
             print(f"Number of context words (tokens): {spec.text_n_ctx}")
-        n_params = sum(p.numel() for p in learner.parameters())
-        print(f"Learnable parameters: {n_params:,} (prompt spec: {spec})")
-        optim, sched = self.build_optim(learner)
-        self.register_model("prompt_learner", learner, optim, sched)
+        print(f"Prompt spec: {spec}")
+        return model
+
+    def learnable_modules(self) -> Dict[str, nn.Module]:
+        """What is trained and checkpointed, by checkpoint folder name: the parameters of each module that require
+        grad get an optimizer and are saved (prompts only by default; see ``promptengine.clip.tuning``)."""
+        return {"prompt_learner": self.model.prompt_learner}
 
     def parse_batch_train(self, batch: dict):
         self.batch_index = batch.get("index")  # dataset indices: each image's own attack random start

@@ -296,3 +296,12 @@ def test_zero_shot_clip_eval_only_on_dassl_engine(dassl, tmp_path, capsys):
     trainer.load_model("")
     trainer.test()
     assert re.search(r"^\* robust_accuracy \(pgd3, linf, eps=4/255", capsys.readouterr().out, flags=re.M)
+
+
+def test_fap_keys_reach_the_method_on_dassl_engine(dassl, tmp_path):
+    """A Dassl train.py merges the YAMLs itself: FAP's ATTACK.PGD.* (with USE True) are translated by the bridge."""
+    opts = [*SMALL_DEPTHS, "ATTACK.PGD.USE", "True", "ATTACK.PGD.TRAIN_ITER", "3", "ATTACK.PGD.EPS", "2.0",
+            "ATTACK.PGD.LAMBDA_1", "2.5", "ATTACK.PGD.TEST_ITER", "4"]
+    trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path, trainer="FAP", opts=opts))
+    assert trainer.train_attack.steps == 3 and trainer.train_attack.eps == pytest.approx(2 / 255)
+    assert trainer.lam == 2.5 and trainer.test_attacks[-1].steps == 4

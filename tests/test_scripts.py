@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from promptengine.catalog import registered_methods
+
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = {  # script folder -> trainer
-    "capt": "CAPT", "fap": "FAP", "apt": "APT", "coop": "CoOp", "cocoop": "CoCoOp", "zsclip": "ZeroshotCLIP",
-    "vpt": "VPT", "ivlp": "IVLP", "maple": "MaPLe", "advvp": "AdvVP", "advvlp": "AdvVLP", "advmaple": "AdvMaPLe",
-}
+METHODS = {m.script_folder: m.trainer for m in registered_methods(with_scripts=True)}  # script folder -> trainer
+DEFAULT_CONFIGS = {m.script_folder: m.default_config for m in registered_methods(with_scripts=True)}
 PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
 TINY = ("OPTIM.MAX_EPOCH 1 TEST.MAX_IMAGES 40 DATALOADER.TRAIN_X.BATCH_SIZE 8 "
         "ATTACK.TEST.STEPS 2 ATTACK.TRAIN.STEPS 1")
@@ -81,7 +81,8 @@ def result(env, *parts):
 def test_every_method_has_four_thin_wrappers_calling_the_shared_implementation():
     from promptengine.registry import TRAINER_REGISTRY
 
-    assert set(METHODS) <= {p.name for p in (ROOT / "scripts").iterdir() if p.is_dir()}
+    script_dirs = {p.name for p in (ROOT / "scripts").iterdir() if p.is_dir() and (p / "base2new.sh").is_file()}
+    assert set(METHODS) == script_dirs  # every script folder is a registered method's, and the reverse
     for folder, trainer in METHODS.items():
         defaults = set()
         for protocol in PROTOCOLS:
@@ -93,7 +94,7 @@ def test_every_method_has_four_thin_wrappers_calling_the_shared_implementation()
             assert match, f"{path} does not end with the call of scripts/lib/protocol.sh"
             assert match.group(1) == protocol and match.group(2) == trainer, path
             defaults.add(match.group(3))
-        assert len(defaults) == 1, f"{folder}: the four scripts disagree on the default config: {defaults}"
+        assert defaults == {DEFAULT_CONFIGS[folder]}, f"{folder}: the scripts' default config is not the trainer's"
         TRAINER_REGISTRY.get(trainer)
         assert (ROOT / "configs" / "trainers" / trainer / f"{defaults.pop()}.yaml").is_file()
         assert (ROOT / "configs" / "trainers" / trainer / "synth.yaml").is_file()

@@ -41,7 +41,6 @@ PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
 TRAINING_FREE = {"ZeroshotCLIP"}  # evaluated directly: no training run, no --model-dir
 SYNTH_PREFIX = "synth_"
 SYNTH_CFG = "synth"
-WRAPPER_CALL = re.compile(r'protocol\.sh"?\s+(\w+)\s+(\w+)\s+(\S+)')
 
 BENCHMARKS = ("imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
               "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
@@ -307,13 +306,13 @@ def protocol_main(protocol: str, trainer: str, default_cfg: str, args: List[str]
 
 # ---- comparison runner -------------------------------------------------------------------------------------------
 def method_table() -> Dict[str, Tuple[str, str]]:
-    """Method folder -> (trainer, default config), read from the folders' base2new.sh wrappers."""
-    table = {}
-    for wrapper in sorted(SCRIPTS.glob("*/base2new.sh")):
-        match = WRAPPER_CALL.search(wrapper.read_text())
-        if match:
-            table[wrapper.parent.name] = (match.group(2), match.group(3))
-    return table
+    """Method folder -> (trainer, default config), from the trainer registry (each trainer names its scripts)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from promptengine.catalog import registered_methods
+
+    methods = sorted(registered_methods(with_scripts=True), key=lambda m: m.script_folder)
+    return {m.script_folder: (m.trainer, m.default_config) for m in methods}
 
 
 def resolve_method(name: str, table: Dict[str, Tuple[str, str]]) -> str:

@@ -26,6 +26,7 @@ ATTACK_PROMPTS = ("onfly", "constant", "perturbed")
 @TRAINER_REGISTRY.register()
 class APT(FrozenCLIPMixin, TeCoA):
     """Reads the prompt keys from TRAINER.COOP, as APT's configs do."""
+    script_folder, default_config = "apt", "vit_b32_ep50"
 
     config_domains = {"TRAINER.APT.ATTACK_PROMPT": OneOf(*ATTACK_PROMPTS),
                       "TRAINER.APT.PROMPT_ALPHA": Real(0, meaning="the 'perturbed' mode's prompt ascent step")}

@@ -14,6 +14,7 @@ from typing import Dict
 import torch
 import torch.nn.functional as F
 
+from promptengine.attacks.losses import kl_per_sample
 from promptengine.engine.distributed import global_mean
 from promptengine.errors import UserError
 
@@ -45,10 +46,7 @@ class CAPTLossConfig:
             raise UserError(f"TRAINER.CAPT.LAMBDA must be >= 0, got {self.lam}")
 
 
-def kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """KL(softmax(p) || softmax(q)) per sample -> (B,)."""
-    log_p, log_q = F.log_softmax(p_logits.float(), 1), F.log_softmax(q_logits.float(), 1)
-    return (log_p.exp() * (log_p - log_q)).sum(1)
+kl = kl_per_sample  # KL(softmax(p) || softmax(q)) per sample -> (B,): the toolbox's one KL
 
 
 def consistency(target_logits: torch.Tensor, adv_logits: torch.Tensor, direction: str) -> torch.Tensor:

@@ -12,6 +12,7 @@ from promptengine.registry import TRAINER_REGISTRY
 
 @TRAINER_REGISTRY.register()
 class CoCoOp(PromptTrainer):
+    script_folder, default_config = "cocoop", "vit_b16_c4_ep10_batch1_ctxv1"
     config_domains = {"TRAINER.COCOOP.N_CTX": Int(1), "TRAINER.COCOOP.PREC": Precision()}
 
     @staticmethod

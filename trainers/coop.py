@@ -42,6 +42,7 @@ def coop_spec(node) -> PromptSpec:
 
 @TRAINER_REGISTRY.register()
 class CoOp(PromptTrainer):
+    script_folder, default_config = "coop", "vit_b16_ep50"
     config_domains = coop_domains("COOP")
 
     @staticmethod

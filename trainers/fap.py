@@ -19,13 +19,14 @@ from .objectives import fap_loss
 
 @TRAINER_REGISTRY.register()
 class FAP(AdversarialPromptTrainer):
+    script_folder, default_config = "fap", "vit_b32_ep10_batch4_2ctx_notransform"
     config_domains = {**coupled_domains("FAP"), "TRAINER.FAP.LAMBDA": Real(0), "TRAINER.FAP.ADV_TERM": OneOf("cos", "kl")}
 
     @staticmethod
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "FAP")
         cfg.TRAINER.FAP.CLASSIFIER = False  # FAP's key, unused
-        cfg.TRAINER.FAP.LAMBDA = 1.5  # the released scripts' LAMBDA_1; ATTACK.PGD.LAMBDA_1 wins when FAP keys are used
+        cfg.TRAINER.FAP.LAMBDA = 1.5  # the released scripts' LAMBDA_1 (FAP's ATTACK.PGD.LAMBDA_1 is translated here)
         cfg.TRAINER.FAP.ADV_TERM = "cos"  # cos: (cos + 1)-weighted KL (FAP); kl: plain KL (TRADES-like ablation)
 
     def check_cfg(self, cfg) -> None:
@@ -35,13 +36,11 @@ class FAP(AdversarialPromptTrainer):
 
     @property
     def lam(self) -> float:
-        pgd = self.cfg.ATTACK.PGD
-        return float(pgd.LAMBDA_1) if pgd.USE else float(self.cfg.TRAINER.FAP.LAMBDA)
+        return float(self.cfg.TRAINER.FAP.LAMBDA)
 
     @property
     def adv_term(self) -> str:
-        pgd = self.cfg.ATTACK.PGD
-        return "cos" if pgd.USE and pgd.ADV_TERM in ("cos", "ce") else self.cfg.TRAINER.FAP.ADV_TERM
+        return self.cfg.TRAINER.FAP.ADV_TERM
 
     def prompt_spec(self) -> PromptSpec:
         return coupled_spec(self.cfg.TRAINER.FAP, "vision_to_text")

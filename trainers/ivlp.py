@@ -21,6 +21,7 @@ def ivlp_spec(node) -> PromptSpec:
 
 @TRAINER_REGISTRY.register()
 class IVLP(PromptTrainer):
+    script_folder, default_config = "ivlp", "vit_b16_c2_ep5_batch4_2+2ctx"
     config_domains = {f"TRAINER.IVLP.{k}": Int(0) for k in ("N_CTX_VISION", "N_CTX_TEXT", "PROMPT_DEPTH_VISION",
                                                             "PROMPT_DEPTH_TEXT")}
     config_domains["TRAINER.IVLP.PREC"] = Precision()
@@ -42,6 +43,7 @@ class IVLP(PromptTrainer):
 @TRAINER_REGISTRY.register()
 class AdvVLP(TeCoA):
     """IVLP prompts trained with TeCoA; reads TRAINER.IVLP (as FAP's AdvVLP YAMLs do)."""
+    script_folder, default_config = "advvlp", "vit_b32_ep10_batch4_2ctx_notransform"
 
     def trainer_precision(self) -> str:
         return self.cfg.TRAINER.IVLP.PREC

@@ -48,6 +48,7 @@ def coupled_spec(node, coupling: str) -> PromptSpec:
 
 @TRAINER_REGISTRY.register()
 class MaPLe(PromptTrainer):
+    script_folder, default_config = "maple", "vit_b16_c2_ep5_batch4_2ctx"
     config_domains = coupled_domains("MAPLE")
 
     @staticmethod
@@ -60,6 +61,7 @@ class MaPLe(PromptTrainer):
 
 @TRAINER_REGISTRY.register()
 class AdvMaPLe(TeCoA):
+    script_folder, default_config = "advmaple", "vit_b32_ep10_batch4_2ctx_notransform"
     config_domains = {**coupled_domains("ADVMAPLE"),
                       "TRAINER.ADVMAPLE.COUPLING": OneOf("text_to_vision", "vision_to_text")}
 

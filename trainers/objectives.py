@@ -1,4 +1,4 @@
-"""Training objectives shared by several methods (TeCoA) and the KL helpers of FAP and CAPT."""
+"""Training objectives shared by several methods (TeCoA) and FAP's loss (its KL is the attack core's)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ from typing import Dict, Tuple
 import torch
 import torch.nn.functional as F
 
+from promptengine.attacks.losses import kl_per_sample
 from promptengine.prompting import AdversarialPromptTrainer, accuracy
-
-
-def kl_per_sample(target_logits: torch.Tensor, input_logits: torch.Tensor) -> torch.Tensor:
-    """KL(softmax(target) || softmax(input)) per sample, summed over classes -> (B,)."""
-    log_p_target = F.log_softmax(target_logits.float(), dim=1)
-    log_p_input = F.log_softmax(input_logits.float(), dim=1)
-    return (log_p_target.exp() * (log_p_target - log_p_input)).sum(dim=1)
 
 
 def fap_loss(y: torch.Tensor, logits_clean: torch.Tensor, logits_adv: torch.Tensor, f_clean: torch.Tensor,

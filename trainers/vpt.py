@@ -16,6 +16,7 @@ def fixed_text_template(ctx_init: str) -> str:
 
 @TRAINER_REGISTRY.register()
 class VPT(PromptTrainer):
+    script_folder, default_config = "vpt", "vit_b16_c2_ep5_batch4_4"
     config_domains = {"TRAINER.VPT.N_CTX_VISION": Int(1), "TRAINER.VPT.PROMPT_DEPTH_VISION": Int(1),
                       "TRAINER.VPT.PREC": Precision()}
 

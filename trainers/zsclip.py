@@ -23,6 +23,7 @@ ENSEMBLE_TEMPLATES = (
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP(FrozenCLIPMixin, PromptTrainer):
     """No training: classify with the frozen CLIP and hand-crafted prompts (evaluate with --eval-only)."""
+    script_folder, default_config = "zsclip", "vit_b16"
 
     config_domains = {"TRAINER.ZEROSHOTCLIP.PREC": Precision()}
 

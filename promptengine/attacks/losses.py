@@ -26,12 +26,25 @@ def cw_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return others.max(dim=1).values - true
 
 
+def kl_from_log_probs(target_logp: torch.Tensor, input_logp: torch.Tensor) -> torch.Tensor:
+    """KL(p_target || p_input) per sample from (B, K) log-probabilities, summed over classes -> (B,).
+
+    The toolbox's only KL: the KL training attack, FAP's and CAPT's objectives all reduce to it.
+    """
+    return (target_logp.exp() * (target_logp - input_logp)).sum(dim=1)
+
+
+def kl_per_sample(target_logits: torch.Tensor, input_logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(target) || softmax(input)) per sample from (B, K) logits, computed in fp32 -> (B,)."""
+    return kl_from_log_probs(F.log_softmax(target_logits.float(), dim=1), F.log_softmax(input_logits.float(), dim=1))
+
+
 def kl_to_clean(logits: torch.Tensor, clean_logp: torch.Tensor) -> torch.Tensor:
     """KL(p_clean || p_adv) per sample (TRADES / FAP direction), summed over classes.
 
     ``clean_logp`` is ``log_softmax`` of the clean logits, detached by the caller.
     """
-    return F.kl_div(F.log_softmax(logits, dim=1), clean_logp, reduction="none", log_target=True).sum(dim=1)
+    return kl_from_log_probs(clean_logp, F.log_softmax(logits, dim=1))
 
 
 def per_sample_loss(

@@ -202,7 +202,6 @@ def _validated(v: Dict[str, Any], key: Callable[[str], str], units: str) -> Dict
 _CFG_KEYS = {"method": "METHOD", "norm": "NORM", "eps": "EPS", "alpha": "ALPHA", "steps": "STEPS",
              "restarts": "RESTARTS", "random_start": "RANDOM_START", "loss": "LOSS", "aa_version": "AA_VERSION",
              "aa_attacks": "AA_ATTACKS", "aa_iters": "STEPS"}
-_FAP_KEYS = {"eps": "EPS", "alpha": "ALPHA", "steps": "TRAIN_ITER", "loss": "ADV_TERM"}
 
 
 def _make(values: Dict[str, Any], key: Callable[[str], str]) -> AttackSpec:
@@ -236,25 +235,6 @@ def _section_spec(cfg, section: str, alpha_fraction: float, keep: str) -> Attack
     return _make(values, key)
 
 
-def _fap_spec(cfg, iters_key: str, loss: str, keep: str) -> Optional[AttackSpec]:
-    p = cfg.ATTACK.PGD
-    keys = {**_FAP_KEYS, "steps": iters_key}
-
-    def key(f: str) -> str:
-        return f"ATTACK.PGD.{keys.get(f, f.upper())}"
-
-    steps = p[iters_key]
-    if isinstance(steps, int) and not isinstance(steps, bool) and steps < 0:
-        raise UserError(f"{key('steps')} must be >= 0 (got {steps}); 0 turns the attack off")
-    if steps == 0:
-        return None
-    for name in ("eps", "alpha"):
-        if p[keys[name]] < 0:
-            raise UserError(f"{key(name)} must be >= 0 in /255 pixel units, e.g. 1 for 1/255 (got {p[keys[name]]})")
-    _warn_tiny_eps(key("eps"), p.EPS)
-    return _make(dict(eps=from_255(p.EPS), alpha=from_255(p.ALPHA), steps=steps, loss=loss, keep=keep), key)
-
-
 def _warn_tiny_eps(key: str, eps_255: float) -> None:
     if 0 < eps_255 < 0.05:
         warnings.warn(f"{key} = {eps_255} is in /255 units (= {eps_255 / 255:.2e} in [0, 1] pixels); "
@@ -264,12 +244,9 @@ def _warn_tiny_eps(key: str, eps_255: float) -> None:
 def train_spec(cfg) -> Optional[AttackSpec]:
     """The training attack, or None (``ATTACK.TRAIN.ENABLED`` False or ``STEPS`` 0).
 
-    With FAP's keys (``ATTACK.PGD.USE``, set by the config merger) they drive it instead: eps=PGD.EPS,
-    alpha=PGD.ALPHA, steps=PGD.TRAIN_ITER, loss "kl" unless ADV_TERM is "ce". Training attacks keep the last iterate.
+    FAP's ``ATTACK.PGD.*`` keys arrive here already translated into ``ATTACK.TRAIN`` by the config loader
+    (``promptengine.config.upstream``). Training attacks keep the last iterate.
     """
-    if cfg.ATTACK.PGD.USE:
-        loss = "ce" if str(cfg.ATTACK.PGD.ADV_TERM).strip().lower() == "ce" else "kl"
-        return _fap_spec(cfg, "TRAIN_ITER", loss, keep="last")
     node = cfg.ATTACK.TRAIN
     if not node.ENABLED or node.STEPS == 0:
         return None
@@ -280,13 +257,9 @@ def train_spec(cfg) -> Optional[AttackSpec]:
 
 
 def test_specs(cfg) -> List[AttackSpec]:
-    """Every test attack, in order, without duplicates: FAP's PGD-TEST_ITER (CE) when ``ATTACK.PGD.USE``, then
-    ``ATTACK.TEST`` when enabled (``STEPS`` > 0, or METHOD autoattack), then each ``ATTACK.TEST.ATTACKS`` string."""
+    """Every test attack, in order, without duplicates: ``ATTACK.TEST`` when enabled (``STEPS`` > 0, or METHOD
+    autoattack), then each ``ATTACK.TEST.ATTACKS`` string (FAP's PGD-TEST_ITER arrives translated into these)."""
     specs: List[AttackSpec] = []
-    if cfg.ATTACK.PGD.USE:
-        fap = _fap_spec(cfg, "TEST_ITER", "ce", keep="fooled")
-        if fap is not None:
-            specs.append(fap)
     node = cfg.ATTACK.TEST
     is_aa = str(node.METHOD).strip().lower() in ("autoattack", "aa")
     if node.ENABLED and (is_aa or node.STEPS != 0):

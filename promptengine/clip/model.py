@@ -27,6 +27,7 @@ class PromptedCLIP(nn.Module):
         self.backbone = backbone
         self.classnames = list(classnames)
         self.prompt_learner = PromptLearner(spec, backbone, classnames)
+        self._fixed_text: Optional[torch.Tensor] = None  # (K, E) cache when the text side has nothing to learn
 
     @property
     def spec(self) -> PromptSpec:
@@ -39,8 +40,21 @@ class PromptedCLIP(nn.Module):
     def prompts(self) -> PromptBundle:
         return self.prompt_learner()
 
+    def text_is_fixed(self, bundle: PromptBundle) -> bool:
+        """No text prompts and a frozen text tower: the class text features never change (VPT, AdvVP, TeCoA)."""
+        text_tower = (p for n, p in self.backbone.clip.named_parameters() if not n.startswith("visual."))
+        return bundle.text_ctx is None and not bundle.text_deep and not any(p.requires_grad for p in text_tower)
+
     def text_features(self, bundle: PromptBundle) -> torch.Tensor:
-        """(K, E) L2-normalised class text features for the given prompts."""
+        """(K, E) L2-normalised class text features for the given prompts (computed once when they are fixed)."""
+        if self.text_is_fixed(bundle):
+            if self._fixed_text is None:
+                with torch.no_grad():
+                    self._fixed_text = self._encode_text(bundle)
+            return self._fixed_text
+        return self._encode_text(bundle)
+
+    def _encode_text(self, bundle: PromptBundle) -> torch.Tensor:
         cp: ClassPrompts = self.prompt_learner.class_prompts
         emb = cp.assemble(bundle.text_ctx)
         feats = self.backbone.encode_text_embeddings(emb, cp.eot_index, bundle.text_deep)

@@ -20,9 +20,8 @@ from torch import nn
 
 from ..errors import UserError
 from .backbone import PromptableCLIP, PromptBundle
+from .couplings import COUPLINGS, normal_param
 from .text_prompts import ClassPrompts
-
-COUPLINGS = ("independent", "text_to_vision", "vision_to_text")
 
 
 @dataclass(frozen=True)
@@ -54,19 +53,15 @@ class PromptSpec:
                 f"prompt depth (text {self.text_depth}, vision {self.vision_depth}) exceeds the CLIP layers "
                 f"(text {backbone.text_layers}, vision {backbone.vision_layers}); lower PROMPT_DEPTH"
             )
-        if self.coupling != "independent":
+        if COUPLINGS[self.coupling].coupled:
             if self.text_n_ctx == 0 or self.text_n_ctx != self.vision_n_ctx or self.text_depth != self.vision_depth:
                 raise UserError("coupled prompts need the same number of text and vision tokens and the same depth")
         if self.text_depth > 1 and self.class_token_position != "end":
             raise UserError("deep text prompts need CLASS_TOKEN_POSITION end")
         if self.pixel_space not in ("normalized", "pixel"):
             raise UserError(f"pixel prompt space must be normalized or pixel, got '{self.pixel_space}'")
-        if self.text_csc and self.coupling != "independent":
+        if self.text_csc and COUPLINGS[self.coupling].coupled:
             raise UserError("class-specific context cannot be coupled to vision prompts")
-
-
-def _normal(*shape: int, std: float = 0.02) -> nn.Parameter:
-    return nn.Parameter(torch.randn(*shape) * std)
 
 
 class PromptLearner(nn.Module):
@@ -87,26 +82,15 @@ class PromptLearner(nn.Module):
                 init = self.class_prompts.init_ctx.clone()
                 self.ctx = nn.Parameter(init)  # (n_ctx, Dt)
             else:
-                self.ctx = _normal(len(classnames), n_t, dt) if spec.text_csc else _normal(n_t, dt)
+                self.ctx = normal_param(len(classnames), n_t, dt) if spec.text_csc else normal_param(n_t, dt)
         depth_t, depth_v = (spec.text_depth if n_t else 0), (spec.vision_depth if n_v else 0)
         self.text_deep = nn.ParameterList()
         self.vision_shallow: Optional[nn.Parameter] = None
         self.vision_deep = nn.ParameterList()
         self.proj_shallow: Optional[nn.Linear] = None
         self.proj_deep = nn.ModuleList()
-        if spec.coupling == "independent":
-            self.text_deep.extend(_normal(n_t, dt) for _ in range(max(0, depth_t - 1)))
-            if depth_v:
-                self.vision_shallow = _normal(n_v, dv, std=spec.vision_init_std)
-                self.vision_deep.extend(_normal(n_v, dv, std=spec.vision_init_std) for _ in range(depth_v - 1))
-        elif spec.coupling == "text_to_vision":  # MaPLe: vision prompts are projections of text prompts
-            self.text_deep.extend(_normal(n_t, dt) for _ in range(depth_t - 1))
-            self.proj_shallow = nn.Linear(dt, dv)
-            self.proj_deep.extend(nn.Linear(dt, dv) for _ in range(depth_t - 1))
-        else:  # vision_to_text (FAP): deep vision prompts learnable, text deep prompts are their projections
-            self.proj_shallow = nn.Linear(dt, dv)  # the first text context is projected to the vision input
-            self.vision_deep.extend(_normal(n_v, dv) for _ in range(depth_v - 1))
-            self.proj_deep.extend(nn.Linear(dv, dt) for _ in range(depth_v - 1))
+        self.coupling = COUPLINGS[spec.coupling]
+        self.coupling.build(self, n_t, n_v, depth_t, depth_v, dt, dv, spec.vision_init_std)
         self.pixel_prompt: Optional[nn.Parameter] = None
         if spec.pixel_pad > 0:
             size = backbone.resolution
@@ -124,18 +108,7 @@ class PromptLearner(nn.Module):
         """Prompts that depend on parameters only (computed once per step and reused by every PGD iteration)."""
         spec = self.spec
         bundle = PromptBundle(text_ctx=self.ctx)
-        if spec.coupling == "independent":
-            bundle.text_deep = list(self.text_deep)
-            bundle.vision_shallow = self.vision_shallow
-            bundle.vision_deep = list(self.vision_deep)
-        elif spec.coupling == "text_to_vision":
-            bundle.text_deep = list(self.text_deep)
-            bundle.vision_shallow = self.proj_shallow(self.ctx)
-            bundle.vision_deep = [proj(p) for proj, p in zip(self.proj_deep, self.text_deep)]
-        else:
-            bundle.vision_shallow = self.proj_shallow(self.ctx)
-            bundle.vision_deep = list(self.vision_deep)
-            bundle.text_deep = [proj(p) for proj, p in zip(self.proj_deep, self.vision_deep)]
+        self.coupling.fill(self, bundle)
         if self.pixel_prompt is not None:
             bundle.pixel_prompt = self.pixel_prompt * self.pixel_mask  # (3, res, res), zero inside the pad
             bundle.pixel_space = spec.pixel_space

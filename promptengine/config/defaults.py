@@ -154,8 +154,8 @@ def attack_defaults() -> CN:
         sub.PRECISION = "fp32"  # fp32 | bf16 | amp: the attack's forwards, independent of TRAIN.PRECISION
         setattr(att, name, sub)
     att.TEST.ATTACKS = ()  # extra test attacks as spec strings, e.g. ("pgd:steps=100,eps=1", "cw:steps=30")
-    # FAP's namespace. When a YAML or opts set any of these keys (USE), they replace ATTACK.TRAIN and put a
-    # PGD-TEST_ITER (CE) attack first in the test attacks (see promptengine.attacks.spec).
+    # FAP's namespace. When a YAML or opts set any of these keys (USE), the config loader translates them once into
+    # ATTACK.TRAIN, a first PGD-TEST_ITER (CE) test attack and TRAINER.FAP.* (see promptengine.config.upstream).
     att.PGD = CN()
     att.PGD.EPS = 1.0
     att.PGD.ALPHA = 1.0

@@ -19,7 +19,7 @@ from ..registry import TRAINER_REGISTRY, closest
 from ..resources import find_config
 from .defaults import get_cfg_default
 from .domains import check_cfg, declared_domains
-from .upstream import finalize, translate_file, translate_opts
+from .upstream import finalize, translate_fap_attack, translate_file, translate_opts
 
 COMMAND_LINE = "the command line"
 
@@ -88,7 +88,7 @@ def set_value(cfg: CN, key: str, raw: Any, source: str, provenance: Dict[str, st
                         f"expected {_article(type(default).__name__)} like the default {default!r}") from None
     provenance[key] = source
     if key.startswith("ATTACK.PGD.") and key != "ATTACK.PGD.USE":
-        cfg.ATTACK.PGD.USE = True  # FAP's keys drive the attack settings when used (promptengine.attacks.spec)
+        cfg.ATTACK.PGD.USE = True  # FAP's keys drive the attack settings when used (translated after the check)
         provenance.setdefault("ATTACK.PGD.USE", source)
 
 
@@ -179,6 +179,7 @@ def build_cfg(
     finalize(cfg)  # upstream trainer names, normalisation check
     for message in check_cfg(cfg, declared_domains(trainer_classes), provenance):
         print(f"warning: {message}", file=sys.stderr)
+    translate_fap_attack(cfg)  # FAP's checked ATTACK.PGD.* values into ATTACK.TRAIN/TEST and TRAINER.FAP, once
     if freeze:
         cfg.freeze()
     return cfg

@@ -3,7 +3,9 @@
 Called by ``promptengine.config.merge`` at three points (file, trailing opts, final config):
 - integer values for float keys (FAP's ``ATTACK.PGD.EPS 1``) become floats;
 - FAP's config nodes ``TRAINER.ZSROBUST`` and ``TRAINER.ADVIVLP`` are read as ``TRAINER.ADVVP`` and ``TRAINER.IVLP``;
-- FAP's trainer names (``ADVIVLP``, ``advMaPLe``, ``zsrobust``, ``AdvZeroshotCLIP``) name our trainers.
+- FAP's trainer names (``ADVIVLP``, ``advMaPLe``, ``zsrobust``, ``AdvZeroshotCLIP``) name our trainers;
+- FAP's attack keys ``ATTACK.PGD.*`` become ``ATTACK.TRAIN.*`` (its training attack), the first test attack
+  (PGD-TEST_ITER CE) and ``TRAINER.FAP.LAMBDA/ADV_TERM``, so trainers and the attack core read one namespace.
 Every translation prints one ``Note:`` line on stderr, so ``--print-config`` output stays a clean YAML dump.
 """
 
@@ -135,7 +137,46 @@ def check_pixel_stats(cfg: CN) -> None:
                             f"inside the model with CLIP's values only; remove INPUT.{key} or set CLIP's values")
 
 
+def translate_fap_attack(cfg: CN) -> None:
+    """FAP's ``ATTACK.PGD.*`` (``USE`` is set when a YAML or opts name any of them) in our namespace, once, after the
+    domain check has accepted their values.
+
+    Training attack: eps EPS, step ALPHA, TRAIN_ITER steps, KL(clean || adv) unless ADV_TERM is ce (FAP's TRADES
+    option). Test: PGD-TEST_ITER CE as the first ``ATTACK.TEST.ATTACKS`` string (first of all test attacks unless the
+    ``ATTACK.TEST`` section is enabled too). FAP's loss: LAMBDA_1, and the cos-weighted KL when ADV_TERM is cos or ce.
+    """
+    p = cfg.ATTACK.PGD
+    if not p.USE:
+        return
+    train = cfg.ATTACK.TRAIN
+    adv_term = str(p.ADV_TERM).strip().lower()
+    train.update(ENABLED=True, METHOD="pgd", NORM="linf", EPS=float(p.EPS), ALPHA=float(p.ALPHA),
+                 STEPS=int(p.TRAIN_ITER), RESTARTS=1, RANDOM_START=True, LOSS="ce" if adv_term == "ce" else "kl")
+    if p.TEST_ITER > 0:  # a reloaded config.yaml already holds it: never twice
+        text = f"pgd:steps={p.TEST_ITER},eps={float(p.EPS)!r},alpha={float(p.ALPHA)!r},loss=ce"
+        cfg.ATTACK.TEST.ATTACKS = (text, *[a for a in cfg.ATTACK.TEST.ATTACKS if a != text])
+    if "FAP" in cfg.TRAINER:
+        cfg.TRAINER.FAP.LAMBDA = float(p.LAMBDA_1)
+        if adv_term in ("cos", "ce"):
+            cfg.TRAINER.FAP.ADV_TERM = "cos"
+    note("FAP's ATTACK.PGD.* keys set the training attack (ATTACK.TRAIN.*), the first test attack and "
+         "TRAINER.FAP.LAMBDA/ADV_TERM")
+
+
+def with_fap_translated(cfg: CN) -> CN:
+    """``cfg``, or a copy with FAP's keys translated when a config merged outside ``build_cfg`` (a Dassl
+    ``train.py``) asks for them with ``ATTACK.PGD.USE True``; the copy is frozen when ``cfg`` was."""
+    if not cfg.ATTACK.PGD.USE:
+        return cfg
+    out = cfg.clone()
+    out.defrost()
+    translate_fap_attack(out)
+    if cfg.is_frozen():
+        out.freeze()
+    return out
+
+
 def finalize(cfg: CN) -> None:
-    """Last step before freezing: upstream trainer names, and the normalisation check."""
+    """Before the domain check: upstream trainer names, and the normalisation check."""
     resolve_trainer_alias(cfg)
     check_pixel_stats(cfg)

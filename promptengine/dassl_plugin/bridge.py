@@ -19,6 +19,7 @@ from dassl.utils import load_checkpoint
 from torch import nn
 
 from ..attacks import test_specs
+from ..config.upstream import with_fap_translated
 from ..engine.checkpoint import load_learnable_state
 from ..engine.meters import MetricMeter
 from ..engine.precision import attack_autocast, autocast_factory, grad_scaler, resolve_precision
@@ -52,6 +53,7 @@ class DasslEngineBridge:
         if "ATTACK" not in cfg:
             raise UserError("the cfg lacks this toolbox's keys: call promptengine.dassl_plugin.extend_cfg(cfg) in "
                             "your train.py's extend_cfg")
+        cfg = with_fap_translated(cfg)  # Dassl merged the YAMLs: FAP's ATTACK.PGD.* keys are translated here
         self.cfg = cfg  # Dassl calls check_cfg before it sets self.cfg; the methods' checks read self.cfg
         self.pixel_stats = pipeline_stats(cfg)  # refuses pipelines it cannot undo, before anything is built
         self.epoch = 0

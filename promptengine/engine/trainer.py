@@ -2,7 +2,8 @@
 
 Hooks a method overrides: ``extend_cfg`` (its config subtree), ``check_cfg``, ``build_model``,
 ``forward_backward``, and optionally ``parse_batch_train``/``parse_batch_test``, ``model_inference``,
-``attack_target`` (what evaluation attacks), ``before_epoch``/``after_epoch``.
+``attack_target`` (what evaluation attacks), ``before_epoch``/``after_epoch``, ``after_step`` (after every
+optimisation step) and ``extra_state``/``load_extra_state`` (method state saved in checkpoints, restored on resume).
 The LR schedule steps once per epoch by itself; checkpoints hold learnable parameters only.
 """
 
@@ -126,6 +127,17 @@ class TrainerX(RunRecordsMixin):
     def before_epoch(self) -> None:
         pass
 
+    def after_step(self, values: Dict[str, float]) -> None:
+        """Called after every training step with the step's logged values (e.g. an EMA of weights, a schedule)."""
+
+    def extra_state(self) -> Dict[str, object]:
+        """Method state beyond the registered models (tensors, numbers, strings, lists, dicts): saved in every
+        checkpoint and given back to ``load_extra_state`` on resume, so resumed training is exact."""
+        return {}
+
+    def load_extra_state(self, state: Dict[str, object]) -> None:
+        """Restore what ``extra_state`` saved (an empty dict for checkpoints written without any)."""
+
     def after_epoch(self) -> None:
         robust_val_check(self)  # TEST.ROBUST_EVAL_FREQ: a robustness collapse shows while it happens
         last = (self.epoch + 1) == self.max_epoch
@@ -223,6 +235,7 @@ class TrainerX(RunRecordsMixin):
                 "val_result": val_result,
                 "classnames": list(self.classnames),
                 "identity": self.training_identity,
+                "extra": self.extra_state(),
             }
             fname = "model-best.pth.tar" if is_best else f"model.pth.tar-{epoch + 1}"
             ckpt.atomic_save(state, os.path.join(directory, name, fname))
@@ -276,6 +289,7 @@ class TrainerX(RunRecordsMixin):
                     self._scheds[n].load_state_dict(state["scheduler"])
                 self.scaler.load_state_dict(state["scaler"])
                 ckpt.set_rng_state(state["rng"])
+            self.load_extra_state(states[names[0]].get("extra") or {})
             print(f"Resuming from epoch {ep} ({directory})")
             return ep
         return 0
@@ -358,6 +372,7 @@ class TrainerX(RunRecordsMixin):
             if self.world_size > 1:  # the global batch's averages, as a single process would log them
                 values = dist.reduce_metrics(values)
             meter.update(values)
+            self.after_step(values)
             batch_time = time.time() - end
             end = time.time()
             freq = int(self.cfg.TRAIN.PRINT_FREQ)
