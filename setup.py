@@ -7,7 +7,14 @@ the package as ``promptengine.methods``, ``promptengine.benchmarks`` and ``promp
 
 from setuptools import find_packages, setup
 
-MAPPED = {"promptengine.methods": "trainers", "promptengine.benchmarks": "datasets", "promptengine.configs": "configs"}
+MAPPED = {
+    "promptengine.methods": "trainers",
+    "promptengine.benchmarks": "datasets",
+    "promptengine.configs": "configs",
+    # the protocol scripts and tools, so that capt-protocol / capt-sweep work without a checkout
+    "promptengine._home.scripts": "scripts",
+    "promptengine._home.tools": "tools",
+}
 
 setup(
     packages=find_packages(include=["promptengine", "promptengine.*"]) + list(MAPPED),

@@ -15,6 +15,8 @@ from types import ModuleType
 REPO = Path(__file__).resolve().parents[1]
 CHECKOUT = (REPO / "trainers" / "__init__.py").is_file() and (REPO / "datasets" / "__init__.py").is_file()
 PACKAGES = {"trainers": "promptengine.methods", "datasets": "promptengine.benchmarks"}
+#: where the protocol scripts (``scripts/``) and tools (``tools/``) live: the checkout, or their copy in the wheel
+HOME = REPO if CHECKOUT else Path(__file__).resolve().parent / "_home"
 
 
 def builtin_package(name: str) -> ModuleType:

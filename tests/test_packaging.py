@@ -14,6 +14,7 @@ import sys
 import sysconfig
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -36,8 +37,8 @@ def pip(bin_dir: Path, *args: str) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def run(bin_dir: Path, tool: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PROMPTENGINE_CACHE=str(cwd / "cache"))
+def run(bin_dir: Path, tool: str, *args: str, cwd: Path, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PROMPTENGINE_CACHE=str(cwd / "cache"), **(env or {}))
     env.pop("PYTHONPATH", None)
     return subprocess.run([str(bin_dir / tool), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
@@ -81,6 +82,15 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path):
     assert str(tmp_path / "venv") in where  # the installed copy ran, not the checkout
     proc = run(bin_dir, "capt-train", "--trainer", "CAPT", "--dataset-config-file", "no_such_dataset", cwd=work)
     assert proc.returncode == 2 and "shipped names:" in proc.stderr and "synth_shapes" in proc.stderr
+    # the protocol scripts, shipped in the wheel, through capt-protocol: train, then evaluate base and new
+    env = {"SHOTS": "2", "OUTPUT": str(work / "proto"),
+           "EXTRA_OPTS": "OPTIM.MAX_EPOCH 1 TEST.MAX_IMAGES 16 DATALOADER.TRAIN_X.BATCH_SIZE 8 ATTACK.TEST.STEPS 1"}
+    proc = run(bin_dir, "capt-protocol", "coop", "base2new", "synth_shapes", "1", cwd=work, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("[run]") == 3  # train base, evaluate base, evaluate new
+    assert len(list((work / "proto" / "base2new").glob("test_*/synth_shapes/shots_2/CoOp/*/seed1/results.json"))) == 2
+    for tool in ("capt-robust-report", "capt-sweep", "capt-check-datasets", "capt-parse-test-res"):
+        assert run(bin_dir, tool, "--help", cwd=work).returncode == 0, tool
 
 
 def test_editable_install_uses_the_checkout(tmp_path):

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-DATASET_CONFIGS = REPO / "configs" / "datasets"
-TRAINER_CONFIGS = REPO / "configs" / "trainers"
+REPO = Path(__file__).resolve().parents[1]  # the checkout, or promptengine/_home in an installed wheel
+CONFIGS = REPO / "configs" if (REPO / "configs").is_dir() else REPO.parent / "configs"  # the wheel: promptengine/configs
+DATASET_CONFIGS = CONFIGS / "datasets"
+TRAINER_CONFIGS = CONFIGS / "trainers"
 SCRIPTS = REPO / "scripts"
 
 PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
@@ -123,9 +124,15 @@ def options_tag() -> str:
     return "@" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def train_program() -> List[str]:
+    """``train.py`` of the checkout, or the installed package's module."""
+    script = REPO / "train.py"
+    return [str(script)] if script.is_file() else ["-m", "promptengine.apps.train"]
+
+
 def default_python() -> str:
     venv = REPO / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else "python"
+    return str(venv) if venv.exists() else "python" if (REPO / "train.py").is_file() else sys.executable
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,7 @@ class Protocol:
 
     # ---- command lines ---------------------------------------------------------------------------------------
     def command(self, run: Run, *flags: str, no_test: bool = False) -> List[str]:
-        cmd = [self.python, str(REPO / "train.py"), "--root", os.environ.get("DATA") or "./data",
+        cmd = [self.python, *train_program(), "--root", os.environ.get("DATA") or "./data",
                "--seed", str(run.seed), "--trainer", self.trainer,
                "--dataset-config-file", str(dataset_config(run.dataset)), "--config-file", str(self.config_file),
                "--output-dir", str(run.out_dir), "--skip-done", *flags,

@@ -10,9 +10,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from ..builtin import HOME as REPO  # the checkout, or the wheel's copy of scripts/ and tools/
 from ..errors import UserError
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
 PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
 FEWSHOT_DEFAULT_SHOTS = ("1", "2", "4", "8", "16", "all")

@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
+from ..builtin import CHECKOUT
 from ..errors import UserError
 from .grid import REPO
 from .state import SweepState
@@ -73,7 +74,8 @@ def slurm_parameters(how: Launch) -> Dict[str, Any]:
             raise UserError(f"unknown slurm setting '{key}' (known: {', '.join(sorted(SLURM_KEYS))})")
         params[SLURM_KEYS[key]] = f"{value}GB" if key == "mem_gb" else value
     # the job imports promptengine from this checkout wherever Slurm starts it
-    params["setup"] = [f"export PYTHONPATH={REPO}${{PYTHONPATH:+:$PYTHONPATH}}"]
+    if CHECKOUT:  # an installed package is importable as it is
+        params["setup"] = [f"export PYTHONPATH={REPO}${{PYTHONPATH:+:$PYTHONPATH}}"]
     return params
 
 
