@@ -170,3 +170,26 @@ def test_aa_iters_scale_square_queries_in_the_library_ratio():
     assert aa.square.n_queries == 5000 and aa.apgd.n_iter == 100  # the library's defaults: 50 queries per iteration
     _set_iterations(aa, 20)
     assert (aa.apgd.n_iter, aa.square.n_queries) == (20, 1000)
+
+
+@pytest.mark.slow
+def test_trained_capt_run_report_raises_no_flag(tmp_path):
+    """A real (short) CAPT training on SynthShapes base classes, then the report from its run folder, as a user runs it."""
+    from promptengine.robustness import cli
+    from tests.conftest import run_train
+
+    run = tmp_path / "capt"
+    assert run_train(["--trainer", "CAPT", "--seed", "1", "--output-dir", run,
+                      "--dataset-config-file", "configs/datasets/synth_shapes.yaml",
+                      "--config-file", "configs/trainers/CAPT/synth.yaml", "DATASET.NUM_SHOTS", "4",
+                      "DATASET.SUBSAMPLE_CLASSES", "base", "OPTIM.MAX_EPOCH", "2", "TEST.NO_TEST", "True"]) == 0
+    out = tmp_path / "report"
+    argv = [str(run), "--out", str(out), "--quick", "--images", "24", "--eps", "0", "1", "2", "8",
+            "--steps", "1", "5", "10", "--restarts", "1", "2", "--aa-iters", "3", "--no-plots", "--no-progress",
+            "--strict"]
+    assert cli.main(argv) == 0  # --strict: no gradient-masking flag on the trained prompts
+    report = json.loads((out / "report.json").read_text())
+    assert report["flags_raised"] == 0
+    for part in report["parts"].values():
+        curve = [p["accuracy"] for p in part["eps_curve"]["linf"]]
+        assert curve == sorted(curve, reverse=True) and curve[-1] <= 10, curve
