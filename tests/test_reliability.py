@@ -166,9 +166,10 @@ def test_cli_subprocess_exit_code_and_single_line(tmp_path):
 
 
 def _trainers():
-    from promptengine.registry import TRAINER_REGISTRY
-
-    return TRAINER_REGISTRY.registered_names()
+    """The trainers a fresh train.py process registers (tests register extra ones in this process)."""
+    code = ("from promptengine.builtin import import_builtin; import_builtin(); "
+            "from promptengine.registry import TRAINER_REGISTRY; print(' '.join(TRAINER_REGISTRY.registered_names()))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
 
 
 def test_nonfinite_loss_stops_with_location(tmp_path, capsys):
