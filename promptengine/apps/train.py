@@ -47,29 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: CoOp's reset_cfg: command-line flag (argparse dest) -> config key it sets
+FLAG_KEYS = (("root", "DATASET.ROOT"), ("output_dir", "OUTPUT_DIR"), ("resume", "RESUME"), ("seed", "SEED"),
+             ("source_domains", "DATASET.SOURCE_DOMAINS"), ("target_domains", "DATASET.TARGET_DOMAINS"),
+             ("transforms", "INPUT.TRANSFORMS"), ("trainer", "TRAINER.NAME"), ("backbone", "MODEL.BACKBONE.NAME"),
+             ("head", "MODEL.HEAD.NAME"))
+
+
 def cli_overrides(args: argparse.Namespace) -> list:
-    """CoOp's reset_cfg, except that --seed 0 is honoured."""
+    """CoOp's reset_cfg (a flag left empty changes nothing), except that --seed 0 is honoured; then APT's flags."""
     pairs = []
-    if args.root:
-        pairs.append(("DATASET.ROOT", args.root))
-    if args.output_dir:
-        pairs.append(("OUTPUT_DIR", args.output_dir))
-    if args.resume:
-        pairs.append(("RESUME", args.resume))
-    if args.seed is not None:
-        pairs.append(("SEED", args.seed))
-    if args.source_domains:
-        pairs.append(("DATASET.SOURCE_DOMAINS", args.source_domains))
-    if args.target_domains:
-        pairs.append(("DATASET.TARGET_DOMAINS", args.target_domains))
-    if args.transforms:
-        pairs.append(("INPUT.TRANSFORMS", args.transforms))
-    if args.trainer:
-        pairs.append(("TRAINER.NAME", args.trainer))
-    if args.backbone:
-        pairs.append(("MODEL.BACKBONE.NAME", args.backbone))
-    if args.head:
-        pairs.append(("MODEL.HEAD.NAME", args.head))
+    for dest, key in FLAG_KEYS:
+        value = getattr(args, dest)
+        if value is not None if dest == "seed" else value:
+            pairs.append((key, value))
     pairs.extend(apt_flag_overrides(args))  # APT's flags, translated (one note)
     return pairs
 
