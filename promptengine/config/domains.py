@@ -151,7 +151,7 @@ def core_domains() -> Dict[str, Domain]:
         "DATALOADER.TRAIN_X.BATCH_SIZE": Int(1),
         "DATALOADER.TEST.BATCH_SIZE": Int(1),
         "OPTIM.NAME": OneOf(*OPTIMIZERS),
-        "OPTIM.LR": Real(0, meaning="0 = parameters never move (warned)"),
+        "OPTIM.LR": Real(0, low_open=True, meaning="0 would train nothing"),
         "OPTIM.WEIGHT_DECAY": Real(0),
         "OPTIM.MOMENTUM": unit,
         "OPTIM.SGD_DAMPNING": unit,
@@ -286,12 +286,4 @@ def zero_eps_test(cfg, provenance: Provenance) -> Optional[str]:
     return None
 
 
-def zero_lr(cfg, provenance: Provenance) -> Optional[str]:
-    """A learning rate of 0 trains nothing (useful only to pin a step's inputs in tests and ablations)."""
-    if float(cfg.OPTIM.LR) == 0:
-        return (f"OPTIM.LR = 0 (from {where(provenance, 'OPTIM.LR')}): no parameter moves; the run evaluates its "
-                "initial prompts")
-    return None
-
-
-RULES: Tuple[Rule, ...] = (zero_step_attack, large_eps, zero_eps_test, zero_lr)
+RULES: Tuple[Rule, ...] = (zero_step_attack, large_eps, zero_eps_test)
