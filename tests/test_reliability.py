@@ -135,6 +135,34 @@ def test_unreadable_image_in_worker_is_one_line(tmp_path, capsys):
     bad(tmp_path, capsys, [*BASE, "--output-dir", str(tmp_path / "o"), *data, *opts], "cannot read image", victim.name)
 
 
+def test_unreadable_image_met_during_evaluation_leaves_no_partial_folder(tmp_path, capsys):
+    """Only the evaluation reads the test images: a bad one is met after the run folder was set up. A run that has
+    nothing to keep (no checkpoint) leaves no folder; a trained one keeps its checkpoint and resumes once fixed."""
+    from tests.dataset_trees import PER_CLASS_TEST, PER_CLASS_TRAINVAL
+
+    _, data = pets(tmp_path)
+    victim = tmp_path / "data" / "oxford_pets" / "images" / f"Abyssinian_{PER_CLASS_TRAINVAL + PER_CLASS_TEST}.jpg"
+    good = victim.read_bytes()
+    victim.write_bytes(b"\x00garbage")  # a test image (the last of its class)
+    opts = ["MODEL.BACKBONE.NAME", "tiny-p8-32", "DATALOADER.NUM_WORKERS", "0", "INPUT.SIZE", "(32,32)"]
+
+    def fails(args):
+        assert run_train(args) == 2
+        last = capsys.readouterr().err.strip().split("\r")[-1]  # after the evaluation's progress bar
+        assert last.startswith("error: cannot read image") and victim.name in last and "\n" not in last, last
+
+    fails(["--trainer", "ZeroshotCLIP", "--eval-only", "--output-dir", str(tmp_path / "zs"), *data, *opts])
+    assert not (tmp_path / "zs").exists()
+    trained = tmp_path / "coop"
+    train = [*BASE, "--output-dir", str(trained), *data, *opts, "TRAINER.COOP.N_CTX", "2", "OPTIM.MAX_EPOCH", "1",
+             "DATALOADER.TRAIN_X.BATCH_SIZE", "4"]
+    fails(train)
+    assert (trained / "prompt_learner" / "model.pth.tar-1").exists() and not (trained / "results.json").exists()
+    victim.write_bytes(good)
+    assert run_train(train) == 0 and (trained / "results.json").exists()
+    assert any("Resuming from epoch 1" in log.read_text() for log in trained.glob("log.txt-*"))  # the rerun's log
+
+
 def test_num_shots_larger_than_available_warns_and_takes_all(tmp_path, capsys):
     code = run_train([*BASE, "--output-dir", str(tmp_path / "o"), *TOY_OPTS, "DATASET.NUM_SHOTS", "50",
                       "TRAINER.COOP.N_CTX", "2", "OPTIM.MAX_EPOCH", "1"])

@@ -117,6 +117,16 @@ def test_eval_only_checks_the_model_it_loads(finished, tmp_path, capsys):
     assert record["identity"]["training"] == trained["training"]
 
 
+def test_eval_only_records_the_shots_the_model_was_trained_with(tmp_path, capsys):
+    """An evaluation's own DATASET.NUM_SHOTS changes nothing it measures: a 2-shot model stays a 2-shot result."""
+    two = tmp_path / "two"
+    assert coop(two, opts=["DATASET.NUM_SHOTS", "2"]) == 0
+    capsys.readouterr()
+    assert coop(tmp_path / "ev", "--eval-only", "--model-dir", two, opts=["DATASET.NUM_SHOTS", "16"]) == 0
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["num_shots"] == 2
+    assert "the loaded model was trained with DATASET.NUM_SHOTS 2" in capsys.readouterr().out
+
+
 def test_evaluation_folder_is_not_reused_by_another_evaluation(finished, tmp_path, capsys):
     """No checkpoint guards an evaluation folder: its identity.json does (another attack is another result)."""
     ev = tmp_path / "eval"
@@ -190,8 +200,9 @@ def test_failed_run_leaves_no_results(tmp_path, capsys):
     out = tmp_path / "nan"
     assert coop(out, opts=["OPTIM.LR", "1e30"]) == 2  # the loss overflows: training stops
     assert "not finite" in one_error_line(capsys)
-    assert not (out / "results.json").exists() and not (out / ".lock").exists()
-    assert (out / "identity.json").exists()  # a rerun of the same command is recognised as this run
+    capsys.readouterr()
+    assert not out.exists()  # it failed before any checkpoint: nothing partial (config, identity, log) is left
+    assert coop(out) == 0  # and the same command with a sane learning rate starts afresh
 
 
 # ---- one writer per folder ----------------------------------------------------------------------------------------

@@ -77,7 +77,9 @@ def main(argv=None) -> int:
     from promptengine.config.names import check_names
     from promptengine.engine import distributed as dist
     from promptengine.engine.run import check_output_dir
+    from promptengine.engine.runfolder import FreshFolderGuard
     from promptengine.engine.runlock import acquire_run_lock
+    from promptengine.errors import UserError
 
     cfg = build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
     if args.print_config:
@@ -90,9 +92,13 @@ def main(argv=None) -> int:
     trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)  # fail fast, before anything is built or written
     if dist.is_main():  # only rank 0 writes (the probe creates a file)
         check_output_dir(cfg.OUTPUT_DIR)
+    guard = FreshFolderGuard(cfg.OUTPUT_DIR, enabled=dist.is_main())
     lock = acquire_run_lock(cfg.OUTPUT_DIR, enabled=dist.is_main())  # one writer per folder, for the whole run
     try:
         return run(args, argv, cfg, trainer_cls, started)
+    except UserError:
+        guard.rollback()  # a failure on bad input leaves no partial output folder
+        raise
     finally:
         if lock is not None:
             lock.release()

@@ -88,6 +88,18 @@ class RunRecordsMixin:
         raise IdentityMismatch(f"{message}; {OVERRIDE_HINT}")
 
     # ---- results.json ----------------------------------------------------------------------------------------
+    def trained_shots(self) -> int:
+        """The shots the evaluated model was trained with: an evaluation's own ``DATASET.NUM_SHOTS`` changes nothing
+        it measures, so a loaded checkpoint's recorded value wins (a 2-shot model stays a 2-shot result)."""
+        own = int(self.cfg.DATASET.NUM_SHOTS)
+        trained = ((self._weights or {}).get("data") or {}).get("DATASET.NUM_SHOTS") \
+            if getattr(self, "eval_only", False) else None
+        if isinstance(trained, int) and not isinstance(trained, bool) and trained != own:
+            print(f"Note: the loaded model was trained with DATASET.NUM_SHOTS {trained}; results.json records "
+                  f"{trained}, not this evaluation's {own}")
+            return trained
+        return own
+
     def write_results(self, split: str, clean: dict, robust: list, worst: Optional[torch.Tensor]) -> None:
         """Written once the evaluation finished, atomically; carries the run identity and provenance."""
         if not clean["total"]:  # a result on zero images would read as "accuracy 0.00" in every table
@@ -99,7 +111,7 @@ class RunRecordsMixin:
             "trainer": type(self).__name__,
             "dataset": cfg.DATASET.NAME,
             "subsample": cfg.DATASET.SUBSAMPLE_CLASSES,
-            "num_shots": int(cfg.DATASET.NUM_SHOTS),
+            "num_shots": self.trained_shots(),
             "seed": int(cfg.SEED),
             "backbone": cfg.MODEL.BACKBONE.NAME,
             "config": getattr(self, "config_name", ""),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import time
 from typing import Any, Dict, Optional
 
@@ -46,6 +47,10 @@ def write_json_atomic(obj: Any, path: str) -> None:
     os.replace(tmp, path)
 
 
+def has_checkpoint(folder: str) -> bool:
+    return any(glob.glob(os.path.join(glob.escape(folder), "*", "checkpoint")))
+
+
 def has_run_files(folder: str) -> bool:
     """Whether the folder holds anything of a run (config, results, checkpoints, logs)."""
     if not os.path.isdir(folder):
@@ -53,7 +58,37 @@ def has_run_files(folder: str) -> bool:
     names = set(os.listdir(folder))
     if names & {IDENTITY_NAME, CONFIG_NAME, RESULTS_NAME, "log.txt"}:
         return True
-    return any(glob.glob(os.path.join(folder, "*", "checkpoint")))
+    return has_checkpoint(folder)
+
+
+class FreshFolderGuard:
+    """A run that fails on bad input (a ``UserError``: an unreadable image met mid-evaluation, a non-finite loss) in a
+    folder that held no run, before it wrote a checkpoint or a result, removes what it wrote there (``config.yaml``,
+    ``identity.json``, ``log.txt``, ...): no partial output folder; the error line says what went wrong. A folder
+    with a checkpoint keeps everything (a rerun resumes), and a folder of an earlier run is never touched."""
+
+    def __init__(self, folder: str, enabled: bool = True) -> None:
+        self.folder = folder
+        self.active = enabled and not has_run_files(folder)
+        self.before = set(os.listdir(folder)) if self.active and os.path.isdir(folder) else set()
+
+    def rollback(self, keep: tuple = (".lock",)) -> None:
+        """Undo the failed run's writes (called while its lock is still held; the lock itself is kept)."""
+        if not self.active or not os.path.isdir(self.folder) or has_checkpoint(self.folder) \
+                or os.path.exists(os.path.join(self.folder, RESULTS_NAME)):
+            return
+        from .logging import close_logger
+
+        close_logger()  # the log file is among what goes
+        for name in sorted(set(os.listdir(self.folder)) - self.before - set(keep)):
+            path = os.path.join(self.folder, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
 
 
 def check_folder(folder: str, identity: Dict[str, Any], override: bool) -> None:
