@@ -121,6 +121,22 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
         cli.main([str(tmp_path)])
 
 
+def test_model_mismatch_names_what_the_report_takes(tmp_path):
+    """The report has no --output-dir or --override-identity: its mismatch error names its own way out."""
+    from promptengine.errors import UserError
+    from promptengine.robustness import cli
+    from tests.conftest import TOY_OPTS, run_train
+
+    run = tmp_path / "run"
+    assert run_train(["--trainer", "CoOp", "--seed", "1", "--output-dir", run, *TOY_OPTS, "TRAINER.COOP.N_CTX", "2",
+                      "OPTIM.MAX_EPOCH", "1", "TEST.NO_TEST", "True"]) == 0
+    with pytest.raises(UserError) as exc:
+        cli.main([str(run), "--opts", "OPTIM.LR", "0.5", "--no-plots", "--no-progress"])
+    message = str(exc.value)
+    assert "'train.OPTIM.LR'" in message and "drop the --opts" in message, message
+    assert "--output-dir" not in message and "--override-identity" not in message and "--model-dir" not in message
+
+
 class RecordingWriter:
     """Stands in for TensorBoard's SummaryWriter (not a dependency): records every scalar."""
 

@@ -59,6 +59,17 @@ def test_same_folder_other_settings_stops_and_changes_nothing(finished, capsys, 
     assert snapshot(finished) == before  # results.json, config.yaml, log.txt and checkpoints untouched
 
 
+def test_truncated_identity_file_is_reported_as_unreadable(finished, capsys):
+    text = (finished / "identity.json").read_text()
+    (finished / "identity.json").write_text(text[: len(text) // 2])  # a disk filled up mid-write (by another tool)
+    before = snapshot(finished)
+    capsys.readouterr()
+    assert coop(finished) == 2
+    err = one_error_line(capsys)
+    assert "unreadable identity.json (truncated or corrupt" in err and "without a recorded identity" not in err, err
+    assert snapshot(finished) == before
+
+
 def test_checkpoint_of_another_run_is_not_resumed(tmp_path, capsys):
     """An identity.json-less folder (checkpoints copied in) is still guarded by the checkpoints' own identity."""
     src, dst = tmp_path / "src", tmp_path / "dst"

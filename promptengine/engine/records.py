@@ -26,6 +26,8 @@ class RunRecordsMixin:
     """Needs ``cfg``, ``dm``, ``test_attacks``, ``precision``, ``device``, ``world_size``, ``output_dir``, ``started``."""
 
     override_identity: bool = False
+    #: what an identity mismatch tells the user to do (tools that rebuild a trainer name their own way out)
+    identity_hint: str = OVERRIDE_HINT
     command: tuple = ()
     _identity: Optional[Dict[str, Any]] = None
     _weights: Optional[Dict[str, Any]] = None  # training identity of loaded weights (eval-only)
@@ -76,7 +78,7 @@ class RunRecordsMixin:
         diff = ident.first_difference({k: recorded.get(k) for k in EVAL_SHARED_SECTIONS},
                                       {k: ours.get(k) for k in EVAL_SHARED_SECTIONS})
         if diff is not None:
-            self._mismatch(f"--model-dir checkpoint {path} was trained with other settings: "
+            self._mismatch(f"the evaluated checkpoint {path} was trained with other settings: "
                            f"{ident.describe_difference(diff, 'the checkpoint')} (evaluate with the training run's "
                            "config and options)")
         self._weights = recorded
@@ -85,7 +87,7 @@ class RunRecordsMixin:
         if self.override_identity:
             print(f"Note: --override-identity: {message}")
             return
-        raise IdentityMismatch(f"{message}; {OVERRIDE_HINT}")
+        raise IdentityMismatch(f"{message}; {self.identity_hint}")
 
     # ---- results.json ----------------------------------------------------------------------------------------
     def trained_shots(self) -> int:

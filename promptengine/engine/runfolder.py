@@ -93,8 +93,12 @@ class FreshFolderGuard:
 
 def check_folder(folder: str, identity: Dict[str, Any], override: bool) -> None:
     """Stop unless the folder is new or holds a run of the same identity (or ``override``)."""
-    recorded = read_json(os.path.join(folder, IDENTITY_NAME))
+    path = os.path.join(folder, IDENTITY_NAME)
+    recorded = read_json(path)
     if recorded is None:
+        if os.path.exists(path) and not override:  # not "without an identity": it has one nobody can read
+            raise IdentityMismatch(f"output dir {folder} holds an unreadable {IDENTITY_NAME} (truncated or corrupt, "
+                                   f"not a JSON object), so the run it belongs to cannot be told; {OVERRIDE_HINT}")
         if has_run_files(folder) and not override:
             raise IdentityMismatch(f"output dir {folder} holds files of a run without a recorded identity (an older "
                                    f"version, or a run killed at start); {OVERRIDE_HINT}")

@@ -73,12 +73,19 @@ def _part(trainer, name: str, with_transfer: bool) -> Part:
                 device=trainer.device)
 
 
+#: the report rebuilds the model from the run's own config.yaml: a mismatch comes from --opts or an edited config
+REPORT_HINT = ("the report rebuilds the model from the run's config.yaml: drop the --opts that change the trained "
+               "model's settings, or restore the run's config.yaml")
+
+
 def _trainer(cfg):
     from ..registry import TRAINER_REGISTRY
 
     cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     cfg.freeze()
-    return cls(cfg)
+    trainer = cls(cfg)
+    trainer.identity_hint = REPORT_HINT
+    return trainer
 
 
 def _test_eps(trainer) -> Optional[float]:
