@@ -372,9 +372,14 @@ def test_loader_skips_and_warns(tmp_path):
     val = rt.write_run(tmp_path, "fewshot", "train", "SynthShapes", "CoOp", 2, 40.0, shots=-1)
     data = json.loads((val / "results.json").read_text())
     (val / "results.json").write_text(json.dumps(dict(data, split="val")))
+    unplaceable = tmp_path / "elsewhere" / "results.json"  # outside the layout and recording no seed
+    unplaceable.parent.mkdir()
+    unplaceable.write_text(json.dumps({k: v for k, v in json.loads(stray.read_text()).items() if k != "seed"}))
     report = load_results(tmp_path)
-    assert [(r.shots, r.seed, r.clean) for r in report.runs] == [(-1, 1, 50.0)]
-    assert any("not in the <protocol>" in w for w in report.warnings)
+    # the stray copy outside the layout is placed by its own record, in the "runs" table
+    assert [(r.protocol, r.shots, r.seed, r.clean) for r in report.runs] == [("fewshot", -1, 1, 50.0),
+                                                                             ("runs", -1, 1, 50.0)]
+    assert any(f"{unplaceable}: outside the" in w and "no usable seed" in w for w in report.warnings)
     assert any("split 'val'" in w for w in report.warnings)
     assert "all shots" in run_compare(tmp_path)
 

@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .results import PROTOCOLS, RunResult, shots_label
+from .results import LOOSE, TABLES, RunResult, shots_label
 from .stats import harmonic_mean, mean, pstd
 
 AVERAGE = "Average"
@@ -28,12 +28,13 @@ HM = "HM"
 BASE, NEW = "Base", "New"
 ACCURACY = "Accuracy"
 METRICS = ("clean", "robust")
-DEFAULT_LAYOUT = {"base2new": "wide", "fewshot": "long", "xd": "wide", "dg": "wide"}
+DEFAULT_LAYOUT = {"base2new": "wide", "fewshot": "long", "xd": "wide", "dg": "wide", LOOSE: "wide"}
 TITLES = {
     "base2new": "Base-to-new generalization",
     "fewshot": "Few-shot learning",
     "xd": "Cross-dataset transfer",
     "dg": "Domain generalization",
+    LOOSE: "Runs outside the protocol layout",
 }
 MISSING_LIST_LIMIT = 12
 
@@ -212,7 +213,7 @@ def select(
     evaluated datasets (xd/dg: the targets; sources are always kept), ``seeds`` sets the expected seeds (default:
     every seed seen in the protocol).
     """
-    if protocol not in PROTOCOLS:
+    if protocol not in TABLES:
         raise ValueError(f"unknown protocol {protocol!r}")
     chosen = [r for r in runs if r.protocol == protocol and _matches(r, trainers)]
     if seeds is not None:
@@ -265,6 +266,14 @@ def select(
         average_blocks = list(blocks)
         for run in chosen:
             cells[(run.dataset, label(run), _shots_column(run.shots))][run.seed] = run
+    elif protocol == LOOSE:
+        order = {d: i for i, d in enumerate(datasets or [])}
+        blocks = [b for _, b in sorted({(order.get(r.dataset, 0), _loose_block(r)) for r in chosen})]
+        columns, average_blocks = [ACCURACY], []  # unrelated single runs: no average
+        for run in chosen:
+            cells[(_loose_block(run), label(run), ACCURACY)][run.seed] = run
+        notes.append("Runs whose results.json lies outside the protocol layout, each placed by what its file records "
+                     "(trainer, config, dataset, class subset, shots, seed).")
     else:
         sources = sorted({r.dataset for r in chosen if r.phase == "train"})
         targets = _ordered((r.dataset for r in chosen if r.phase == "test"), datasets)
@@ -289,6 +298,11 @@ def select(
     )
     sel.notes.extend(_missing_notes(sel))
     return sel
+
+
+def _loose_block(run: RunResult) -> str:
+    """A loose run's dataset, with its class subset when it is not all classes."""
+    return run.dataset if run.subsample == "all" else f"{run.dataset} ({run.subsample} classes)"
 
 
 def _shots_column(shots: int) -> str:

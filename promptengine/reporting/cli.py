@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, TextIO
 
 from ..errors import UserError
 from . import aggregate, logs, plots, tables
-from .results import PROTOCOLS, load_results
+from .results import TABLES, load_results
 from .stats import ci95, mean, pstd
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -163,7 +163,8 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
         "fewshot, xd and dg, clean and robust, mean +- std over seeds. See docs/COMPARE.md.",
     )
     parser.add_argument("root", type=Path, help="output root (or any folder inside it)")
-    parser.add_argument("--protocol", choices=PROTOCOLS + ("all",), default="all")
+    parser.add_argument("--protocol", choices=TABLES + ("all",), default="all",
+                        help="runs: results.json files outside the protocol layout (plain train.py runs)")
     parser.add_argument("--format", choices=tables.FORMATS, default="terminal")
     parser.add_argument("--layout", choices=tables.LAYOUTS, help="wide: datasets as columns; long: as row groups")
     parser.add_argument("--out", type=Path, help="write the tables to this file instead of stdout")
@@ -189,7 +190,7 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
         report = load_results(args.root)
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        protocols = PROTOCOLS if args.protocol == "all" else (args.protocol,)
+        protocols = TABLES if args.protocol == "all" else (args.protocol,)
         selections = []
         for protocol in protocols:
             sel = aggregate.select(protocol, report.runs, args.trainers, args.datasets, args.seeds)

@@ -8,17 +8,22 @@ Layout (fixed contract with the protocol scripts)::
 ``xd/{train,test}`` and ``dg/{train,test}``; ``shots_all`` means all shots (``num_shots`` -1). The path is read from
 the right, so ``root`` may be the output root or any folder inside it. The protocol and phase come from the path;
 dataset, trainer, shots and seed come from the JSON (the path is the fallback, and a disagreement is reported).
-Logs are never read here: ``results.json`` is the machine-readable source of truth.
+A ``results.json`` outside this layout (a plain ``train.py --output-dir DIR`` run) is placed by its JSON alone, in the
+pseudo-protocol ``runs``. Logs are never read here: ``results.json`` is the machine-readable source of truth.
+
+An accuracy that cannot be a percentage (outside [0, 100], not finite, a boolean or a string) is excluded with one
+warning naming the file: a table never averages an impossible number.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 RESULTS_NAME = "results.json"
 SUPPORTED_FORMAT = 1
@@ -29,6 +34,9 @@ PROTOCOL_PHASES: Dict[str, Tuple[str, ...]] = {
     "dg": ("train", "test"),
 }
 PROTOCOLS: Tuple[str, ...] = tuple(PROTOCOL_PHASES)
+#: results.json files outside the protocol layout (a plain train.py run), placed by what the file records
+LOOSE, LOOSE_PHASE = "runs", "run"
+TABLES: Tuple[str, ...] = PROTOCOLS + (LOOSE,)
 SUBSAMPLE_OF_PHASE = {"train_base": "base", "test_base": "base", "test_new": "new"}
 ALL_SHOTS = -1
 _SHOTS_DIR = re.compile(r"^shots_(\d+|all)$")
@@ -142,10 +150,32 @@ def _place(path: Path) -> Optional[Dict[str, Any]]:
     }
 
 
-def _accuracy(block: Any) -> Optional[float]:
-    if isinstance(block, dict) and isinstance(block.get("accuracy"), (int, float)):
-        return float(block["accuracy"])
-    return None
+def _loose_place(path: Path, data: Dict[str, Any], warnings: List[str]) -> Optional[Dict[str, Any]]:
+    """Dataset, trainer, shots and seed of a results.json outside the layout, from the file; None (warned) when it
+    does not record them."""
+    fields = {"dataset": data.get("dataset"), "trainer": data.get("trainer"), "shots": data.get("num_shots"),
+              "seed": data.get("seed")}
+    bad = [k for k in ("shots", "seed") if isinstance(fields[k], bool) or not isinstance(fields[k], int)]
+    bad += [k for k in ("dataset", "trainer") if not isinstance(fields[k], str) or not fields[k]]
+    if bad:
+        warnings.append(f"{path}: outside the <protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S> layout "
+                        f"and no usable {', '.join(bad)} recorded in it; skipped")
+        return None
+    return {"protocol": LOOSE, "phase": LOOSE_PHASE, "dataset": str(fields["dataset"]),
+            "shots": ALL_SHOTS if fields["shots"] < 1 else fields["shots"], "trainer": str(fields["trainer"]),
+            "config": str(data.get("config") or ""), "seed": fields["seed"]}
+
+
+def _accuracy(block: Any, what: str, excluded: List[str]) -> Optional[float]:
+    """The block's accuracy when it is a percentage; an impossible value is named in ``excluded`` and dropped."""
+    if not isinstance(block, dict) or "accuracy" not in block:
+        return None
+    value = block["accuracy"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= 100:
+        excluded.append(f"{what} {value!r}")
+        return None
+    return float(value)
 
 
 def parse_record(path: Path, data: Dict[str, Any], place: Dict[str, Any], warnings: List[str]) -> RunResult:
@@ -160,19 +190,25 @@ def parse_record(path: Path, data: Dict[str, Any], place: Dict[str, Any], warnin
         if value != place[key] and not (key == "dataset" and same_dataset(place[key], value)):
             warnings.append(f"{path}: {json_key}={value!r} in the file but {place[key]!r} in the path; using the file")
         ident[key] = value
+    excluded: List[str] = []
     robust = []
-    for item in data.get("robust") or []:
-        acc = _accuracy(item)
+    for i, item in enumerate(data.get("robust") or []):
+        name = str(item.get("name", "")) if isinstance(item, dict) else ""
+        acc = _accuracy(item, f"robust accuracy ({name or i})", excluded)
         if acc is not None:
-            robust.append(AttackResult(str(item.get("name", "")), dict(item.get("attack") or {}), acc))
-    worst = _accuracy(data.get("worst_case"))
-    if worst is None and len(robust) == 1:
+            robust.append(AttackResult(name, dict(item.get("attack") or {}), acc))
+    clean = _accuracy(data.get("clean"), "clean accuracy", excluded)
+    worst = _accuracy(data.get("worst_case"), "worst-case accuracy", excluded)
+    if excluded:
+        warnings.append(f"{path}: impossible value(s) excluded: {', '.join(excluded)} (an accuracy is a percentage "
+                        "in [0, 100]; rerun the evaluation or repair the file)")
+    if worst is None and len(robust) == 1 and len(data.get("robust") or []) == 1:
         worst = robust[0].accuracy
     elif worst is None and robust:
         warnings.append(f"{path}: several attacks but no worst_case; robust accuracy treated as missing")
     return RunResult(
         path=path,
-        clean=_accuracy(data.get("clean")),
+        clean=clean,
         robust=tuple(robust),
         worst_case=worst,
         split=str(data.get("split", "test")),
@@ -183,37 +219,63 @@ def parse_record(path: Path, data: Dict[str, Any], place: Dict[str, Any], warnin
     )
 
 
-def load_results(root: Path) -> LoadReport:
-    """Every results.json under ``root`` that sits in the protocol layout and holds a test-split evaluation.
+def _result_files(root: Path, warnings: List[str]) -> Iterator[Path]:
+    """Every regular file named results.json under ``root``, through linked folders too (each real folder once)."""
+    seen: Dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link back into the tree (or a loop): read each real folder once
+            warnings.append(f"{dirpath}: the same folder as {seen[real]} (a link); read once")
+            dirnames[:] = []
+            continue
+        seen[real] = dirpath
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if RESULTS_NAME not in filenames:
+            continue
+        path = Path(dirpath) / RESULTS_NAME
+        if not path.is_file():  # a FIFO would block the read, a dangling link cannot be read
+            warnings.append(f"{path}: not a regular file; skipped")
+            continue
+        yield path
 
-    Files outside the layout, unreadable files, other formats and non-test splits are skipped with a warning.
+
+def _read_record(path: Path, warnings: List[str]) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        warnings.append(f"{path}: unreadable ({exc}); skipped")
+        return None
+    if not isinstance(data, dict) or data.get("format") != SUPPORTED_FORMAT:
+        fmt = data.get("format") if isinstance(data, dict) else None
+        warnings.append(f"{path}: results format {fmt!r} is not {SUPPORTED_FORMAT}; skipped")
+        return None
+    return data
+
+
+def load_results(root: Path) -> LoadReport:
+    """Every results.json under ``root`` that holds a test-split evaluation, placed by the protocol layout (or, outside
+    it, by what the file records: the ``runs`` pseudo-protocol).
+
+    Unreadable files, other formats, non-regular files and non-test splits are skipped with a warning.
     When two files describe the same run (a copied folder), the one with the latest ``time`` is kept.
     """
     root = Path(root)
     warnings: List[str] = []
     by_key: Dict[Tuple, RunResult] = {}  # run key + setting: records of other settings are other runs
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        if RESULTS_NAME not in filenames:
+    for path in _result_files(root, warnings):
+        data = _read_record(path, warnings)
+        if data is None:
             continue
-        path = Path(dirpath) / RESULTS_NAME
-        place = _place(path)
+        place = _place(path) or _loose_place(path, data, warnings)
         if place is None:
-            warnings.append(f"{path}: not in the <protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S> layout; skipped")
-            continue
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError) as exc:
-            warnings.append(f"{path}: unreadable ({exc}); skipped")
-            continue
-        if not isinstance(data, dict) or data.get("format") != SUPPORTED_FORMAT:
-            fmt = data.get("format") if isinstance(data, dict) else None
-            warnings.append(f"{path}: results format {fmt!r} is not {SUPPORTED_FORMAT}; skipped")
             continue
         run = parse_record(path, data, place, warnings)
-        if not data.get("num_images", 1) or (run.clean is None and not run.robust):
+        if not data.get("num_images", 1):
             warnings.append(f"{path}: evaluated on zero images; skipped")
+            continue
+        if run.clean is None and not run.robust:
+            warnings.append(f"{path}: no usable accuracy in it; skipped")
             continue
         if run.split != "test":
             warnings.append(f"{path}: split {run.split!r} is not the final test evaluation; skipped")
