@@ -92,6 +92,17 @@ def set_value(cfg: CN, key: str, raw: Any, source: str, provenance: Dict[str, st
         provenance.setdefault("ATTACK.PGD.USE", source)
 
 
+def utf8_text(data: bytes, what: str) -> str:
+    """``data`` decoded as UTF-8 (a BOM dropped), else one line naming ``what``, the byte, its line and column."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UserError(f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}, column {col}); "
+                        "save it as UTF-8") from None
+
+
 def load_yaml(path: str) -> dict:
     """A YAML config file as a dict; a missing, non-UTF-8 or malformed file is one line with line and column."""
     if not os.path.isfile(path):
@@ -101,13 +112,7 @@ def load_yaml(path: str) -> dict:
             data = f.read()
     except OSError as exc:
         raise UserError(f"cannot read config file {path} ({exc.strerror}); check its permissions") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise UserError(f"config file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}, "
-                        f"column {col}); save it as UTF-8") from None
+    text = utf8_text(data, f"config file {path}")
     try:
         loaded = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

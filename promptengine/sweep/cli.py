@@ -19,6 +19,7 @@ from ..cli import run_main
 from ..errors import UserError
 from .grid import PROTOCOLS, build_grid, expand, read_grid_file, script_env
 from .launchers import LAUNCHERS, SLURM_KEYS, Launch, default_threads, launch
+from .lock import hold_sweep
 from .plan import chains, point_runs, protocol_runner, resolve_methods
 from .state import SweepState
 from .status import format_status, sweep_status
@@ -70,7 +71,16 @@ def env_count(name: str) -> int:
     return int(text or 0)
 
 
+def check_counts(args: argparse.Namespace) -> None:
+    """--jobs and --threads, when given, are positive (as JOBS and THREADS are)."""
+    for flag in ("jobs", "threads"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag} must be a positive integer, not {value}")
+
+
 def plan_and_launch(grid_file: Optional[str], flags: Dict[str, Any], args: argparse.Namespace) -> int:
+    check_counts(args)
     grid = build_grid(grid_file, flags)
     methods = resolve_methods(grid.methods)
     env = script_env(grid)
@@ -88,16 +98,31 @@ def plan_and_launch(grid_file: Optional[str], flags: Dict[str, Any], args: argpa
         for ids in groups:
             print("  chain: " + " -> ".join(ids))
         return 0
-    state.save_plan(grid.name, env, points, runs, groups, {k: list(v) for k, v in methods.items()},
-                    {"protocols": grid.protocols, "seeds": grid.seeds})
-    devices = [d for d in (args.devices or os.environ.get("DEVICES") or "").replace(",", " ").split() if d]
-    how = Launch(args.launcher, jobs, threads, slurm, args.wait, devices)
-    failed = launch(state, groups, how)
-    if args.launcher == "slurm" and not args.wait:
-        return 0
-    statuses = sweep_status(state)
-    print(format_status(statuses, str(state.folder)), flush=True)
-    return 1 if failed or any(s.state != "done" for s in statuses) else 0
+    lock = hold_sweep(state)  # one run of this sweep at a time, from its plan to its last status line
+    try:
+        state.save_plan(grid.name, env, points, runs, groups, {k: list(v) for k, v in methods.items()},
+                        {"protocols": grid.protocols, "seeds": grid.seeds})
+        devices = [d for d in (args.devices or os.environ.get("DEVICES") or "").replace(",", " ").split() if d]
+        how = Launch(args.launcher, jobs, threads, slurm, args.wait, devices)
+        failed = launch(state, groups, how)
+        if args.launcher == "slurm" and not args.wait:
+            return 0
+        statuses = sweep_status(state)
+        print(format_status(statuses, str(state.folder)), flush=True)
+        return final_status(statuses, failed, state)
+    finally:
+        lock.release()
+
+
+def final_status(statuses: List[Any], failed: int, state: SweepState) -> int:
+    """The exit status says what the status lines say: 1 while a point is not done. A chain that exited non-zero
+    although its points' results are all there now (another process finished them) is a note, not a failure."""
+    if any(s.state != "done" for s in statuses):
+        return 1
+    if failed:
+        print(f"note: {failed} chain(s) exited non-zero, but every point's results are complete and current "
+              f"(finished by another process?); their logs are in {state.folder / 'logs'}", flush=True)
+    return 0
 
 
 def add_launch_options(parser: argparse.ArgumentParser) -> None:
@@ -127,10 +152,14 @@ def collect(state: SweepState, passthrough: List[str]) -> int:
     trainers = [trainer for trainer, _ in plan["methods"].values()]
     python = plan["env"].get("PYTHON") or sys.executable
     compare = str(protocol_runner().REPO / "tools" / "compare.py")
+    axes, output = plan["axes"], plan["env"].get("OUTPUT")
+    if not output or not isinstance(axes.get("protocols"), list) or not isinstance(axes.get("seeds"), list):
+        raise UserError(f"{state.folder} records no output folder, protocols or seeds to collect; run the grid "
+                        "again with `sweep.py run`")
     worst = 0
-    for protocol in plan["axes"]["protocols"]:
-        cmd = [python, compare, plan["env"]["OUTPUT"], "--protocol", protocol, "--trainers", *trainers,
-               "--seeds", *plan["axes"]["seeds"], *passthrough]
+    for protocol in axes["protocols"]:
+        cmd = [python, compare, output, "--protocol", protocol, "--trainers", *trainers,
+               "--seeds", *map(str, axes["seeds"]), *passthrough]
         print(f"==> {protocol}", flush=True)
         worst = max(worst, subprocess.call(cmd))
     return worst

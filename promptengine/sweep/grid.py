@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from ..builtin import HOME as REPO  # the checkout, or the wheel's copy of scripts/ and tools/
+from ..config.merge import utf8_text
 from ..errors import UserError
 
 SCRIPTS = REPO / "scripts"
@@ -72,10 +73,12 @@ def read_grid_file(path: Optional[str]) -> Dict[str, Any]:
     if not path:
         return {}
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as exc:
         raise UserError(f"cannot read grid file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(utf8_text(raw, f"grid file {path}")) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"grid file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):

@@ -13,7 +13,7 @@ from ..builtin import CHECKOUT
 from ..errors import UserError
 from .grid import REPO
 from .state import SweepState
-from .worker import ChainTask, claim_device, run_chain
+from .worker import ChainTask, run_chain, start_worker
 
 LAUNCHERS = ("local", "slurm", "sequential")
 #: sweep.py flag / grid ``slurm:`` key -> submitit SlurmExecutor parameter
@@ -56,8 +56,8 @@ def launch_local(state: SweepState, chains: List[List[str]], how: Launch) -> int
     slots: Any = multiprocessing.Queue()
     for slot in range(max(1, how.jobs)):
         slots.put(how.devices[slot % len(how.devices)] if how.devices else "")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, how.jobs), initializer=claim_device,
-                                                initargs=(slots,)) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, how.jobs), initializer=start_worker,
+                                                initargs=(slots, os.getpid())) as pool:
         futures = [pool.submit(run_chain, str(state.folder), ids, how.threads) for ids in chains]
         for future in concurrent.futures.as_completed(futures):
             failed += any(future.result())

@@ -27,6 +27,32 @@ def now() -> str:
     return datetime.datetime.now().isoformat(timespec="seconds")
 
 
+#: sweep.json: key -> type; each point: key -> type
+PLAN_KEYS = {"name": str, "env": dict, "methods": dict, "axes": dict, "chains": list, "points": list, "runs": dict}
+POINT_KEYS = {"id": str, "method": str, "protocol": str, "args": list, "env": dict}
+
+
+def plan_problem(plan: Dict[str, Any]) -> Optional[str]:
+    """What makes ``plan`` unreadable as a sweep.json (a missing or mistyped key), or None."""
+    for key, kind in PLAN_KEYS.items():
+        if not isinstance(plan.get(key), kind):
+            return f"'{key}' is missing or not a {kind.__name__}"
+    for i, point in enumerate(plan["points"]):
+        if not isinstance(point, dict):
+            return f"point {i + 1} is not a mapping"
+        for key, kind in POINT_KEYS.items():
+            if not isinstance(point.get(key), kind):
+                return f"point {i + 1} has no '{key}' {kind.__name__}"
+        if not isinstance(plan["runs"].get(point["id"]), list) or \
+                not all(isinstance(r, list) and len(r) == 2 for r in plan["runs"][point["id"]]):
+            return f"'runs' has no [kind, folder] list for point {point['id']}"
+    if not all(isinstance(c, list) and all(isinstance(p, str) for p in c) for c in plan["chains"]):
+        return "'chains' is not a list of point-id lists"
+    if not all(isinstance(m, list) and len(m) == 2 for m in plan["methods"].values()):
+        return "'methods' does not map each method to its [trainer, config]"
+    return None
+
+
 class SweepState:
     def __init__(self, folder: str) -> None:
         self.folder = Path(folder).resolve()
@@ -47,6 +73,10 @@ class SweepState:
         if plan is None:
             raise UserError(f"no sweep in {self.folder} (no readable {SWEEP_FILE}): start it with `sweep.py run`, "
                             "or pass the --state folder it printed")
+        problem = plan_problem(plan)
+        if problem:
+            raise UserError(f"{self.folder / SWEEP_FILE} is not a sweep record this version can read ({problem}); "
+                            "run the grid again with `sweep.py run` (finished runs are kept and skipped)")
         return plan
 
     def points(self) -> Dict[str, Point]:

@@ -12,6 +12,7 @@ import shlex
 import subprocess
 from typing import Dict, List
 
+from .lifetime import bind_to_parent, parent_alive
 from .state import SweepState, now
 
 LAUNCH_VARS = ("LAUNCHER", "JOBS", "THREADS", "DEVICES")
@@ -22,6 +23,12 @@ def claim_device(slots) -> None:
     """Pool initializer: take one device from the queue for the life of this worker process."""
     global _device
     _device = slots.get()
+
+
+def start_worker(slots, sweep_pid: int) -> None:
+    """Pool initializer: live no longer than the sweep process (lifetime.py), then take a device."""
+    bind_to_parent(sweep_pid)
+    claim_device(slots)
 
 
 def point_environment(base: Dict[str, str], sweep_env: Dict[str, str], point_env: Dict[str, str],
@@ -60,7 +67,12 @@ def run_point(state: SweepState, pid: str, threads: int) -> int:
 def run_chain(folder: str, ids: List[str], threads: int) -> List[int]:
     """Run a chain's points in order (a failed point does not stop the next: each rerun skips what finished)."""
     state = SweepState(folder)
-    return [run_point(state, pid, threads) for pid in ids]
+    codes = []
+    for pid in ids:
+        if not parent_alive():  # the sweep was killed: leave the rest of the chain to its rerun
+            break
+        codes.append(run_point(state, pid, threads))
+    return codes
 
 
 class ChainTask:
