@@ -138,7 +138,7 @@ FAP_EPS4 = [p for p in sorted(glob.glob(os.path.join(ROOT, "configs/trainers/*/*
 
 @pytest.mark.parametrize("path", FAP_EPS4)
 def test_eps4_recipes_train_with_fap_attack(path):
-    assert len(FAP_EPS4) == 20
+    assert len(FAP_EPS4) == 24  # with the MaPLe-style AdvMaPLe recipes (`*_maple_eps4`)
     spec = train_spec(build_cfg(config_file=path))
     assert spec.eps == pytest.approx(4 / 255) and spec.alpha == pytest.approx(spec.eps) and spec.steps == 2
 
