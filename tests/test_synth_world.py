@@ -157,7 +157,7 @@ def test_fewshot_and_base_new_via_cfg(tmp_path):
 
 
 def _clip_load(path):
-    import clip
+    from promptengine.clip.openai_clip import clip
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

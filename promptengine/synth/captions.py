@@ -71,7 +71,7 @@ def captions(world: World) -> List[List[str]]:
 
 def token_table(name: str, context_length: int = 77) -> torch.Tensor:
     """``(n_classes, n_templates, context_length)`` token ids of every caption of a world."""
-    import clip
+    from ..clip.openai_clip import clip
 
     world = get_world(name)
     caps = captions(world)
