@@ -118,7 +118,8 @@ class DasslEngineBridge:
     # ---- checkpoints: Dassl's files, learnable tensors loaded by name, random state beside them ---------------
     def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result=None,
                    model_name: str = "") -> None:
-        super().save_model(epoch, directory, is_best=is_best, val_result=val_result, model_name=model_name)
+        named = {"model_name": model_name} if model_name else {}  # as Dassl calls it (methods may lack the keyword)
+        super().save_model(epoch, directory, is_best, val_result, **named)
         names = self.get_model_names()
         if names:  # Dassl's file name; one state file serves every model (the generators are global)
             fname = model_name or f"model.pth.tar-{epoch + 1}"
