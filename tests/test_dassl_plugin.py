@@ -1,5 +1,6 @@
 """The Dassl plug-in through the stand-in package (tests/fake_dassl): a CAPT step and a robust test on Dassl's
-engine, eps in pixel units under a normalising pipeline, refused pipelines, no import-time dependency."""
+engine, eps in pixel units under a normalising pipeline, refused pipelines, no import-time dependency, Dassl's
+warm-up schedule on this torch, exact resume."""
 
 from __future__ import annotations
 

@@ -97,4 +97,5 @@ def load() -> ModuleType:
 
 
 clip = load()
+# the model-level names the toolbox uses, taken from the same module
 CLIP, build_model, convert_weights = clip.model.CLIP, clip.model.build_model, clip.model.convert_weights
