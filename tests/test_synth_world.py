@@ -207,7 +207,7 @@ def test_counts_and_fills_are_rarely_named():
 
 
 def _clip_load(path):
-    import clip
+    from promptengine.clip.openai_clip import clip
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

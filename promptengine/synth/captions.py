@@ -93,7 +93,7 @@ def captions_for(seed: int, kind: str, style: str, factors: Dict[str, torch.Tens
 
 @lru_cache(maxsize=200_000)
 def _tokens(text: str, context_length: int) -> torch.Tensor:
-    import clip
+    from ..clip.openai_clip import clip
 
     return clip.tokenize([text], context_length=context_length)[0]
 
@@ -124,7 +124,7 @@ def vocabulary_text() -> str:
 
 def all_caption_token_ids() -> torch.Tensor:
     """Sorted unique token ids the captions can use (incl. start/end of text): the rows pretraining trains."""
-    import clip
+    from ..clip.openai_clip import clip
 
     words = vocabulary_text().split()
     ids = set()

@@ -192,7 +192,7 @@ def class_contrastive_loss(img: torch.Tensor, txt: torch.Tensor, cls: torch.Tens
 
 @torch.no_grad()
 def class_text_features(model, classnames: List[str], template: str) -> torch.Tensor:
-    import clip
+    from ..clip.openai_clip import clip
 
     tokens = clip.tokenize([template.format(c) for c in classnames])
     feats = model.encode_text(tokens)
