@@ -229,3 +229,61 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
     assert coop(out) == 0
     assert f"taking over the stale lock of process {int(dead.stdout)}" in capsys.readouterr().out
     assert not (out / ".lock").exists() and (out / "results.json").exists()
+
+
+def dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+
+
+def test_stale_lock_is_taken_over_by_one_process_only(tmp_path, monkeypatch):
+    """Two processes find the same stale lock; the second completes its takeover between the first one's look at
+    the lock and its removal. The first must meet the second's live lock, not remove it and hold the folder too."""
+    from promptengine.engine import runlock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = {"pid": dead_pid(), "host": socket.gethostname(), "start": "then"}
+    (out / ".lock").write_text(json.dumps(stale))
+    second = runlock.RunLock(str(out))
+    real_read = runlock._read
+    interleaved = []
+
+    def look_then_let_the_other_in(path):
+        data = real_read(path)
+        if not interleaved:
+            interleaved.append(True)
+            second.acquire()  # the other process's whole takeover happens here
+        return data
+
+    monkeypatch.setattr(runlock, "_read", look_then_let_the_other_in)
+    first = runlock.RunLock(str(out))
+    with pytest.raises(runlock.RunFolderBusy, match=f"is in use by process {os.getpid()} on this host"):
+        first.acquire()
+    assert second.held and not first.held
+    assert json.loads((out / ".lock").read_text())["pid"] == os.getpid()
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # no private lock files left behind
+
+
+def test_weights_digest_cache_is_not_fooled_by_a_file_of_the_same_size_and_mtime(tmp_path):
+    """A backbone file replaced (or rewritten in place) by one of the same size, with its mtime set back, is hashed
+    again: the cached digest of the old file must not identify the new weights."""
+    import hashlib
+
+    from promptengine.engine.digests import file_digest
+
+    weights = tmp_path / "ViT-B-32.pt"
+    contents = [bytes(range(256)) * 20000 + tag for tag in (b"first", b"secnd", b"third")]  # > 2 MiB, same size
+    weights.write_bytes(contents[0])
+    mtime = weights.stat().st_mtime_ns
+    assert file_digest(str(weights)) == hashlib.sha256(contents[0]).hexdigest()
+
+    weights.write_bytes(contents[1])  # rewritten in place, mtime set back
+    os.utime(weights, ns=(mtime, mtime))
+    assert file_digest(str(weights)) == hashlib.sha256(contents[1]).hexdigest()
+
+    copy = tmp_path / "other.pt"  # another file of the same size and mtime moved over it
+    copy.write_bytes(contents[2])
+    os.utime(copy, ns=(mtime, mtime))
+    os.replace(copy, weights)
+    assert file_digest(str(weights)) == hashlib.sha256(contents[2]).hexdigest()
