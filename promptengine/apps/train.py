@@ -65,21 +65,28 @@ def cli_overrides(args: argparse.Namespace) -> list:
     return pairs
 
 
-def main(argv=None) -> int:
-    started = time.time()
-    argv = sys.argv[1:] if argv is None else list(argv)
+def configure(argv: list):
+    """A command line's arguments and its merged, domain-checked config (what ``main`` runs with; nothing else is
+    built or written). The sweep runner checks every run of a grid with it before starting any."""
     args = build_parser().parse_args(argv)
-
     from promptengine.builtin import import_builtin
 
     import_builtin()  # registers the dataset loaders, the trainers and their config keys
     from promptengine.config.merge import build_cfg
+
+    return args, build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
+
+
+def main(argv=None) -> int:
+    started = time.time()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, cfg = configure(argv)
+
     from promptengine.config.names import check_names
     from promptengine.engine import distributed as dist
     from promptengine.engine.run import check_output_dir
     from promptengine.engine.runlock import acquire_run_lock
 
-    cfg = build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
     if args.print_config:
         check_names(cfg)  # an unknown trainer or dataset fails here too, not only on a real run
         print(cfg.dump())
