@@ -69,21 +69,38 @@ def test_checkpoint_of_another_run_is_not_resumed(tmp_path, capsys):
     capsys.readouterr()
     assert coop(dst, "--override-identity", seed=3) == 0  # the folder check is overridden: the checkpoint says why
     log = (dst / "log.txt").read_text()
-    assert "'train.SEED' is 1 in the checkpoint but 3 in this run" in log
+    assert "'train.SEED' is 1 in the checkpoint but 3 in this run; training from scratch" in log
+    assert "Resuming" not in log
     # without the override, an explicit --resume of that folder is refused by the checkpoint's identity
     capsys.readouterr()
     assert coop(tmp_path / "dst2", "--resume", src, seed=3) == 2
     assert "was trained by another run: 'train.SEED'" in one_error_line(capsys)
 
 
-def test_override_identity_keeps_the_earlier_results(finished):
+def test_override_identity_retrains_from_scratch_and_keeps_the_earlier_run(finished, tmp_path, capsys):
+    """--override-identity never labels the earlier model with the new settings: the finished checkpoint (another
+    learning rate) is not resumed, the run trains from scratch exactly as in a fresh folder, and the earlier run's
+    records and checkpoints are kept aside, byte for byte."""
     old = json.loads((finished / "results.json").read_text())
+    old_checkpoints = snapshot(finished / "prompt_learner")
     assert coop(finished, "--override-identity", opts=["OPTIM.LR", "0.02"]) == 0
     kept = [p for p in finished.iterdir() if p.name.startswith("results.json-")]
     assert len(kept) == 1 and json.loads(kept[0].read_text()) == old
-    new = json.loads((finished / "results.json").read_text())
+    [kept_checkpoints] = [p for p in finished.iterdir() if p.name.startswith("prompt_learner-")]
+    assert snapshot(kept_checkpoints) == old_checkpoints
+    fresh = tmp_path / "fresh"
+    assert coop(fresh, opts=["OPTIM.LR", "0.02"]) == 0
+    new, ref = (json.loads((d / "results.json").read_text()) for d in (finished, fresh))
     assert new["identity"]["identity"]["train"]["OPTIM.LR"] == 0.02
-    assert new["identity"]["fingerprint"] != old["identity"]["fingerprint"]
+    assert new["identity"]["fingerprint"] == ref["identity"]["fingerprint"] != old["identity"]["fingerprint"]
+    assert new["clean"] == ref["clean"]
+    a, b = (safe_load(str(d / "prompt_learner" / "model.pth.tar-2")) for d in (finished, fresh))
+    assert a["state_dict"]["ctx"].equal(b["state_dict"]["ctx"]) and a["identity"]["train"]["OPTIM.LR"] == 0.02
+    # an explicit --resume of another run's checkpoint is refused, override or not
+    capsys.readouterr()
+    assert coop(tmp_path / "r", "--override-identity", "--resume", fresh, opts=["OPTIM.LR", "0.5"]) == 2
+    assert "--override-identity never resumes another run's checkpoint" in one_error_line(capsys)
+    assert not (tmp_path / "r").exists()
 
 
 def test_resume_flag_must_point_at_a_usable_checkpoint(finished, tmp_path, capsys):
