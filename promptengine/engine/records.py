@@ -30,6 +30,7 @@ class RunRecordsMixin:
     _identity: Optional[Dict[str, Any]] = None
     _weights: Optional[Dict[str, Any]] = None  # training identity of loaded weights (eval-only)
     _weights_epoch: Optional[int] = None
+    superseded: Optional[str] = None  # why the output folder's checkpoints are not resumed (--override-identity)
 
     # ---- identity --------------------------------------------------------------------------------------------
     def _own_identity(self) -> Dict[str, Any]:
@@ -54,16 +55,21 @@ class RunRecordsMixin:
         return own
 
     # ---- checks of reused checkpoints ------------------------------------------------------------------------
-    def check_resume_identity(self, state: Dict[str, Any], path: str) -> None:
-        """Resuming needs the checkpoint's training identity to equal this run's."""
+    def check_resume_identity(self, state: Dict[str, Any], path: str) -> Optional[str]:
+        """Resuming needs the checkpoint's training identity to equal this run's: None when it does. Otherwise the
+        run stops, or with ``--override-identity`` the reason is returned and the checkpoint is not resumed: its
+        weights were trained under other settings, and resuming them would report them under this run's."""
         recorded = state.get("identity")
         if recorded is None:
-            self._mismatch(f"checkpoint {path} has no run identity (written by an older version)")
-            return
-        diff = ident.first_difference(recorded, self.training_identity)
-        if diff is not None:
-            self._mismatch(f"checkpoint {path} was trained by another run: "
-                           f"{ident.describe_difference(diff, 'the checkpoint')}")
+            why = f"checkpoint {path} has no run identity (written by an older version)"
+        else:
+            diff = ident.first_difference(recorded, self.training_identity)
+            if diff is None:
+                return None
+            why = f"checkpoint {path} was trained by another run: {ident.describe_difference(diff, 'the checkpoint')}"
+        if not self.override_identity:
+            raise IdentityMismatch(f"{why}; {OVERRIDE_HINT}")
+        return why
 
     def check_eval_identity(self, state: Dict[str, Any], path: str) -> None:
         """An evaluation must describe the model it loads: trainer, model and training settings equal."""
