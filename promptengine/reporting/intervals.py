@@ -35,6 +35,7 @@ from .stats import harmonic_mean
 
 BOOTSTRAP, SEEDS, NONE = "bootstrap", "seeds", "none"
 DEFAULT_DRAWS = 2000
+MIN_DRAWS = 100  # fewer draws cannot place the 2.5 % and 97.5 % percentiles
 DEFAULT_SEED = 0
 LEVEL = 0.95
 
@@ -87,10 +88,10 @@ class Interval:
 class Expr:
     """A statistic of cells; ``evaluate`` maps each cell to a list of values (one per draw) and combines them."""
 
-    def leaves(self) -> Iterator["Runs"]:
+    def leaves(self) -> Iterator[Runs]:
         raise NotImplementedError
 
-    def evaluate(self, of: Callable[["Runs"], List[float]]) -> List[float]:
+    def evaluate(self, of: Callable[[Runs], List[float]]) -> List[float]:
         raise NotImplementedError
 
 
@@ -130,7 +131,7 @@ class Runs(Expr):
         kept = [r.accuracy for r in self.records if r.seed != seed]
         return [math.fsum(kept) / len(kept)]
 
-    def leaves(self) -> Iterator["Runs"]:
+    def leaves(self) -> Iterator[Runs]:
         yield self
 
     def evaluate(self, of):

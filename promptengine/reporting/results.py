@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .perimage import PerImage
 from .perimage import parse_record as parse_per_image
+
 RESULTS_NAME = "results.json"
 SUPPORTED_FORMAT = 1
 PROTOCOL_PHASES: Dict[str, Tuple[str, ...]] = {
