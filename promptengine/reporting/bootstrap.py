@@ -25,6 +25,7 @@ whether the datasets' runs are independent, as in base2new, or share one source 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import random
@@ -64,21 +65,20 @@ def _inversion(rng: random.Random, n: int, p: float) -> int:
         # u fell into the rounding gap past x = n: draw again
 
 
-def _btrs(rng: random.Random, n: int, p: float) -> int:
-    """Transformed rejection with squeeze (W. Hörmann, 1993), for n*p >= 10 and p <= 1/2."""
+def _btrs(rng: random.Random, n: int, p: float, _log=math.log, _lgamma=math.lgamma) -> int:
+    """Transformed rejection with squeeze (W. Hörmann, 1993), for n*p >= 10 and p <= 1/2. The constants of the
+    final acceptance test are computed only when the squeeze fails (about one draw in seven)."""
     q = 1.0 - p
     spq = math.sqrt(n * p * q)
     b = 1.15 + 2.53 * spq
     a = -0.0873 + 0.0248 * b + 0.01 * p
     c = n * p + 0.5
-    alpha = (2.83 + 5.1 / b) * spq
     v_r = 0.92 - 4.2 / b
-    lpq = math.log(p / q)
-    m = math.floor((n + 1) * p)
-    h = math.lgamma(m + 1) + math.lgamma(n - m + 1)
+    rand = rng.random
+    h = None
     while True:
-        u = rng.random() - 0.5
-        v = rng.random()
+        u = rand() - 0.5
+        v = rand()
         us = 0.5 - abs(u)
         if us <= 0.0:
             continue
@@ -87,9 +87,49 @@ def _btrs(rng: random.Random, n: int, p: float) -> int:
             continue
         if us >= 0.07 and v <= v_r:
             return k
-        v = math.log(v * alpha / (a / (us * us) + b))
-        if v <= h - math.lgamma(k + 1) - math.lgamma(n - k + 1) + (k - m) * lpq:
+        if h is None:
+            alpha = (2.83 + 5.1 / b) * spq
+            lpq = _log(p / q)
+            m = math.floor((n + 1) * p)
+            h = _lgamma(m + 1) + _lgamma(n - m + 1)
+        if _log(v * alpha / (a / (us * us) + b)) <= h - _lgamma(k + 1) - _lgamma(n - k + 1) + (k - m) * lpq:
             return k
+
+
+class BinomialTable:
+    """Inverse-CDF sampling of one Binomial(n, p) reused for many draws: the CDF over the mode +- the range where
+    the probability is above 1e-17 of the mode's (the rest, < 1e-13 in all, is never drawn)."""
+
+    __slots__ = ("low", "cdf")
+
+    def __init__(self, n: int, p: float) -> None:
+        if p <= 0.0 or p >= 1.0:
+            self.low, self.cdf = (0 if p <= 0.0 else n), [1.0]
+            return
+        m = min(n, math.floor((n + 1) * p))
+        ratio = p / (1.0 - p)
+        up, x, w = [], m, 1.0
+        while x < n and w > 1e-17:
+            w *= (n - x) / (x + 1) * ratio
+            x += 1
+            up.append(w)
+        down, x, w = [], m, 1.0
+        while x > 0 and w > 1e-17:
+            w *= x / (n - x + 1) / ratio
+            x -= 1
+            down.append(w)
+        weights = down[::-1] + [1.0] + up
+        total = math.fsum(weights)
+        self.low = m - len(down)
+        cdf, acc = [], 0.0
+        for w in weights:
+            acc += w
+            cdf.append(acc / total)
+        cdf[-1] = 1.0
+        self.cdf = cdf
+
+    def sample(self, u: float) -> int:
+        return self.low + bisect.bisect_left(self.cdf, u)
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -177,18 +217,23 @@ class Simulator:
             offsets.append(start)
             start += len(leaf.seeds)
         rng = random.Random(f"{self.seed}|images|{'|'.join(leaf.key for leaf in leaves)}")
-        categories: Dict[Tuple[SeedDraw, ...], list] = {}
+        rand = rng.random
+        plans: Dict[Tuple[SeedDraw, ...], tuple] = {}
         width = len(leaves)
         totals_per_draw: List[List[int]] = []
         for r in range(self.draws):
             wkey = tuple(stream[r] for stream in streams)
-            cats = categories.get(wkey)
-            if cats is None:
-                cats = categories[wkey] = _categories(patterns, n, [wkey[i] for i in which], offsets)
-            remaining = n
+            plan = plans.get(wkey)
+            if plan is None:
+                plan = plans[wkey] = _plan(patterns, n, [wkey[i] for i in which], offsets)
+            table, first, links, last = plan
             totals = [0] * width
-            *chain, (_, last) = cats
-            for cond_p, values in chain:
+            x = table.sample(rand()) if table is not None else 0
+            remaining = n - x
+            if x:
+                for i, value in first:
+                    totals[i] += x * value
+            for cond_p, values in links:
                 if not remaining:
                     break
                 x = binomial(rng, remaining, cond_p)
@@ -207,17 +252,27 @@ class Simulator:
         return out
 
 
-def _categories(patterns: Dict[int, int], n: int, weights: Sequence[SeedDraw], offsets: Sequence[int]) -> list:
-    """For one seed draw: the distinct value tuples (one value per cell) with their conditional probabilities in the
-    binomial chain, the most frequent last (it takes the trials left, no draw). Values are stored sparsely."""
+def _plan(patterns: Dict[int, int], n: int, weights: Sequence[SeedDraw], offsets: Sequence[int]) -> tuple:
+    """For one seed draw, how to draw the image resample: the distinct value tuples (one value per cell, stored
+    sparsely) with their image counts, as a chain of binomials. The most frequent tuple comes last (it takes the
+    trials left, no draw); the second most frequent first, with n = N fixed, from a table; the others in between,
+    each given the trials the previous ones left."""
     counts: Dict[Tuple[int, ...], int] = {}
     for pattern, count in patterns.items():
         values = tuple(sum(w for j, w in enumerate(ws) if pattern >> (off + j) & 1) for ws, off in zip(weights, offsets))
         counts[values] = counts.get(values, 0) + count
     ordered = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]))
-    chain, left = [], n
-    for values, count in ordered:
-        sparse = tuple((i, v) for i, v in enumerate(values) if v)
-        chain.append((count / left, sparse))
+
+    def sparse(values: Tuple[int, ...]) -> Tuple[Tuple[int, int], ...]:
+        return tuple((i, v) for i, v in enumerate(values) if v)
+
+    last = sparse(ordered[-1][0])
+    if len(ordered) == 1:
+        return None, (), (), last
+    first_values, first_count = ordered[-2]
+    table = BinomialTable(n, first_count / n)
+    links, left = [], n - first_count
+    for values, count in ordered[:-2]:
+        links.append((count / left, sparse(values)))
         left -= count
-    return chain
+    return table, sparse(first_values), links, last
