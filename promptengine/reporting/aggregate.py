@@ -354,10 +354,11 @@ def _attack_sets_note(sel: Selection) -> str:
 
 
 def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layout: Optional[str] = None,
-               draws: int = DEFAULT_DRAWS, simulator=None) -> Grid:
+               draws: int = DEFAULT_DRAWS, simulator=None, intervals: bool = True) -> Grid:
     """The ``clean`` or ``robust`` grid of a selection: seed cells, HM, the Average block, intervals and best marks.
 
-    ``draws`` bootstrap draws (``simulator``: a ``bootstrap.Simulator`` shared with other grids of the selection).
+    ``draws`` bootstrap draws (``simulator``: a ``bootstrap.Simulator`` shared with other grids of the selection);
+    ``intervals=False`` leaves out intervals and best marks (the grid then only feeds the --pairwise view).
     """
     from . import significance
     from .bootstrap import Simulator
@@ -397,8 +398,10 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
     )
     sim = simulator or Simulator(draws)
     grid.exprs = significance.cell_exprs(sel, metric, cells)
-    significance.attach_intervals(grid, sim)
-    undecided = significance.mark_best(grid, sim)
+    undecided = 0
+    if intervals:
+        significance.attach_intervals(grid, sim)
+        undecided = significance.mark_best(grid, sim)
     grid.footnotes = _footnotes(sel, grid, metric, partial_averages, sim.draws, undecided)
     return grid
 
@@ -432,12 +435,10 @@ def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool, 
 
 
 def build_grids(sel: Selection, partial_averages: bool = False, layout: Optional[str] = None,
-                draws: int = DEFAULT_DRAWS, simulator=None) -> List[Grid]:
+                draws: int = DEFAULT_DRAWS, simulator=None, intervals: bool = True) -> List[Grid]:
     """Clean grid, plus the robust grid when any run of the selection was attacked (one shared simulator)."""
     from .bootstrap import Simulator
 
     sim = simulator or Simulator(draws)
-    grids = [build_grid(sel, "clean", partial_averages, layout, simulator=sim)]
-    if sel.has_metric("robust"):
-        grids.append(build_grid(sel, "robust", partial_averages, layout, simulator=sim))
-    return grids
+    metrics = ["clean"] + (["robust"] if sel.has_metric("robust") else [])
+    return [build_grid(sel, m, partial_averages, layout, simulator=sim, intervals=intervals) for m in metrics]

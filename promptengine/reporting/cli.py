@@ -223,8 +223,8 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
                 "<root>/<protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S>/results.json"
             )
         sim = Simulator(args.bootstrap)
-        grids = {s.protocol: aggregate.build_grids(s, args.partial_averages, args.layout, simulator=sim)
-                 for s in selections}
+        grids = {s.protocol: aggregate.build_grids(s, args.partial_averages, args.layout, simulator=sim,
+                                                   intervals=not args.pairwise) for s in selections}
         shown = [g for s in selections for g in grids[s.protocol]]
         if args.pairwise:
             shown = _pairwise(shown, args.pairwise, sim)
