@@ -189,6 +189,17 @@ def test_average_difference_agrees_with_a_naive_resampling_of_seeds_and_images()
     assert got.low == pytest.approx(lo, abs=0.12 * width) and got.high == pytest.approx(hi, abs=0.12 * width)
 
 
+def test_average_over_datasets_resamples_seed_numbers_jointly():
+    """Seed 3 is right on every image of both datasets, seeds 1 and 2 on none: a draw's value is 100 * w3 / 3 on
+    each dataset, whatever images it draws. Resampling seed numbers once for both datasets, the average is 100 with
+    probability (1/3)^3 = 3.7 % > 2.5 %, so the upper bound is 100; with independent seed draws per dataset it would
+    be 66.7 (the average reaches 83.3 or more with probability 6/729 + 6/729 + 1/729 = 1.8 %)."""
+    datasets = [[record(s, [s == 3] * 30, f"d{d}") for s in (1, 2, 3)] for d in range(2)]
+    got = iv.average_interval(datasets)
+    assert got.estimate == pytest.approx(100 / 3)
+    assert (got.low, got.high) == (0.0, pytest.approx(100.0))
+
+
 def test_hm_interval_resamples_base_and_new_images_independently():
     """HM of one seed's base (120 of 200 right) and new (80 of 200 right) accuracy: 48.0. With independent image
     draws its spread is the delta-method one, sqrt(dH/dB^2 var B + dH/dN^2 var N) = 2.73 points (dH/dB = 2N^2/(B+N)^2
@@ -209,9 +220,9 @@ def test_hm_interval_resamples_base_and_new_images_independently():
 
 def test_files_without_per_image_records_fall_back_to_seeds_and_say_so(tmp_path, capsys):
     """B's files predate per-image records: its entry gets the seeds-only interval, marked ‡, with a note. By hand:
-    50.0 and 54.0 -> 52.0 +- 1.96 * 2.828 / sqrt(2) = [48.08, 55.92]."""
+    50.0, 54.0 and 52.0 -> sample std 2.0 -> 52.0 +- 1.96 * 2.0 / sqrt(3) = [49.74, 54.26]."""
     root = tmp_path / "out"
-    for seed, extra in ((1, 0), (2, 8)):
+    for seed, extra in ((1, 0), (2, 8), (3, 4)):
         rt.write_bits_run(root, "fewshot", "train", "D", "A", seed, flags(200, (0, 150 + extra)))
         path = rt.write_bits_run(root, "fewshot", "train", "D", "B", seed, flags(200, (0, 100 + extra)))
         data = json.loads((path / "results.json").read_text())
@@ -219,13 +230,13 @@ def test_files_without_per_image_records_fall_back_to_seeds_and_say_so(tmp_path,
         (path / "results.json").write_text(json.dumps(data))
     text = compare(root, "--protocol", "fewshot", "--format", "csv")
     rows = {row[1]: row[2] for row in csv_rows(text)}
-    assert rows["B"] == "52.00 [48.1, 55.9]‡" and "‡" not in rows["A"]
+    assert rows["B"] == "52.00 [49.7, 54.3]‡" and "‡" not in rows["A"]
     assert "‡: no per-image records in these results, so the interval is over seeds only" in text
     runs = load_results(root).runs
     b = iv.records_of([r for r in runs if r.trainer == "B"], "clean")
     got = iv.mean_interval(b)
-    assert (got.method, got.seeds) == (iv.SEEDS, 2) and "no per-image record" in got.note
-    assert got.low == pytest.approx(52.0 - 1.959964 * math.sqrt(8) / math.sqrt(2), abs=1e-4)
+    assert (got.method, got.seeds) == (iv.SEEDS, 3) and "no per-image record" in got.note
+    assert got.low == pytest.approx(52.0 - 1.959964 * 2.0 / math.sqrt(3), abs=1e-4)
     a = iv.records_of([r for r in runs if r.trainer == "A"], "clean")
     assert iv.paired_diff_interval(a, b).method == iv.SEEDS  # a comparison is as good as its weaker side
     assert iv.mean_interval(b[:1]).method == iv.NONE  # one seed and no per-image record: no interval
@@ -267,7 +278,9 @@ def test_best_mark_only_when_the_paired_difference_excludes_zero(tmp_path):
     b_high = float(rows["B"].split(", ")[1].split("]")[0])
     assert a_low < b_high, rows
     # A wins 10 images and loses 8: +0.5 points, sqrt(18) = 4.2 images of noise -> the interval includes 0: no mark
-    close = best_tree(tmp_path / "close", [(0, 218), (300, 310)])
+    close = best_tree(tmp_path / "close", [(0, 220), (300, 310)])
+    rows = {row[1]: row[2] for row in csv_rows(close)}
+    assert rows["A"].startswith("57.50 [") and rows["B"].startswith("57.00 [")  # A ahead, but not distinguishably
     assert not any(row[2].endswith("*") for row in csv_rows(close))
     assert "No best mark in 1 dataset/column pair(s): the runner-up is within noise of the best" in close
 
