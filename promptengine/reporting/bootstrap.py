@@ -65,13 +65,13 @@ def _inversion(rng: random.Random, n: int, p: float) -> int:
         # u fell into the rounding gap past x = n: draw again
 
 
-def _btrs(rng: random.Random, n: int, p: float, _log=math.log, _lgamma=math.lgamma) -> int:
+def _btrs(rng: random.Random, n: int, p: float, _log=math.log, _lgamma=math.lgamma, _sqrt=math.sqrt) -> int:
     """Transformed rejection with squeeze (W. Hörmann, 1993), for n*p >= 10 and p <= 1/2. The constants of the
     final acceptance test are computed only when the squeeze fails (about one draw in seven)."""
     q = 1.0 - p
-    spq = math.sqrt(n * p * q)
+    spq = _sqrt(n * p * q)
     b = 1.15 + 2.53 * spq
-    a = -0.0873 + 0.0248 * b + 0.01 * p
+    a2 = 2.0 * (-0.0873 + 0.0248 * b + 0.01 * p)
     c = n * p + 0.5
     v_r = 0.92 - 4.2 / b
     rand = rng.random
@@ -79,20 +79,21 @@ def _btrs(rng: random.Random, n: int, p: float, _log=math.log, _lgamma=math.lgam
     while True:
         u = rand() - 0.5
         v = rand()
-        us = 0.5 - abs(u)
+        us = 0.5 - (u if u >= 0.0 else -u)
         if us <= 0.0:
             continue
-        k = math.floor((2.0 * a / us + b) * u + c)
-        if k < 0 or k > n:
+        t = (a2 / us + b) * u + c
+        if t < 0.0 or t >= n + 1:
             continue
+        k = int(t)  # floor, t >= 0
         if us >= 0.07 and v <= v_r:
             return k
         if h is None:
             alpha = (2.83 + 5.1 / b) * spq
             lpq = _log(p / q)
-            m = math.floor((n + 1) * p)
+            m = int((n + 1) * p)
             h = _lgamma(m + 1) + _lgamma(n - m + 1)
-        if _log(v * alpha / (a / (us * us) + b)) <= h - _lgamma(k + 1) - _lgamma(n - k + 1) + (k - m) * lpq:
+        if _log(v * alpha / (a2 / 2.0 / (us * us) + b)) <= h - _lgamma(k + 1) - _lgamma(n - k + 1) + (k - m) * lpq:
             return k
 
 
