@@ -269,7 +269,8 @@ def csv_rows(text):
 
 
 def test_best_mark_only_when_the_paired_difference_excludes_zero(tmp_path):
-    # A right on B's images and 12 more: +3.0 points, the 12 images alone decide, 12 +- 1.96 sqrt(12) -> [1.3, 4.7]
+    # A right on B's images and 12 more: +3.0 points; only those 12 images vary, 12 +- 1.96 sqrt(12 * 0.97) images
+    # -> about [1.3, 4.7] points
     lead = best_tree(tmp_path / "lead", [(0, 240)])
     rows = {row[1]: row[2] for row in csv_rows(lead)}
     assert rows["A"].endswith("*") and not rows["B"].endswith("*")
