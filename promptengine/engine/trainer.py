@@ -431,7 +431,7 @@ class TrainerX(RunRecordsMixin):
                            "accuracy": 100.0 * correct.float().mean().item(),
                            "correct": int(correct.sum()), "total": int(correct.numel())})
         print_result_block(clean, robust)
-        self.write_results(name, clean, robust, worst)
+        self.write_results(name, clean, robust, worst, self.per_image_record(name, per_sample, len(specs), worst))
         if self.writer is not None:
             self.writer.add_scalar(f"{name}/accuracy", clean["accuracy"], self.epoch)
             for r in robust:

@@ -3,7 +3,10 @@
 - ``logs``: which ``log.txt``/``log.txt-<timestamp>`` of a run counts and its clean/robust metric lines
   (``tools/parse_test_res.py``);
 - ``results``: ``results.json`` records placed in the protocol output layout;
-- ``aggregate``: per-protocol selection, mean +- std over seeds, HM, averages over datasets, best marks;
+- ``aggregate``: per-protocol selection, means over seeds, HM, averages over datasets;
+- ``perimage``: the per-image correctness record of results.json; ``bootstrap`` and ``intervals``: 95 % intervals
+  over seeds and test images (paired comparisons, seeds-only fallback); ``significance``: intervals and best marks
+  on grids, the --pairwise view;
 - ``tables``: terminal, Markdown, CSV, LaTeX and JSON tables; ``plots``: PNG plots (optional matplotlib);
 - ``cli``: the two command lines (``tools/compare.py``).
 

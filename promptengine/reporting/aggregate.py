@@ -1,17 +1,19 @@
 """From run records to comparison grids: per-protocol run selection, seed statistics, HM, averages, best marks.
 
-Conventions (documented in docs/COMPARE.md, tested in tests/test_reporting.py):
+Conventions (documented in docs/COMPARE.md, tested in tests/test_reporting.py and tests/test_intervals.py):
 
-- A cell is the mean over seeds with the **population** standard deviation (ddof=0, as CoOp's parser); the ± is
-  shown only for n >= 2. A cell with fewer seeds than expected keeps its value and is marked with its n.
+- A cell is the mean over seeds, with its 95% interval over seeds and test images (``intervals``,
+  ``significance``); the population standard deviation (ddof=0, as CoOp's parser) is kept in the JSON output. A cell
+  with fewer seeds than expected keeps its value and is marked with its n.
 - base2new: Base comes from ``test_base`` when present, else from the final test of ``train_base``; New from
   ``test_new``. ``HM = 2*B*N/(B+N)`` of the seed-averaged Base and New (the CoCoOp/MaPLe convention, not the mean of
   per-seed HMs).
 - Robust = each run's per-sample worst case over its attacks (``worst_case`` in results.json).
-- Average = unweighted mean over datasets of the per-dataset means (no ±); its HM is the HM of the averaged Base and
+- Average = unweighted mean over datasets of the per-dataset means; its HM is the HM of the averaged Base and
   New. An average with a missing dataset is missing, unless partial averages are asked for: then it is the mean
   over the datasets present, marked ``[k/N]`` and never marked best.
-- Best = highest value (as displayed, 2 decimals) per dataset and column among at least two methods.
+- Best = highest entry per dataset and column among at least two methods, marked only when the paired 95% interval
+  of its difference to the runner-up lies above zero.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .intervals import DEFAULT_DRAWS, Expr
 from .results import PROTOCOLS, RunResult, shots_label
 from .stats import harmonic_mean, mean, pstd
 
@@ -50,6 +53,9 @@ class Cell:
     short: bool = False  # fewer seeds than expected (here or, for derived entries, in an input)
     partial: Optional[Tuple[int, int]] = None  # average over only k of N datasets
     best: bool = False
+    low: Optional[float] = None  # 95% interval (None: none could be computed)
+    high: Optional[float] = None
+    interval: Optional[str] = None  # how: intervals.BOOTSTRAP, SEEDS or NONE
 
     @property
     def missing(self) -> bool:
@@ -92,6 +98,8 @@ class Grid:
     footnotes: List[str]
     layout: str
     block_header: str = "Dataset"
+    signed: bool = False  # entries are differences (the --pairwise view)
+    exprs: Dict[CellKey, Expr] = field(default_factory=dict, repr=False)  # what each entry's interval is of
 
     def cell(self, block: str, row: str, column: str) -> Cell:
         return self.cells.get((block, row, column), Cell())
@@ -323,19 +331,6 @@ def average_cell(cells: Sequence[Cell], allow_partial: bool) -> Cell:
     return Cell(mean=mean([c.mean for c in present]), short=any(c.short for c in present), partial=partial)
 
 
-def mark_best(grid: Grid) -> None:
-    """Bold/star the highest displayed value per (block, column) when at least two methods have a full value."""
-    for block in grid.blocks:
-        for column in grid.columns:
-            cells = [grid.cells[(block, row, column)] for row in grid.rows if (block, row, column) in grid.cells]
-            rivals = [c for c in cells if not c.missing and c.partial is None]
-            if len(rivals) < 2:
-                continue
-            top = max(round(c.mean, 2) for c in rivals)
-            for c in rivals:
-                c.best = round(c.mean, 2) == top
-
-
 def _attack_sets_note(sel: Selection) -> str:
     sets: Dict[Tuple[str, ...], set] = defaultdict(set)
     budgets: Dict[Tuple[str, ...], set] = defaultdict(set)
@@ -358,8 +353,16 @@ def _attack_sets_note(sel: Selection) -> str:
     )
 
 
-def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layout: Optional[str] = None) -> Grid:
-    """The ``clean`` or ``robust`` grid of a selection: seed cells, HM, the Average block and best marks."""
+def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layout: Optional[str] = None,
+               draws: int = DEFAULT_DRAWS, simulator=None, intervals: bool = True) -> Grid:
+    """The ``clean`` or ``robust`` grid of a selection: seed cells, HM, the Average block, intervals and best marks.
+
+    ``draws`` bootstrap draws (``simulator``: a ``bootstrap.Simulator`` shared with other grids of the selection);
+    ``intervals=False`` leaves out intervals and best marks (the grid then only feeds the --pairwise view).
+    """
+    from . import significance
+    from .bootstrap import Simulator
+
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
     expected = len(sel.expected_seeds)
@@ -393,17 +396,28 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
         footnotes=[],
         layout=layout or DEFAULT_LAYOUT[sel.protocol],
     )
-    mark_best(grid)
-    grid.footnotes = _footnotes(sel, grid, metric, partial_averages)
+    sim = simulator or Simulator(draws)
+    grid.exprs = significance.cell_exprs(sel, metric, cells)
+    undecided = 0
+    if intervals:
+        significance.attach_intervals(grid, sim)
+        undecided = significance.mark_best(grid, sim)
+    grid.footnotes = _footnotes(sel, grid, metric, partial_averages, sim.draws, undecided)
     return grid
 
 
-def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool) -> List[str]:
+def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool, draws: int, undecided: int) -> List[str]:
+    from .significance import interval_notes
+
     seeds = ", ".join(map(str, sel.expected_seeds))
     notes = [
-        f"Mean ± population std (ddof=0) over seeds {{{seeds}}}; ± shown when n >= 2. "
+        f"Mean over seeds {{{seeds}}} with its 95% interval [low, high]. "
         "(n=k): only k of the expected seeds found; †: computed from such an entry; —: missing."
     ]
+    notes += interval_notes(grid, draws)
+    if undecided:
+        notes.append(f"No best mark in {undecided} dataset/column pair(s): the runner-up is within noise of the best "
+                     "(the paired 95% interval of their difference includes zero).")
     if metric == "robust":
         notes.append(_attack_sets_note(sel))
     if sel.hm:
@@ -420,9 +434,11 @@ def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool) 
     return notes + sel.notes
 
 
-def build_grids(sel: Selection, partial_averages: bool = False, layout: Optional[str] = None) -> List[Grid]:
-    """Clean grid, plus the robust grid when any run of the selection was attacked."""
-    grids = [build_grid(sel, "clean", partial_averages, layout)]
-    if sel.has_metric("robust"):
-        grids.append(build_grid(sel, "robust", partial_averages, layout))
-    return grids
+def build_grids(sel: Selection, partial_averages: bool = False, layout: Optional[str] = None,
+                draws: int = DEFAULT_DRAWS, simulator=None, intervals: bool = True) -> List[Grid]:
+    """Clean grid, plus the robust grid when any run of the selection was attacked (one shared simulator)."""
+    from .bootstrap import Simulator
+
+    sim = simulator or Simulator(draws)
+    metrics = ["clean"] + (["robust"] if sel.has_metric("robust") else [])
+    return [build_grid(sel, m, partial_averages, layout, simulator=sim, intervals=intervals) for m in metrics]
