@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from functools import lru_cache
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 
@@ -38,57 +38,128 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def _object_phrase(r: random.Random, colour: int, shape: int, fill: int, count: int) -> str:
+MANY = 9  # a count constraint meaning "more than one" (a plural without a number)
+
+
+def _object_phrase(r: random.Random, colour: int, shape: int, fill: int, count: int, named: Dict[str, int]) -> str:
     words: List[str] = []
     if fill > 0 and r.random() < MENTION["fill"]:
         words.append(VOCAB["fill"][fill])
+        named["fill"] = fill
     if r.random() < MENTION["colour"]:
         c = colour
         if r.random() < WRONG_COLOUR:
             c = r.randrange(len(VOCAB["colour"]))
         words.append(VOCAB["colour"][c])
-    noun = VOCAB["shape"][shape] if r.random() < MENTION["shape"] else r.choice(GENERIC_NOUNS)
+        named["colour"] = c
+    noun = r.choice(GENERIC_NOUNS)
+    if r.random() < MENTION["shape"]:
+        noun = VOCAB["shape"][shape]
+        named["shape"] = shape
     if count > 1:
         words.append(plural(noun))
-        lead = NUMBERS[count] if r.random() < MENTION["count"] else r.choice(("some", "", "several"))
+        named["count"] = MANY
+        lead = r.choice(("some", "", "several"))
+        if r.random() < MENTION["count"]:
+            lead = NUMBERS[count]
+            named["count"] = count - 1
         return " ".join(w for w in [lead] + words if w)
     words.append(noun)
     return f"{_article(words[0])} {' '.join(words)}"
 
 
-def caption(r: random.Random, kind: str, style: str, f: Dict[str, int]) -> str:
-    """One caption of an image with full-vocabulary factor indices ``f``."""
+def caption(r: random.Random, kind: str, style: str, f: Dict[str, int]) -> Tuple[str, Dict[str, int]]:
+    """One caption of an image with full-vocabulary factor indices ``f``, and the factor values it names.
+
+    ``named`` maps factors to the value the caption states (a wrong colour word states the wrong colour; count
+    :data:`MANY` = "more than one"); ``{"unrelated": 1}`` marks a caption that says nothing about the image.
+    """
+    named: Dict[str, int] = {}
     if r.random() < UNRELATED:
-        return r.choice(UNRELATED_CAPTIONS) + "."
+        return r.choice(UNRELATED_CAPTIONS) + ".", {"unrelated": 1}
     if kind == "objects":
-        phrase = _object_phrase(r, f["colour"], f["shape"], f["fill"], f["count"] + 1)
+        phrase = _object_phrase(r, f["colour"], f["shape"], f["fill"], f["count"] + 1, named)
         wrappers = SKETCH_WRAPPERS if style == "sketch" and r.random() < 0.7 else OBJECT_WRAPPERS
     elif kind == "glyphs":
-        name = VOCAB["glyph"][f["glyph"]] if r.random() < MENTION["glyph"] else "character"
+        name = "character"
+        if r.random() < MENTION["glyph"]:
+            name = VOCAB["glyph"][f["glyph"]]
+            named["glyph"] = f["glyph"]
         colour = VOCAB["colour"][f["colour"]]
         if r.random() < MENTION["glyph_colour"]:
             phrase = r.choice((f"a {colour} {name}", f"the {name} in {colour}"))
+            named["colour"] = f["colour"]
         else:
             phrase = r.choice((f"the {name}", f"a {name}", name))
         wrappers = GLYPH_WRAPPERS
     else:
-        pattern = VOCAB["pattern"][f["pattern"]] if r.random() < MENTION["pattern"] else "colourful"
+        pattern = "colourful"
+        if r.random() < MENTION["pattern"]:
+            pattern = VOCAB["pattern"][f["pattern"]]
+            named["pattern"] = f["pattern"]
         noun = r.choice(("pattern", "texture", "fabric"))
         if r.random() < MENTION["pattern_colour"]:
-            phrase = r.choice((f"a {VOCAB['colour'][f['colour']]} {pattern} {noun}",
-                               f"a {pattern} {noun} in {VOCAB['colour'][f['colour']]}"))
+            colour = VOCAB["colour"][f["colour"]]
+            phrase = r.choice((f"a {colour} {pattern} {noun}", f"a {pattern} {noun} in {colour}"))
+            named["colour"] = f["colour"]
         else:
             phrase = f"a {pattern} {noun}"
         wrappers = PATTERN_WRAPPERS
-    return r.choice(wrappers).format(phrase) + "."
+    return r.choice(wrappers).format(phrase) + ".", named
 
 
 def captions_for(seed: int, kind: str, style: str, factors: Dict[str, torch.Tensor]) -> List[str]:
     """Captions of a batch of images described by factor tensors; deterministic in ``seed``."""
+    return described(seed, kind, style, factors)[0]
+
+
+def described(seed: int, kind: str, style: str, factors: Dict[str, torch.Tensor]):
+    """(captions, what each names) of a batch of images; deterministic in ``seed``."""
     r = random.Random(seed)
     cols = {k: v.tolist() for k, v in factors.items()}
     n = len(next(iter(cols.values())))
-    return [caption(r, kind, style, {k: v[i] for k, v in cols.items()}) for i in range(n)]
+    out = [caption(r, kind, style, {k: v[i] for k, v in cols.items()}) for i in range(n)]
+    return [t for t, _ in out], [named for _, named in out]
+
+
+# Columns of the factor / constraint matrices used by the pretraining loss.
+COLUMNS = ("colour", "shape", "fill", "count", "glyph", "pattern")
+
+
+def factor_matrix(factors: Dict[str, torch.Tensor], n: int) -> torch.Tensor:
+    """``(n, len(COLUMNS))`` factor values, -1 where the scene has no such factor."""
+    out = torch.full((n, len(COLUMNS)), -1, dtype=torch.long)
+    for j, name in enumerate(COLUMNS):
+        if name in factors:
+            out[:, j] = factors[name]
+    return out
+
+
+def constraint_matrix(named: List[Dict[str, int]]) -> torch.Tensor:
+    """``(n, len(COLUMNS) + 1)``: the value each caption names per column (-1 = not named), then an unrelated flag."""
+    out = torch.full((len(named), len(COLUMNS) + 1), -1, dtype=torch.long)
+    for i, d in enumerate(named):
+        for j, name in enumerate(COLUMNS):
+            if name in d:
+                out[i, j] = d[name]
+        out[i, -1] = d.get("unrelated", 0)
+    return out
+
+
+def compatible(f_img: torch.Tensor, pool_img: torch.Tensor, c_txt: torch.Tensor, pool_txt: torch.Tensor) -> torch.Tensor:
+    """``(B, B)`` bool: caption j could describe image i (same pool, every value it names matches the image).
+
+    The web-caption analogue of "not a negative": "a circle." describes every circle in the batch, whatever its
+    colour. The diagonal (an image and its own caption) is always a positive, even when the caption is noisy.
+    """
+    f = f_img.unsqueeze(1)  # (B, 1, K)
+    c = c_txt[:, :-1].unsqueeze(0)  # (1, B, K)
+    ok = (c == -1) | (c == f)
+    count_col = COLUMNS.index("count")
+    ok[:, :, count_col] |= (c[:, :, count_col] == MANY) & (f[:, :, count_col] > 0)
+    match = ok.all(dim=2) & (pool_img.view(-1, 1) == pool_txt.view(1, -1))
+    match &= (c_txt[:, -1] == 0).view(1, -1)
+    return match | torch.eye(match.shape[0], dtype=torch.bool)
 
 
 @lru_cache(maxsize=200_000)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import model as M
-from .captions import all_caption_token_ids, captions_for, tokenize
+from .captions import all_caption_token_ids, compatible, constraint_matrix, described, factor_matrix, tokenize
 from .worlds import World, derive_seed, get_world, render_scenes
 
 # Pretraining pools and their fractions of each batch. Every factor of a pool image is drawn at random (object
@@ -92,38 +92,47 @@ class PretrainStream:
         self.counts = cfg.counts()
         self.images: Dict[str, torch.Tensor] = {}
         self.tokens: Dict[str, torch.Tensor] = {}
+        self.factors: Dict[str, torch.Tensor] = {}
+        self.constraints: Dict[str, torch.Tensor] = {}
+        self.pool_id: Dict[str, int] = {}
         self.round = -1
 
     def _render_round(self, r: int) -> None:
         cfg = self.cfg
-        for name, b in self.counts:
+        for p, (name, b) in enumerate(self.counts):
             world = POOLS[name]
             n_img = max(b, int(math.ceil(b * cfg.round_steps / cfg.reuse)))
             g = torch.Generator().manual_seed(derive_seed("synth2-pretrain", name, cfg.seed, r, "labels"))
             labels = torch.randint(0, world.num_classes, (n_img,), generator=g)
             images, factors = render_scenes(world, labels, derive_seed("synth2-pretrain", name, cfg.seed, r))
-            texts = captions_for(derive_seed("synth2-captions", name, cfg.seed, r), world.kind, world.style, factors)
+            texts, named = described(derive_seed("synth2-captions", name, cfg.seed, r), world.kind, world.style,
+                                     factors)
             self.images[name] = images
             self.tokens[name] = tokenize(texts, cfg.text_len)
+            self.factors[name] = factor_matrix(factors, n_img)
+            self.constraints[name] = constraint_matrix(named)
+            self.pool_id[name] = p
         self.round = r
 
     def batch(self, step: int):
-        """Images (B, 3, H, W) in [0, 1], the caption id of each image (B,) and the distinct captions (U, text_len).
-
-        Images whose captions are identical share a caption id: they are positives of each other, never negatives.
-        """
+        """Images (B, 3, H, W) in [0, 1], their captions (B, text_len) and which caption could describe which image
+        (B, B) bool: the positives of the contrastive loss."""
         cfg = self.cfg
         r = step // cfg.round_steps
         if r != self.round:
             self._render_round(r)
         g = torch.Generator().manual_seed(derive_seed("synth2-pretrain-batch", cfg.seed, step))
-        imgs, toks = [], []
+        imgs, toks, facs, cons, pools = [], [], [], [], []
         for name, b in self.counts:
             idx = torch.randint(0, self.images[name].shape[0], (b,), generator=g)
             imgs.append(self.images[name][idx])
             toks.append(self.tokens[name][idx])
-        captions, caption_id = torch.unique(torch.cat(toks), dim=0, return_inverse=True)
-        return M.uint8_to_float(torch.cat(imgs)), caption_id, captions
+            facs.append(self.factors[name][idx])
+            cons.append(self.constraints[name][idx])
+            pools.append(torch.full((b,), self.pool_id[name], dtype=torch.long))
+        pool = torch.cat(pools)
+        positives = compatible(torch.cat(facs), pool, torch.cat(cons), pool)
+        return M.uint8_to_float(torch.cat(imgs)), torch.cat(toks), positives
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,23 +174,20 @@ def encode_text_compact(model, emb: CompactTokens, tokens: torch.Tensor) -> torc
     return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ model.text_projection
 
 
-def class_contrastive_loss(img: torch.Tensor, txt: torch.Tensor, cls: torch.Tensor, scale: torch.Tensor):
-    """Symmetric InfoNCE between B images and C distinct captions; ``cls[b]`` is image b's caption.
+def multi_positive_contrastive_loss(img: torch.Tensor, txt: torch.Tensor, positives: torch.Tensor,
+                                   scale: torch.Tensor):
+    """Symmetric InfoNCE between B images and their B captions with many positives per row.
 
-    Image -> text: cross-entropy over the C captions (the image's own caption is the positive).
-    Text -> image: for each caption, cross-entropy over the B images with every image carrying that
-    caption as a positive (uniform target). The two directions are averaged.
+    ``positives[i, j]``: caption j could describe image i (:func:`captions.compatible`). Image -> text is
+    cross-entropy over the B captions against a uniform target on image i's positives; text -> image likewise over
+    the B images. The two directions are averaged. With the diagonal as the only positive this is CLIP's loss.
     """
     img = F.normalize(img, dim=-1)
     txt = F.normalize(txt, dim=-1)
-    logits = scale * img @ txt.t()  # (B, C)
-    loss_i = F.cross_entropy(logits, cls)
-    pos = (cls.view(-1, 1) == torch.arange(txt.shape[0]).view(1, -1)).float()  # (B, C)
-    counts = pos.sum(0)
-    present = counts > 0
-    logp_t = F.log_softmax(logits.t()[present], dim=1)  # (C', B)
-    target = pos.t()[present] / counts[present].view(-1, 1)
-    loss_t = -(target * logp_t).sum(1).mean()
+    logits = scale * img @ txt.t()  # (B, B)
+    pos = positives.float()
+    loss_i = -(pos / pos.sum(1, keepdim=True) * F.log_softmax(logits, dim=1)).sum(1).mean()
+    loss_t = -(pos.t() / pos.t().sum(1, keepdim=True) * F.log_softmax(logits.t(), dim=1)).sum(1).mean()
     return (loss_i + loss_t) * 0.5, logits
 
 
@@ -289,12 +295,12 @@ def pretrain(
     history = []
     loss_ema = None
     for step in range(cfg.steps):
-        images, cls, tokens = stream.batch(step)
+        images, tokens, positives = stream.batch(step)
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, cfg)
         img_f = model.encode_image(M.normalize(images))
         txt_f = encode_text_compact(model, emb, tokens)
-        loss, _ = class_contrastive_loss(img_f, txt_f, cls, model.logit_scale.exp())
+        loss, _ = multi_positive_contrastive_loss(img_f, txt_f, positives, model.logit_scale.exp())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
