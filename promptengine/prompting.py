@@ -73,6 +73,8 @@ class PromptTrainer(TrainerX):
         if spec.text_n_ctx:
             print(f'Initial context: "{model.prompt_learner.class_prompts.prefix_text}"')
             print(f"Number of context words (tokens): {spec.text_n_ctx}")
+        if spec.text_n_ctx and spec.vision_n_ctx:
+            print(f"COUPLING {spec.coupling}")  # which side's prompts are learnt and which are projected
         print(f"Prompt spec: {spec}")
         return model
 

@@ -273,3 +273,36 @@ def build_tree(root: Path) -> Path:
     build_fewshot(root)
     build_xd(root)
     return Path(root)
+
+
+def write_bits_run(
+    root: Path,
+    protocol: str,
+    phase: str,
+    dataset: str,
+    trainer: str,
+    seed: int,
+    clean: Sequence[bool],
+    worst: Optional[Sequence[bool]] = None,
+    *,
+    items: Optional[str] = None,
+    shots: int = 16,
+    config: str = "synth",
+) -> Path:
+    """A results.json with a per-image record: accuracies and counts follow from the flags (image i = flag i), one
+    PGD attack whose per-image vector is ``worst``. ``items`` names the evaluated items (default: per dataset and
+    phase, so base and new images never pair)."""
+    from promptengine.reporting.perimage import build_record
+
+    n = len(clean)
+    acc = 100.0 * sum(clean) / n
+    attacks = [] if worst is None else [(PGD100, 100.0 * sum(worst) / n)]
+    path = write_run(root, protocol, phase, dataset, trainer, seed, acc, attacks, shots=shots, config=config, log=False)
+    record = json.loads((path / "results.json").read_text())
+    record["num_images"] = n
+    record["clean"].update(correct=sum(clean), total=n)
+    for block in record["robust"] + ([record["worst_case"]] if "worst_case" in record else []):
+        block.update(correct=sum(worst), total=n)
+    record["per_image"] = build_record(items or f"{n}:{dataset}-{phase}", clean, [worst] if worst else [], worst)
+    (path / "results.json").write_text(json.dumps(record, indent=1))
+    return path

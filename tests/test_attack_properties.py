@@ -7,10 +7,8 @@ batch, so these tests also check that the attack's internal decisions agree with
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import replace
 
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,10 +41,8 @@ class ZeroShotCLIP(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            clip = pytest.importorskip("clip")
-            from clip.model import CLIP
+        from promptengine.clip.openai_clip import CLIP, clip
+
         self.clip = CLIP(embed_dim=64, image_resolution=16, vision_layers=2, vision_width=64, vision_patch_size=8,
                          context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1,
                          transformer_layers=2).float()

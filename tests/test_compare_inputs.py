@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +15,7 @@ from promptengine.reporting.cli import compare_main
 from promptengine.reporting.results import load_results
 from tests import result_trees as rt
 from tests.conftest import ROOT, TOY_OPTS, run_train
-from tests.test_reporting import read_csv
+from tests.test_reporting import read_csv, seed_entry
 
 
 def compare_csv(*argv) -> list:
@@ -43,9 +43,8 @@ def test_impossible_accuracies_are_excluded_with_one_warning_naming_the_file(tmp
     (clean_table, robust_table) = compare_csv(tmp_path)
     ok_clean, ok_robust = [50.0, 52.0, 51.0], [20.0, 22.0, 21.0, 21.0, 21.0, 21.0, 21.0]
 
-    def entry(vals):
-        m = sum(vals) / len(vals)
-        return f"{m:.2f} +- {math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals)):.2f} (n={len(vals)})"
+    def entry(vals):  # the mean of the usable seeds, its interval over seeds only, short of the 8 seeds found
+        return seed_entry(dict(enumerate(vals)), expected=len(values)).text()
 
     assert clean_table[2] == [["D", "CoOp", entry(ok_clean)]]
     assert robust_table[2] == [["D", "CoOp", entry(ok_robust)]]
@@ -71,7 +70,7 @@ def test_linked_seed_folders_are_read_and_a_fifo_is_skipped(tmp_path):
                           cwd=ROOT, timeout=120)  # the timeout only keeps a regression from hanging the suite
     assert proc.returncode == 0, proc.stderr
     (_, _, body), = read_csv(proc.stdout)
-    assert body == [["D", "CoOp", "55.00 +- 5.00"]]  # seed 1 and the linked seed 2
+    assert body == [["D", "CoOp", seed_entry({1: 50.0, 2: 60.0}, expected=2).text()]]  # seed 1 and the linked seed 2
     assert f"{seeds / 'seed3' / 'results.json'}: not a regular file; skipped" in proc.stderr
 
 
@@ -83,7 +82,16 @@ def test_results_of_a_plain_run_outside_the_layout_are_found(tmp_path):
     clean = json.loads((out / "coop" / "results.json").read_text())["clean"]["accuracy"]
     (title, header, body), = compare_csv(out)
     assert title == "Runs outside the protocol layout (runs): clean accuracy (%)"
-    assert header == ["Method", "ToyColors"] and body == [["CoOp", f"{clean:.2f}"]]
+    assert header == ["Method", "ToyColors"] and [row[0] for row in body] == ["CoOp"]
+    assert_image_interval(body[0][1], clean)
     assert [(r.protocol, r.shots, r.seed) for r in load_results(out).runs] == [("runs", 2, 1)]
-    (_, _, body), = compare_csv(out, "--protocol", "runs")
-    assert body == [["CoOp", f"{clean:.2f}"]]
+    (_, _, again), = compare_csv(out, "--protocol", "runs")
+    assert again == body
+
+
+def assert_image_interval(entry: str, accuracy: float) -> None:
+    """One seed with its per-image record: the accuracy with an interval over its test images (no ‡ fallback)."""
+    found = re.fullmatch(r"(\d+\.\d\d) \[(\d+\.\d), (\d+\.\d)\]", entry)
+    assert found, entry
+    value, low, high = map(float, found.groups())
+    assert value == round(accuracy, 2) and low < value < high, entry

@@ -1,8 +1,10 @@
 """The Dassl plug-in through the stand-in package (tests/fake_dassl): a CAPT step and a robust test on Dassl's
-engine, eps in pixel units under a normalising pipeline, refused pipelines, no import-time dependency."""
+engine, eps in pixel units under a normalising pipeline, refused pipelines, no import-time dependency, Dassl's
+warm-up schedule on this torch, exact resume."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -16,11 +18,11 @@ from PIL import Image
 
 from promptengine.errors import UserError
 from promptengine.reporting.logs import parse_log, robust_key
+from tests.dassl_fork import write_squares
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE_DASSL = os.path.join(ROOT, "tests", "fake_dassl")
 IMAGENET_MEAN, IMAGENET_STD = "[0.485, 0.456, 0.406]", "[0.229, 0.224, 0.225]"  # Dassl's defaults, not CLIP's
-COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (220, 220, 30)}
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +39,8 @@ def dassl(tmp_path_factory):
     rng = np.random.default_rng(0)
 
     def split(name, n):
-        items = []
-        for k, (colour, rgb) in enumerate(COLORS.items()):
-            for i in range(n):
-                path = str(root / f"{name}_{colour}_{i}.png")
-                arr = np.clip(np.array(rgb)[None, None] + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(arr).save(path)
-                items.append(Datum(impath=path, label=k, classname=f"{colour} square"))
-        return items
+        return [Datum(impath=path, label=label, classname=f"{colour} square")
+                for path, label, colour in write_squares(root / name, n, rng)]
 
     data = (split("train", 4), split("test", 3))
     if "Squares" not in DATASET_REGISTRY.registered_names():
@@ -305,3 +301,84 @@ def test_fap_keys_reach_the_method_on_dassl_engine(dassl, tmp_path):
     trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path, trainer="FAP", opts=opts))
     assert trainer.train_attack.steps == 3 and trainer.train_attack.eps == pytest.approx(2 / 255)
     assert trainer.lam == 2.5 and trainer.test_attacks[-1].steps == 4
+
+
+def warmup_cfg(kind, recount, schedule):
+    from dassl.config import get_cfg_default
+
+    cfg = get_cfg_default().OPTIM
+    cfg.merge_from_list(["NAME", "sgd", "LR", "0.002", "MAX_EPOCH", "6", "LR_SCHEDULER", schedule,
+                         "STEPSIZE", "(2, 4)" if schedule == "multi_step" else "(3,)", "WARMUP_EPOCH", "2",
+                         "WARMUP_TYPE", kind, "WARMUP_CONS_LR", "1e-5", "WARMUP_MIN_LR", "1e-4",
+                         "WARMUP_RECOUNT", str(recount)])
+    cfg.freeze()
+    return cfg
+
+
+def lr_per_epoch(scheduler, optimizer, epochs):
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # no gradients: nothing moves; torch expects it before the scheduler's step
+        scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize("kind,recount,schedule", [("constant", True, "cosine"), ("linear", True, "cosine"),
+                                                   ("constant", False, "cosine"), ("linear", False, "multi_step"),
+                                                   ("constant", True, "single_step")])
+def test_warmup_runs_dassls_schedule_on_this_torch(dassl, monkeypatch, kind, recount, schedule):
+    """Dassl's own warm-up wrappers fail on this torch (``verbose`` passed positionally); the plug-in's gives the LR
+    of every epoch that Dassl's gives on a torch that still takes ``verbose``, also across a save / weights-only load
+    / resume of its state in the middle."""
+    from dassl.optim import build_lr_scheduler as dassl_build
+    from torch.optim.lr_scheduler import LRScheduler
+
+    from promptengine.dassl_plugin.schedule import build_lr_scheduler
+
+    cfg = warmup_cfg(kind, recount, schedule)
+    new_optimizer = lambda: torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=cfg.LR, momentum=0.9)
+    with pytest.raises(TypeError, match="positional arguments but 4 were given"):
+        dassl_build(new_optimizer(), cfg)
+    optimizer = new_optimizer()
+    ours = build_lr_scheduler(optimizer, cfg, dassl_build)
+    lrs = lr_per_epoch(ours, optimizer, 3)
+    buffer = io.BytesIO()
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": ours.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)  # how Dassl's load_checkpoint reads it on this torch
+    optimizer = new_optimizer()
+    resumed = build_lr_scheduler(optimizer, cfg, dassl_build)
+    optimizer.load_state_dict(saved["optimizer"])
+    resumed.load_state_dict(saved["scheduler"])
+    lrs += lr_per_epoch(resumed, optimizer, 5)
+
+    init = LRScheduler.__init__
+    monkeypatch.setattr(LRScheduler, "__init__",
+                        lambda self, optimizer, last_epoch=-1, verbose=False: init(self, optimizer, last_epoch))
+    optimizer = new_optimizer()
+    assert lrs == lr_per_epoch(dassl_build(optimizer, cfg), optimizer, 8)
+
+
+def test_resume_on_dassl_engine_is_exact(dassl, tmp_path, capsys):
+    """Dassl's checkpoints hold no random state; the plug-in's file beside them makes a run resumed after epoch 1
+    (in another random history, as a new process has) end with exactly the prompts of the uninterrupted run."""
+    opts = ["OPTIM.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_FREQ", "1", "TEST.NO_TEST", "True", "OPTIM.WARMUP_EPOCH", "1",
+            "OPTIM.WARMUP_TYPE", "constant", "INPUT.TRANSFORMS", "('random_flip', 'normalize')"]
+    cfg = dassl_cfg(tmp_path, opts=opts)
+    learnable = lambda t: {n: p.detach().clone() for n, p in t._models["prompt_learner"].named_parameters()
+                           if p.requires_grad}
+    torch.manual_seed(0)
+    full = dassl.engine.build_trainer(cfg)
+    full.train()
+    folder = tmp_path / "prompt_learner"
+    for epoch in (2, 3):
+        (folder / f"model.pth.tar-{epoch}").unlink()
+        (folder / f"model.pth.tar-{epoch}.state").unlink()
+    (folder / "checkpoint").write_text("model.pth.tar-1\n")  # as if killed during epoch 2
+    torch.manual_seed(12345)
+    resumed = dassl.engine.build_trainer(cfg)
+    resumed.train()
+    assert "Restored the random state of epoch 1" in capsys.readouterr().out
+    expected, got = learnable(full), learnable(resumed)
+    assert expected.keys() == got.keys() and all(torch.equal(expected[n], got[n]) for n in expected)

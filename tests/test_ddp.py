@@ -12,6 +12,7 @@ import torch
 import torch.distributed as tdist
 
 from promptengine.engine.checkpoint import safe_load
+from promptengine.reporting.perimage import unpack_bits
 from tests.conftest import ROOT, TOY_OPTS, run_train
 
 pytestmark = pytest.mark.skipif(not (tdist.is_available() and tdist.is_gloo_available()), reason="needs gloo")
@@ -62,6 +63,12 @@ def test_torchrun_two_ranks_match_single_process(tmp_path):
     assert abs(ra["clean"]["correct"] - rb["clean"]["correct"]) <= 1
     assert len(ra["robust"]) == len(rb["robust"]) == 1
     assert abs(ra["robust"][0]["correct"] - rb["robust"][0]["correct"]) <= 1
+    # per-image records of the gathered evaluation: the same items, in dataset order, the same images right
+    pa, pb = ra["per_image"], rb["per_image"]
+    assert pa["items"] == pb["items"] and pa["n"] == pb["n"] == 40
+    for key in ("clean", "worst_case"):
+        a_bits, b_bits = unpack_bits(pa[key], 40), unpack_bits(pb[key], 40)
+        assert (a_bits ^ b_bits).bit_count() <= 1, key
 
     # only rank 0 writes: one log, and the write audit of rank 1 is empty while rank 0's has the outputs
     assert sorted(p.name for p in ddp.iterdir() if p.name.startswith("log.txt")) == ["log.txt"]

@@ -21,4 +21,6 @@ def test_demo_ci_size_runs_every_method_and_prints_tables(tmp_path):
         assert title in out
     for method in ("ZeroshotCLIP", "CoOp", "APT", "FAP", "MaPLe", "CAPT"):
         assert method in out
+    # every entry has its interval over test images (one seed, per-image records in every results.json)
+    assert "95% interval, hierarchical percentile bootstrap over seeds and test images" in out and "‡" not in out
     assert (tmp_path / "demo" / "plots" / "base2new_clean_vs_robust.png").exists()

@@ -91,6 +91,16 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path):
     assert len(list((work / "proto" / "base2new").glob("test_*/synth_shapes/shots_2/CoOp/*/seed1/results.json"))) == 2
     for tool in ("capt-robust-report", "capt-sweep", "capt-check-datasets", "capt-parse-test-res"):
         assert run(bin_dir, tool, "--help", cwd=work).returncode == 0, tool
+    # capt-sweep with its environment not activated: a `python` on PATH (here one that fails) must not run the points
+    fake = tmp_path / "other-python"
+    fake.mkdir()
+    (fake / "python").write_text("#!/bin/sh\necho 'not the interpreter of the sweep' >&2\nexit 3\n")
+    (fake / "python").chmod(0o755)
+    env = {**env, "OUTPUT": str(work / "swept"), "PYTHON": "", "PATH": f"{fake}:{os.environ['PATH']}"}
+    proc = run(bin_dir, "capt-sweep", "run", "--protocols", "fewshot", "--methods", "coop", "--datasets",
+               "synth_shapes", "--seeds", "1", "--shots", "2", cwd=work, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert len(list((work / "swept" / "fewshot").glob("train/synth_shapes/shots_2/CoOp/*/seed1/results.json"))) == 1
 
 
 def test_editable_install_uses_the_checkout(tmp_path):

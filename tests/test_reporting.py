@@ -60,18 +60,34 @@ def hmean(b, n):
     return 2 * b * n / (b + n)
 
 
+Z95 = 1.959963984540054  # the 97.5 % normal quantile
+
+
+def jackknife_half(parts, fn):
+    """Half-width of the seeds-only interval of ``fn(means of parts)``: 1.96 x the jackknife standard error over seed
+    numbers (each part is {seed: value}); None with fewer than two seeds anywhere."""
+    seeds = sorted({s for p in parts for s in p})
+    if len(seeds) < 2 or any(len(p) < 2 for p in parts):
+        return None
+    thetas = [fn([avg([v for k, v in p.items() if k != s]) for p in parts]) for s in seeds]
+    m, n = avg(thetas), len(thetas)
+    return Z95 * math.sqrt((n - 1) / n * sum((t - m) ** 2 for t in thetas))
+
+
 class Entry:
-    """Expected entry: value, std (seed cells with n >= 2), n, short marker, dagger marker, best flag."""
+    """Expected entry: value, seeds-only interval half-width, n, short marker, dagger marker, best flag; ``parts``
+    ({seed: value} per seed cell) and ``fn`` (means of parts -> value) say what it is a function of."""
 
-    def __init__(self, value=None, std=None, n=None, short=False, dagger=False):
-        self.value, self.std, self.n, self.short, self.dagger, self.best = value, std, n, short, dagger, False
+    def __init__(self, value=None, half=None, n=None, short=False, dagger=False, parts=(), fn=None):
+        self.value, self.half, self.n, self.short, self.dagger, self.best = value, half, n, short, dagger, False
+        self.parts, self.fn = list(parts), fn
 
-    def text(self, pm=" +- ", star=True):
+    def text(self, star=True):
         if self.value is None:
             return "—"
         s = f"{self.value:.2f}"
-        if self.std is not None:
-            s += f"{pm}{self.std:.2f}"
+        if self.half is not None:
+            s += f" [{self.value - self.half:.1f}, {self.value + self.half:.1f}]‡"
         if self.short:
             s += f" (n={self.n})"
         if self.dagger:
@@ -81,24 +97,42 @@ class Entry:
         return s
 
 
-def seed_entry(values, expected=len(SEEDS)):
-    values = [v for v in values if v is not None]
+def seed_entry(values_by_seed, expected=len(SEEDS)):
+    """A seed cell: mean, and the normal interval over seeds: 1.96 x sample std (ddof=1) / sqrt(n)."""
+    values = {s: v for s, v in values_by_seed.items() if v is not None}
     if not values:
         return Entry()
-    return Entry(avg(values), pop_std(values) if len(values) > 1 else None, len(values), len(values) < expected)
+    n, m = len(values), avg(list(values.values()))
+    half = Z95 * math.sqrt(sum((v - m) ** 2 for v in values.values()) / (n - 1)) / math.sqrt(n) if n > 1 else None
+    return Entry(m, half, n, n < expected, parts=[values], fn=lambda means: means[0])
 
 
-def derived(value, *inputs):
-    return Entry(value, dagger=any(e.short or e.dagger for e in inputs))
+def derived(fn, *inputs, dagger=None):
+    """``fn(values of inputs)``, with its jackknife interval over the seed cells the inputs rest on."""
+    parts, sizes = [], []
+    for e in inputs:
+        parts += e.parts
+        sizes.append(len(e.parts))
+
+    def composed(means):
+        values, i = [], 0
+        for e, k in zip(inputs, sizes):
+            values.append(e.fn(means[i : i + k]))
+            i += k
+        return fn(values)
+
+    value = composed([avg(list(p.values())) for p in parts])
+    flag = any(e.short or e.dagger for e in inputs) if dagger is None else dagger
+    return Entry(value, jackknife_half(parts, composed), dagger=flag, parts=parts, fn=composed)
 
 
 def mark_best(table, rows, columns):
+    """Best = top entry, marked only when the interval of its difference to the runner-up lies above zero."""
     for col in columns:
-        present = [table[(r, col)] for r in rows if table[(r, col)].value is not None]
-        if len(present) >= 2:
-            top = max(round(e.value, 2) for e in present)
-            for e in present:
-                e.best = round(e.value, 2) == top
+        present = sorted((table[(r, col)] for r in rows if table[(r, col)].value is not None), key=lambda e: -e.value)
+        if len(present) >= 2 and round(present[0].value, 2) > round(present[1].value, 2):
+            diff = derived(lambda v: v[0] - v[1], present[0], present[1])
+            present[0].best = diff.half is not None and diff.value - diff.half > 0
 
 
 def expected_base2new(metric: int):
@@ -107,24 +141,24 @@ def expected_base2new(metric: int):
     for t in B2N_METHODS:
         base_means, new_means = [], []
         for d in B2N_DATASETS:
-            base_vals, new_vals = [], []
+            base_vals, new_vals = {}, {}
             for s in SEEDS:
                 rec = rt.BASE2NEW.get((t, d, "test_base", s)) or rt.BASE2NEW.get((t, d, "train_base", s))
                 if rec:
-                    base_vals.append(rec[metric])
+                    base_vals[s] = rec[metric]
                 rec = rt.BASE2NEW.get((t, d, "test_new", s))
                 if rec:
-                    new_vals.append(rec[metric])
+                    new_vals[s] = rec[metric]
             b, n = seed_entry(base_vals), seed_entry(new_vals)
-            h = derived(hmean(b.value, n.value), b, n) if b.value is not None and n.value is not None else Entry()
+            h = derived(lambda v: hmean(*v), b, n) if b.value is not None and n.value is not None else Entry()
             table[(t, f"{d} Base")], table[(t, f"{d} New")], table[(t, f"{d} HM")] = b, n, h
             base_means.append(b)
             new_means.append(n)
         if all(e.value is not None for e in base_means + new_means):
-            ab = derived(avg([e.value for e in base_means]), *base_means)
-            an = derived(avg([e.value for e in new_means]), *new_means)
+            ab = derived(avg, *base_means)
+            an = derived(avg, *new_means)
             table[(t, "Average Base")], table[(t, "Average New")] = ab, an
-            table[(t, "Average HM")] = derived(hmean(ab.value, an.value), ab, an)
+            table[(t, "Average HM")] = derived(lambda v: hmean(*v), ab, an)
         else:
             table[(t, "Average Base")] = table[(t, "Average New")] = table[(t, "Average HM")] = Entry()
     columns = [f"{d} {c}" for d in B2N_DATASETS + ("Average",) for c in ("Base", "New", "HM")]
@@ -175,13 +209,18 @@ def test_base2new_hand_anchors(tree):
         for _, header, body in read_csv(run_compare(tree, "--protocol", "base2new", "--format", "csv"))[:1]
         for row in body
     }
-    assert clean["CoOp"]["SynthShapes Base"] == "80.52 +- 0.65*"  # mean(80.55, 81.30, 79.70), pop std 0.6536
-    assert clean["CoOp"]["SynthShapes New"] == "60.33 +- 1.15"
-    assert clean["CoOp"]["SynthShapes HM"] == "68.98"  # 2*80.5167*60.3333/140.85
-    assert clean["CAPT"]["OxfordPets New"] == "86.70 +- 0.30 (n=2)*"  # seed 3 missing
-    assert clean["CAPT"]["OxfordPets HM"] == "87.69†"
+    # mean(80.55, 81.30, 79.70) = 80.5167, sample std 0.8005, 1.96 * 0.8005 / sqrt(3) = 0.906 -> [79.61, 81.42];
+    # best: its differences to CAPT (runner-up) by seed, 1.65, 1.70, 1.50, have mean 1.617 +- 0.118, above zero
+    assert clean["CoOp"]["SynthShapes Base"] == "80.52 [79.6, 81.4]‡*"
+    assert clean["CoOp"]["SynthShapes New"] == "60.33 [58.7, 61.9]‡"  # sample std 1.4047 -> half-width 1.590
+    # 2*80.5167*60.3333/140.85; leave-one-seed-out HMs 69.016, 68.355, 69.564 -> jackknife SE 0.699, half 1.370
+    assert clean["CoOp"]["SynthShapes HM"] == "68.98 [67.6, 70.3]‡"
+    # seed 3 missing; 87.00, 86.40 -> half 1.96 * 0.3 = 0.588. No longer best: CAPT - CoOp leave-one-out differences
+    # 0.85, 1.80, 0.85 give 1.167 +- 1.241, which includes zero
+    assert clean["CAPT"]["OxfordPets New"] == "86.70 [86.1, 87.3]‡ (n=2)"
+    assert clean["CAPT"]["OxfordPets HM"].startswith("87.69 [") and clean["CAPT"]["OxfordPets HM"].endswith("‡†")
     assert clean["VPT"]["Average HM"] == "—"  # VPT has no OxfordPets runs
-    assert clean["CoOp"]["Average Base"] == "85.29*"  # (90.0667 + 80.5167) / 2
+    assert clean["CoOp"]["Average Base"].startswith("85.29 [")  # (90.0667 + 80.5167) / 2
 
 
 def test_base2new_json_matches_independent_arithmetic(tree):
@@ -194,15 +233,22 @@ def test_base2new_json_matches_independent_arithmetic(tree):
                 assert cell["mean"] is None
             else:
                 assert cell["mean"] == pytest.approx(want.value, abs=1e-9)
-                assert (cell["std"] is None) == (want.std is None)
-                if want.std is not None:
-                    assert cell["std"] == pytest.approx(want.std, abs=1e-9)
+                assert (cell["low"] is None) == (want.half is None)
+                if want.half is not None:
+                    assert cell["interval"] == "seeds"  # these files have no per-image records
+                    assert cell["low"] == pytest.approx(want.value - want.half, abs=1e-9)
+                    assert cell["high"] == pytest.approx(want.value + want.half, abs=1e-9)
+                if cell["n"] and cell["n"] > 1:  # the population std stays in the JSON
+                    runs = [v for v in want.parts[0].values()]
+                    assert cell["std"] == pytest.approx(pop_std(runs), abs=1e-9)
             assert cell["best"] == want.best
 
 
 def test_base2new_footnotes_and_robust_attack_sets(tree):
     text = run_compare(tree, "--protocol", "base2new")
-    assert "population std (ddof=0)" in text
+    assert "Mean over seeds {1, 2, 3} with its 95% interval [low, high]" in text
+    assert "‡: no per-image records in these results, so the interval is over seeds only" in text
+    assert "No best mark in 2 dataset/column pair(s): the runner-up is within noise" in text  # OxfordPets New, HM
     assert "HM = 2·Base·New/(Base+New) of the seed-averaged Base and New" in text
     assert "{pgd100, linf, eps=1/255} for CoOp" in text
     assert "{pgd100, linf, eps=1/255; cw30, linf, eps=1/255} for CAPT" in text
@@ -218,15 +264,17 @@ def test_trainer_filter_order_and_expected_seeds(tree):
     )
     assert [row[0] for row in body] == ["CoOp", "CAPT"]
     cells = dict(zip(header[1:], body[0][1:]))
-    assert cells["SynthShapes Base"] == "80.52 +- 0.65 (n=3)*"
-    assert cells["Average HM"] == "78.63†"
+    assert cells["SynthShapes Base"] == "80.52 [79.6, 81.4]‡ (n=3)*"
+    assert cells["Average HM"] == "78.63 [77.9, 79.3]‡†"
 
 
 def test_partial_averages(tree):
     (_, header, body), _ = read_csv(run_compare(tree, "--protocol", "base2new", "--format", "csv", "--partial-averages"))
     vpt = dict(zip(header[1:], [row for row in body if row[0] == "VPT"][0][1:]))
-    assert vpt["Average Base"] == "75.20 [1/2]"  # mean over the one dataset present, never best
-    assert vpt["Average HM"] == f"{hmean(avg([75.0, 76.2, 74.4]), avg([58.8, 57.6, 59.9])):.2f} [1/2]"
+    # mean over the one dataset present (its own interval: sample std 0.9165 -> half 1.037), never best
+    assert vpt["Average Base"] == "75.20 [74.2, 76.2]‡ [1/2]"
+    base, new = seed_entry({1: 75.0, 2: 76.2, 3: 74.4}), seed_entry({1: 58.8, 2: 57.6, 3: 59.9})
+    assert vpt["Average HM"] == f"{derived(lambda v: hmean(*v), base, new).text()} [1/2]"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -245,13 +293,13 @@ def test_fewshot_every_number(tree, metric):
     for d in datasets:
         for t in methods:
             for k, col in zip(shots, columns):
-                vals = [rt.FEWSHOT[(t, d, k, s)][metric] for s in (1, 2) if (t, d, k, s) in rt.FEWSHOT]
+                vals = {s: rt.FEWSHOT[(t, d, k, s)][metric] for s in (1, 2) if (t, d, k, s) in rt.FEWSHOT}
                 expected[(d, t, col)] = seed_entry(vals, expected=2)
     for t in methods:
         for col in columns:
             parts = [expected[(d, t, col)] for d in datasets]
             ok = all(p.value is not None for p in parts)
-            expected[("Average", t, col)] = derived(avg([p.value for p in parts]), *parts) if ok else Entry()
+            expected[("Average", t, col)] = derived(avg, *parts) if ok else Entry()
     for d in datasets + ("Average",):
         table = {(t, c): expected[(d, t, c)] for t in methods for c in columns}
         mark_best(table, methods, columns)
@@ -271,11 +319,11 @@ def test_xd_every_number(tree, metric):
     table = {}
     for t in methods:
         table[(t, "SynthShapes (source)")] = seed_entry(
-            [rt.XD[(t, rt.XD_SOURCE, "train", s)][metric] for s in (1, 2)], expected=2
+            {s: rt.XD[(t, rt.XD_SOURCE, "train", s)][metric] for s in (1, 2)}, expected=2
         )
         for d in targets:
-            table[(t, d)] = seed_entry([rt.XD[(t, d, "test", s)][metric] for s in (1, 2)], expected=2)
-        table[(t, "Average")] = derived(avg([table[(t, d)].value for d in targets]))
+            table[(t, d)] = seed_entry({s: rt.XD[(t, d, "test", s)][metric] for s in (1, 2)}, expected=2)
+        table[(t, "Average")] = derived(avg, *(table[(t, d)] for d in targets))
     mark_best(table, methods, header[1:])
     for row in body:
         for col, text in zip(header[1:], row[1:]):
@@ -289,22 +337,22 @@ def test_xd_every_number(tree, metric):
 def test_markdown_latex_terminal_renderings(tree):
     md = run_compare(tree, "--protocol", "base2new", "--format", "markdown")
     assert md.startswith("### Base-to-new generalization (base2new): clean accuracy (%)")
-    assert "| Method" in md and "**80.52 ± 0.65**" in md and "**86.70 ± 0.30 (n=2)**" in md
-    assert "80.52 ± 0.65*" not in md.replace("**", "")  # no terminal star in Markdown
+    assert "| Method" in md and "**80.52 [79.6, 81.4]‡**" in md and "| 86.70 [86.1, 87.3]‡ (n=2) |" in md
+    assert "80.52 [79.6, 81.4]‡*" not in md.replace("**", "")  # no terminal star in Markdown
     tex = run_compare(tree, "--protocol", "base2new", "--format", "latex")
     assert r"\begin{tabular}{lccccccccc}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
     assert r"\multicolumn{3}{c}{OxfordPets}" in tex and r"\cmidrule(lr){2-4}" in tex
-    assert r"\textbf{80.52 $\pm$ 0.65}" in tex and r"87.69$^\dagger$" in tex
+    assert r"\textbf{80.52 [79.6, 81.4]$^\ddagger$}" in tex and r"87.69 [87.3, 88.1]$^\ddagger$$^\dagger$" in tex
     assert r"VPT & --- & --- & ---" in tex
     long_tex = run_compare(tree, "--protocol", "xd", "--format", "latex", "--layout", "long")
     assert r"Dataset & Method & Accuracy \\" in long_tex and r"\midrule" in long_tex
     term = run_compare(tree, "--protocol", "base2new")
     assert "== Base-to-new generalization (base2new): clean accuracy (%) ==" in term
-    assert "80.52 ± 0.65*" in term and "*: best per dataset and column" in term
+    assert "80.52 [79.6, 81.4]‡*" in term and "*: best per dataset and column" in term
     long_csv = read_csv(run_compare(tree, "--protocol", "base2new", "--format", "csv", "--layout", "long"))
     _, header, body = long_csv[0]
     assert header == ["Dataset", "Method", "Base", "New", "HM"]
-    assert body[0] == ["OxfordPets", "CAPT", "88.70 +- 0.45", "86.70 +- 0.30 (n=2)*", "87.69†"]
+    assert body[0] == ["OxfordPets", "CAPT", "88.70 [88.1, 89.3]‡", "86.70 [86.1, 87.3]‡ (n=2)", "87.69 [87.3, 88.1]‡†"]
 
 
 def test_latex_escapes_labels(tmp_path):
@@ -493,7 +541,7 @@ def test_configs_per_setting_form_one_row(tmp_path):
     assert header == ["Dataset", "Method", "1 shot", "4 shots", "16 shots"]
     assert body == [
         ["D", "CAPT/a", "—", "—", "61.00"],
-        ["D", "CAPT/b", "—", "—", "62.00*"],
+        ["D", "CAPT/b", "—", "—", "62.00"],  # one seed, no per-image records: no interval, so no best mark
         ["D", "CoOp", "40.00", "50.00", "60.00"],
     ]
     assert "CoOp combines the configs ep100, ep200, ep50" in run_compare(tmp_path)
@@ -526,7 +574,8 @@ def test_dg_table_and_dataset_filter(tmp_path):
     (title, header, body), *_ = read_csv(text)
     assert title == "Domain generalization (dg): clean accuracy (%)"
     assert header == ["Method", "SynthShapes (source)", "SynthSketch", "SynthNoise", "Average"]
-    assert body == [["CAPT", "81.00*", "41.00*", "51.00*", "46.00*"], ["CoOp", "80.00", "40.00", "50.00", "45.00"]]
+    # one seed and no per-image records: no interval and no best mark (a one-point lead is not evidence)
+    assert body == [["CAPT", "81.00", "41.00", "51.00", "46.00"], ["CoOp", "80.00", "40.00", "50.00", "45.00"]]
     assert len(read_csv(text)) == 1  # no attacks anywhere: no robust table
     (_, header, _), *_ = read_csv(run_compare(tmp_path, "--format", "csv", "--datasets", "SynthNoise"))
     assert header == ["Method", "SynthShapes (source)", "SynthNoise"]  # one target: no Average
@@ -553,7 +602,8 @@ def test_different_identities_are_never_averaged(tmp_path, capsys):
     text = run_compare(root, "--protocol", "fewshot", "--format", "csv")
     clean = text.split("robust accuracy")[0]
     rows = [r for r in csv.reader(io.StringIO(clean)) if len(r) > 2 and r[1].startswith("CAPT")]
-    assert sorted(r[1:] for r in rows) == [["CAPT [setting 1]", "81.00 +- 1.00 (n=2)*"], ["CAPT [setting 2]", "40.00 (n=1)"]]
+    assert sorted(r[1:] for r in rows) == [["CAPT [setting 1]", "81.00 [79.0, 83.0]‡ (n=2)"],
+                                              ["CAPT [setting 2]", "40.00 (n=1)"]]
     assert "67.33" not in text  # the mean of all three seeds would mix two settings
     err = capsys.readouterr().err
     assert "2 different run settings" in err and "'train.OPTIM.LR'" in err

@@ -80,21 +80,38 @@ def test_checkpoint_of_another_run_is_not_resumed(tmp_path, capsys):
     capsys.readouterr()
     assert coop(dst, "--override-identity", seed=3) == 0  # the folder check is overridden: the checkpoint says why
     log = (dst / "log.txt").read_text()
-    assert "'train.SEED' is 1 in the checkpoint but 3 in this run" in log
+    assert "'train.SEED' is 1 in the checkpoint but 3 in this run; training from scratch" in log
+    assert "Resuming" not in log
     # without the override, an explicit --resume of that folder is refused by the checkpoint's identity
     capsys.readouterr()
     assert coop(tmp_path / "dst2", "--resume", src, seed=3) == 2
     assert "was trained by another run: 'train.SEED'" in one_error_line(capsys)
 
 
-def test_override_identity_keeps_the_earlier_results(finished):
+def test_override_identity_retrains_from_scratch_and_keeps_the_earlier_run(finished, tmp_path, capsys):
+    """--override-identity never labels the earlier model with the new settings: the finished checkpoint (another
+    learning rate) is not resumed, the run trains from scratch exactly as in a fresh folder, and the earlier run's
+    records and checkpoints are kept aside, byte for byte."""
     old = json.loads((finished / "results.json").read_text())
+    old_checkpoints = snapshot(finished / "prompt_learner")
     assert coop(finished, "--override-identity", opts=["OPTIM.LR", "0.02"]) == 0
     kept = [p for p in finished.iterdir() if p.name.startswith("results.json-")]
     assert len(kept) == 1 and json.loads(kept[0].read_text()) == old
-    new = json.loads((finished / "results.json").read_text())
+    [kept_checkpoints] = [p for p in finished.iterdir() if p.name.startswith("prompt_learner-")]
+    assert snapshot(kept_checkpoints) == old_checkpoints
+    fresh = tmp_path / "fresh"
+    assert coop(fresh, opts=["OPTIM.LR", "0.02"]) == 0
+    new, ref = (json.loads((d / "results.json").read_text()) for d in (finished, fresh))
     assert new["identity"]["identity"]["train"]["OPTIM.LR"] == 0.02
-    assert new["identity"]["fingerprint"] != old["identity"]["fingerprint"]
+    assert new["identity"]["fingerprint"] == ref["identity"]["fingerprint"] != old["identity"]["fingerprint"]
+    assert new["clean"] == ref["clean"]
+    a, b = (safe_load(str(d / "prompt_learner" / "model.pth.tar-2")) for d in (finished, fresh))
+    assert a["state_dict"]["ctx"].equal(b["state_dict"]["ctx"]) and a["identity"]["train"]["OPTIM.LR"] == 0.02
+    # an explicit --resume of another run's checkpoint is refused, override or not
+    capsys.readouterr()
+    assert coop(tmp_path / "r", "--override-identity", "--resume", fresh, opts=["OPTIM.LR", "0.5"]) == 2
+    assert "--override-identity never resumes another run's checkpoint" in one_error_line(capsys)
+    assert not (tmp_path / "r").exists()
 
 
 def test_resume_flag_must_point_at_a_usable_checkpoint(finished, tmp_path, capsys):
@@ -251,3 +268,61 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
     assert coop(out) == 0
     assert f"taking over the stale lock of process {int(dead.stdout)}" in capsys.readouterr().out
     assert not (out / ".lock").exists() and (out / "results.json").exists()
+
+
+def dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+
+
+def test_stale_lock_is_taken_over_by_one_process_only(tmp_path, monkeypatch):
+    """Two processes find the same stale lock; the second completes its takeover between the first one's look at
+    the lock and its removal. The first must meet the second's live lock, not remove it and hold the folder too."""
+    from promptengine.engine import runlock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = {"pid": dead_pid(), "host": socket.gethostname(), "start": "then"}
+    (out / ".lock").write_text(json.dumps(stale))
+    second = runlock.RunLock(str(out))
+    real_read = runlock._read
+    interleaved = []
+
+    def look_then_let_the_other_in(path):
+        data = real_read(path)
+        if not interleaved:
+            interleaved.append(True)
+            second.acquire()  # the other process's whole takeover happens here
+        return data
+
+    monkeypatch.setattr(runlock, "_read", look_then_let_the_other_in)
+    first = runlock.RunLock(str(out))
+    with pytest.raises(runlock.RunFolderBusy, match=f"is in use by process {os.getpid()} on this host"):
+        first.acquire()
+    assert second.held and not first.held
+    assert json.loads((out / ".lock").read_text())["pid"] == os.getpid()
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # no private lock files left behind
+
+
+def test_weights_digest_cache_is_not_fooled_by_a_file_of_the_same_size_and_mtime(tmp_path):
+    """A backbone file replaced (or rewritten in place) by one of the same size, with its mtime set back, is hashed
+    again: the cached digest of the old file must not identify the new weights."""
+    import hashlib
+
+    from promptengine.engine.digests import file_digest
+
+    weights = tmp_path / "ViT-B-32.pt"
+    contents = [bytes(range(256)) * 20000 + tag for tag in (b"first", b"secnd", b"third")]  # > 2 MiB, same size
+    weights.write_bytes(contents[0])
+    mtime = weights.stat().st_mtime_ns
+    assert file_digest(str(weights)) == hashlib.sha256(contents[0]).hexdigest()
+
+    weights.write_bytes(contents[1])  # rewritten in place, mtime set back
+    os.utime(weights, ns=(mtime, mtime))
+    assert file_digest(str(weights)) == hashlib.sha256(contents[1]).hexdigest()
+
+    copy = tmp_path / "other.pt"  # another file of the same size and mtime moved over it
+    copy.write_bytes(contents[2])
+    os.utime(copy, ns=(mtime, mtime))
+    os.replace(copy, weights)
+    assert file_digest(str(weights)) == hashlib.sha256(contents[2]).hexdigest()

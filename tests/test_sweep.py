@@ -7,9 +7,11 @@ commands of tests/fake_slurm.py, which record what submitit submits and run it o
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -163,7 +165,79 @@ def test_status_is_decided_from_the_run_folders_then_the_records(tmp_path):
     assert [s.log for s in sweep_status(state) if s.id == "failed"] == [log]
 
 
+def test_option_names_that_look_alike_once_cleaned_are_refused(tmp_path, env):
+    """'λ3' and 'α3' both clean to '_3': two different points would share one id, log, record and status line."""
+    grid = write_grid(tmp_path, options={"λ3": "TRAINER.CAPT.LAMBDA 3.0", "α3": "ATTACK.TRAIN.ALPHA 3.0"})
+    with pytest.raises(UserError, match="grid options '(λ3|α3)' and '(λ3|α3)' give the same point id suffix '_3'"):
+        planned_runs(env, grid)
+    points, _ = planned_runs(env, write_grid(tmp_path, options={"l3": "TRAINER.CAPT.LAMBDA 3.0", "a3": ""}))
+    assert len({p.id for p in points}) == len(points) == 8
+
+
+def test_jobs_are_capped_at_the_chains_and_the_cores_and_say_so(tmp_path, env):
+    cores = os.cpu_count()
+    expected = min(4, cores)
+    proc = sweep("run", write_grid(tmp_path), "--jobs", 10000, "--dry-run", env=env)
+    assert (f"4 point(s) in 4 chain(s), launcher local, {expected} at once (capped from 10000: 4 chain(s), "
+            f"{cores} core(s)), {max(1, cores // expected)} thread(s) each") in proc.stdout
+    assert not Path(env["OUTPUT"]).exists()
+
+
+@pytest.mark.parametrize("option, message", [
+    ("ATTACK.TEST.EPS -4", "ATTACK.TEST.EPS = -4.0 (from the command line) is not allowed: it must be a finite "
+                           "number >= 0"),
+    ("TRAINER.CAPT.LAMBDA abc", "wrong value type for TRAINER.CAPT.LAMBDA in the command line: got 'abc'"),
+])
+def test_bad_option_values_stop_the_sweep_before_any_point_starts(tmp_path, env, option, message):
+    grid = write_grid(tmp_path, options={"default": "", "bad": option})
+    proc = sweep("run", grid, "--jobs", 2, env=env, expect=2)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: grid point fewshot-coop-synth_shapes-s1-k2-bad: "), lines
+    assert message in lines[0]
+    assert not Path(env["OUTPUT"]).exists()  # no state folder, no run folder: nothing started
+
+
+def test_points_run_with_the_interpreter_of_the_sweep(monkeypatch):
+    """An installed capt-sweep whose venv is not activated: the points' train.py must not be a `python` on PATH."""
+    from promptengine.sweep.worker import point_environment
+
+    base = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    assert point_environment(base, {}, {}, 1)["PYTHON"] == sys.executable
+    assert point_environment(dict(base, PYTHON=""), {}, {}, 1)["PYTHON"] == sys.executable
+    assert point_environment(base, {"PYTHON": "/opt/py/bin/python"}, {}, 1)["PYTHON"] == "/opt/py/bin/python"
+
+
 # ---- end to end on the embedded world ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_ctrl_c_stops_a_local_sweep_and_starts_no_other_point(tmp_path, env):
+    """Ctrl-C (SIGINT to the sweep's process group) while the first point trains: that point stops, the sweep exits
+    130 with one line, and the queued points are never started."""
+    grid = write_grid(tmp_path, methods="coop", datasets="synth_shapes",
+                      options={"a": "OPTIM.MAX_EPOCH 500", "b": "", "c": "TEST.MAX_IMAGES 20"})
+    ids = [f"fewshot-coop-synth_shapes-s1-k2-{name}" for name in ("a", "b", "c")]  # three chains, in this order
+    state = Path(env["OUTPUT"], ".sweeps", "grid")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "sweep.py"), "run", str(grid), "--jobs", "1",
+                             "--threads", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        record = state / "points" / f"{ids[0]}.json"
+        deadline = time.time() + 300
+        while not (record.exists() and json.loads(record.read_text())["status"] == "running"):
+            assert time.time() < deadline and proc.poll() is None, "the first point did not start"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1].startswith("error: interrupted: no further point was started"), err
+    assert json.loads(record.read_text())["status"] == "finished"
+    for pid in ids[1:]:
+        assert not (state / "points" / f"{pid}.json").exists() and not (state / "logs" / f"{pid}.log").exists()
+
+
 @pytest.mark.slow
 def test_local_grid_with_two_workers_failure_status_then_rerun_skips(tmp_path, env):
     grid = write_grid(tmp_path)

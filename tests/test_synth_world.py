@@ -18,7 +18,7 @@ from promptengine.synth import worlds as Wd
 from promptengine.synth.dataset import parse_virtual_path, read_synth_image
 from promptengine.synth.render import to_uint8
 
-SYNTH_DATASETS = ("SynthShapes", "SynthShapesSketch", "SynthShapesClutter", "SynthGlyphs", "SynthPatterns")
+SYNTH_DATASETS = tuple(Wd.WORLDS)
 
 # sha256 of the first 500 SynthShapes test images (uint8): pins the definition of the world.
 # If you change the renderer on purpose, re-pretrain and re-export SynthCLIP (docs/SYNTH.md) and update this.
@@ -79,22 +79,33 @@ def test_to_uint8_rounding():
 
 
 @pytest.mark.parametrize("name", SYNTH_DATASETS)
-def test_label_order_base_new_cover_every_attribute(name):
+def test_label_order_base_and_new_hold_disjoint_categories(name):
+    """Base = the first half of the categories with every attribute value; new = categories never tuned on."""
     world = Wd.get_world(name)
     names = world.classnames
-    assert len(names) == len(set(names)) == world.num_classes == len(world.colours) * len(world.items)
+    sizes = [len(world.values(f)) for f in world.factors]
+    assert len(names) == len(set(names)) == world.num_classes == math.prod(sizes)
     m = math.ceil(len(names) / 2)
-    pairs = world.class_pairs
-    for half in (pairs[:m], pairs[m:]):
-        assert {c for c, _ in half} == set(range(len(world.colours)))
-        assert {k for _, k in half} == set(range(len(world.items)))
-    assert all((c + k) % 2 == 0 for c, k in pairs[:m])
-    assert all((c + k) % 2 == 1 for c, k in pairs[m:])
+    tuples = world.class_tuples
+    base_cats = {t[-1] for t in tuples[:m]}
+    new_cats = {t[-1] for t in tuples[m:]}
+    assert not base_cats & new_cats
+    assert base_cats | new_cats == set(range(sizes[-1]))
+    if len(sizes) > 1:  # every attribute value occurs with every base category
+        for cat in base_cats:
+            assert {t[0] for t in tuples[:m] if t[-1] == cat} == set(range(sizes[0]))
+
+
+def test_class_names_read_naturally():
+    assert Wd.get_world("SynthCounts").classnames[:3] == ["one circle", "two circles", "three circles"]
+    assert "four crosses" in Wd.get_world("SynthCounts").classnames
+    assert Wd.get_world("SynthFills").classnames[1] == "striped circle"
+    assert Wd.get_world("SynthGlyphs").classnames[0] == "letter a"
 
 
 def test_shifted_versions_share_classes_with_synthshapes():
     src = Wd.get_world("SynthShapes").classnames
-    assert src[:3] == ["red circle", "red triangle", "red cross"]
+    assert src[:3] == ["red circle", "green circle", "blue circle"]
     for name in ("SynthShapesSketch", "SynthShapesClutter"):
         assert Wd.get_world(name).classnames == src
 
@@ -133,9 +144,9 @@ def test_full_splits_sizes_and_images(tmp_path):
 def test_fewshot_and_base_new_via_cfg(tmp_path):
     opts = ("DATASET.NAME", "SynthShapes", "DATASET.NUM_SHOTS", "4", "SEED", "1", "DATASET.SUBSAMPLE_CLASSES", "base")
     ds = build_dataset(_cfg(tmp_path, *opts))
-    assert ds.num_classes == 24
-    assert len(ds.train_x) == 4 * 24 and len(ds.val) == 4 * 24 and len(ds.test) == 50 * 24
-    assert sorted({d.label for d in ds.train_x}) == list(range(24))
+    assert ds.num_classes == 32
+    assert len(ds.train_x) == 4 * 32 and len(ds.val) == 4 * 32 and len(ds.test) == 50 * 32
+    assert sorted({d.label for d in ds.train_x}) == list(range(32))
     cache = tmp_path / "fewshot" / "SynthShapes" / "shot_4-seed_1.json"
     assert cache.is_file()
     again = build_dataset(_cfg(tmp_path, *opts))  # loaded from the cache
@@ -144,11 +155,50 @@ def test_fewshot_and_base_new_via_cfg(tmp_path):
     assert other.train_x != ds.train_x
     new = build_dataset(_cfg(tmp_path, *opts[:6], "DATASET.SUBSAMPLE_CLASSES", "new"))
     world = Wd.get_world("SynthShapes")
-    assert new.classnames == world.classnames[24:]
+    assert new.classnames == world.classnames[32:]
     colours = {c.split()[0] for c in new.classnames}
     shapes = {c.split()[1] for c in new.classnames}
-    assert colours == set(world.colours) and shapes == set(world.items)
+    assert colours == set(world.values("colour")) and shapes == set(world.values("shape")[4:])
     assert not set(new.classnames) & set(ds.classnames)
+
+
+# ---------------------------------------------------------------------------------------------
+# pretraining captions
+# ---------------------------------------------------------------------------------------------
+
+
+def _object_captions(n=4000):
+    from promptengine.synth.captions import captions_for
+    from promptengine.synth.pretrain import POOLS
+
+    world = POOLS["objects"]
+    _, factors = Wd.render_scenes(world, torch.arange(n) % world.num_classes, seed=5)
+    return factors, captions_for(7, world.kind, world.style, factors)
+
+
+def test_captions_are_deterministic_and_describe_the_image():
+    factors, caps = _object_captions(400)
+    assert caps == _object_captions(400)[1]
+    shapes = Wd.VOCAB["shape"]
+    named = [c for c, k in zip(caps, factors["shape"].tolist()) if shapes[k] in c]
+    assert len(named) > 0.7 * len(caps)  # most captions name the shape drawn
+    wrong_shape = [c for c, k in zip(caps, factors["shape"].tolist())
+                   if any(s in c.split() or f"{s}s" in c.split() for s in shapes if s != shapes[k])]
+    assert not wrong_shape  # noise is in colour words only
+
+
+def test_counts_and_fills_are_rarely_named():
+    """The deciding cues of SynthCounts and SynthFills are named in a minority of captions (docs/SYNTH.md)."""
+    factors, caps = _object_captions()
+    multi = [c for c, k in zip(caps, factors["count"].tolist()) if k > 0]
+    numbered = [c for c in multi if any(w in c.split() for w in ("two", "three", "four"))]
+    filled = [(c, f) for c, f in zip(caps, factors["fill"].tolist()) if f > 0]
+    named_fill = [c for c, f in filled if Wd.VOCAB["fill"][f] in c.split()]
+    assert len(multi) > 500 and len(filled) > 500
+    assert 0.08 < len(numbered) / len(multi) < 0.25
+    assert 0.15 < len(named_fill) / len(filled) < 0.35
+    # the colour and the shape are named far more often
+    assert sum(Wd.VOCAB["colour"][c] in cap for cap, c in zip(caps, factors["colour"].tolist())) > 0.6 * len(caps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +207,7 @@ def test_fewshot_and_base_new_via_cfg(tmp_path):
 
 
 def _clip_load(path):
-    import clip
+    from promptengine.clip.openai_clip import clip
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -32,7 +32,7 @@ def clip_model():
 
 def ref_text(clip_model, prefix: str, ctx, deep=(), position="end"):
     """Class text features (K, E) for prompts '<prefix> <name>.' with ``ctx`` in the slot after SOT."""
-    import clip
+    from promptengine.clip.openai_clip import clip
 
     tokens = clip.tokenize([f"{prefix} {n}." for n in NAMES])  # (K, 77)
     emb = clip_model.token_embedding(tokens)  # (K, 77, D)
@@ -110,7 +110,7 @@ def test_coop_ctx_init_matches_reference(clip_model):
     x = images()
     with torch.no_grad():
         ctx = model.prompt_learner.ctx
-        import clip
+        from promptengine.clip.openai_clip import clip
 
         words = clip_model.token_embedding(clip.tokenize(["a photo of a"]))[0, 1:5]
         assert torch.allclose(ctx, words)  # initialised from the words
@@ -134,7 +134,7 @@ def test_vpt_deep_matches_reference(clip_model):
     x = images()
     with torch.no_grad():
         pl = model.prompt_learner
-        import clip
+        from promptengine.clip.openai_clip import clip
 
         txt = clip_model.encode_text(clip.tokenize([f"a photo of a {n}." for n in NAMES]))
         img = ref_image(clip_model, x, pl.vision_shallow, list(pl.vision_deep))
@@ -187,7 +187,7 @@ def test_advvp_pad_on_normalised_image_matches_reference(clip_model):
         assert pl.pixel_prompt.std() > 0.5 and pl.vision_shallow.std() > 0.5  # AdvVP's N(0, 1) init
         pad = pl.pixel_prompt.clone()
         pad[:, 4:28, 4:28] = 0  # only a 4-pixel frame is a prompt
-        import clip
+        from promptengine.clip.openai_clip import clip
 
         txt = clip_model.encode_text(clip.tokenize([f"a photo of a {n}." for n in NAMES]))
         img = ref_image(clip_model, x, pl.vision_shallow, pad=pad)

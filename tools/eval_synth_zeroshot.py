@@ -48,10 +48,10 @@ ROWS = (
 
 
 def load_model(path: str):
+    from promptengine.clip.openai_clip import clip
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import clip
-
         model, _ = clip.load(path, device="cpu", jit=False)
     model = model.float().eval()
     for p in model.parameters():

@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     print(f"pretraining: {info['seconds']:.1f} s, {cfg.steps} steps x {cfg.batch_size} images, final loss {info['final_loss']}")
 
     if not args.no_eval:
-        from clip.model import build_model
+        from promptengine.clip.openai_clip import build_model
 
         model = build_model(dict(state)).float().eval()  # exactly what clip.load builds
         acc = {}

@@ -45,11 +45,11 @@ SYNTH_CFG = "synth"
 
 BENCHMARKS = ("imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
               "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
-SYNTH_BENCHMARKS = ("synth_shapes", "synth_glyphs", "synth_patterns")
+SYNTH_BENCHMARKS = ("synth_shapes", "synth_glyphs", "synth_patterns", "synth_counts", "synth_fills")
 SOURCES = {"benchmark": "imagenet", "synth": "synth_shapes"}
 TARGETS = {  # default targets per protocol and world
     ("xd", "benchmark"): BENCHMARKS[1:],
-    ("xd", "synth"): ("synth_glyphs", "synth_patterns"),
+    ("xd", "synth"): ("synth_glyphs", "synth_patterns", "synth_counts", "synth_fills"),
     ("dg", "benchmark"): ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
     ("dg", "synth"): ("synth_shapes_sketch", "synth_shapes_clutter"),
 }

@@ -13,14 +13,15 @@ from promptengine.errors import UserError
 from promptengine.prompting import AdversarialPromptTrainer, accuracy
 from promptengine.registry import TRAINER_REGISTRY
 
-from .maple import coupled_domains, coupled_keys, coupled_spec
+from .maple import context_words, coupled_domains, coupled_keys, coupled_spec, prompt_init_domain, prompt_init_key
 from .objectives import fap_loss
 
 
 @TRAINER_REGISTRY.register()
 class FAP(AdversarialPromptTrainer):
     script_folder, default_config = "fap", "vit_b32_ep10_batch4_2ctx_notransform"
-    config_domains = {**coupled_domains("FAP"), "TRAINER.FAP.LAMBDA": Real(0), "TRAINER.FAP.ADV_TERM": OneOf("cos", "kl")}
+    config_domains = {**coupled_domains("FAP"), **prompt_init_domain("FAP"), "TRAINER.FAP.LAMBDA": Real(0),
+                      "TRAINER.FAP.ADV_TERM": OneOf("cos", "kl")}
 
     @staticmethod
     def extend_cfg(cfg) -> None:
@@ -28,6 +29,7 @@ class FAP(AdversarialPromptTrainer):
         cfg.TRAINER.FAP.CLASSIFIER = False  # FAP's key, unused
         cfg.TRAINER.FAP.LAMBDA = 1.5  # the released scripts' LAMBDA_1 (FAP's ATTACK.PGD.LAMBDA_1 is translated here)
         cfg.TRAINER.FAP.ADV_TERM = "cos"  # cos: (cos + 1)-weighted KL (FAP); kl: plain KL (TRADES-like ablation)
+        prompt_init_key(cfg.TRAINER.FAP)  # dataset_template = FAP's code; our recipes keep CTX_INIT (docs/METHODS.md)
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)
@@ -43,7 +45,8 @@ class FAP(AdversarialPromptTrainer):
         return self.cfg.TRAINER.FAP.ADV_TERM
 
     def prompt_spec(self) -> PromptSpec:
-        return coupled_spec(self.cfg.TRAINER.FAP, "vision_to_text")
+        node = self.cfg.TRAINER.FAP
+        return coupled_spec(node, "vision_to_text", context_words(node, "FAP", self.dm.dataset))
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, float]]:
         model = self.model

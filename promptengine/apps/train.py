@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
     p.add_argument("--print-config", action="store_true", help="print the fully resolved config and exit")
     p.add_argument("--override-identity", action="store_true",
-                   help="reuse an output folder, checkpoint or --model-dir whose run identity differs (see docs/GUARANTEES.md)")
+                   help="reuse an output folder or --model-dir whose run identity differs; another run's checkpoints "
+                   "are kept aside and training starts from scratch, never resumed (see docs/GUARANTEES.md)")
     p.add_argument("--skip-done", action="store_true",
                    help="exit without writing anything when this exact run (same identity) already finished here")
     add_apt_flags(p)  # APT's --eps --alpha --steps --adv-prompt --prompt-alpha
@@ -65,15 +66,23 @@ def cli_overrides(args: argparse.Namespace) -> list:
     return pairs
 
 
-def main(argv=None) -> int:
-    started = time.time()
-    argv = sys.argv[1:] if argv is None else list(argv)
+def configure(argv: list):
+    """A command line's arguments and its merged, domain-checked config (what ``main`` runs with; nothing else is
+    built or written). The sweep runner checks every run of a grid with it before starting any."""
     args = build_parser().parse_args(argv)
-
     from promptengine.builtin import import_builtin
 
     import_builtin()  # registers the dataset loaders, the trainers and their config keys
     from promptengine.config.merge import build_cfg
+
+    return args, build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
+
+
+def main(argv=None) -> int:
+    started = time.time()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, cfg = configure(argv)
+
     from promptengine.config.names import check_names
     from promptengine.engine import distributed as dist
     from promptengine.engine.run import check_output_dir
@@ -81,7 +90,6 @@ def main(argv=None) -> int:
     from promptengine.engine.runlock import acquire_run_lock
     from promptengine.errors import UserError
 
-    cfg = build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
     if args.print_config:
         check_names(cfg)  # an unknown trainer or dataset fails here too, not only on a real run
         print(cfg.dump())
@@ -143,8 +151,9 @@ def run(args: argparse.Namespace, argv: list, cfg, trainer_cls, started: float) 
     commit_log(cfg.OUTPUT_DIR, enabled=dist.is_main())
     if dist.is_main():
         runfolder.sweep_temporary_files(cfg.OUTPUT_DIR)
-        if args.override_identity:
-            runfolder.archive_previous(cfg.OUTPUT_DIR, identity)
+        if args.override_identity:  # another run's checkpoints are not resumed: kept aside, training starts afresh
+            runfolder.archive_previous(cfg.OUTPUT_DIR, identity,
+                                       trainer.get_model_names() if trainer.superseded is not None else ())
         runfolder.record_start(cfg.OUTPUT_DIR, identity, cfg.dump())
     if args.eval_only:
         trainer.test()

@@ -13,7 +13,6 @@ The text sequence is cut to the longest prompt (exact because of the causal mask
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import List, Optional, Sequence
 
@@ -22,10 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import clip
+from .openai_clip import clip
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -1,7 +1,8 @@
 """Loading CLIP weights: OpenAI names, local files, the embedded SynthCLIP, or random architectures.
 
 Every path ends in the real ``clip.load(..., jit=False)`` or ``clip.model.CLIP`` so the model class is
-OpenAI's; the model is returned in fp32, eval mode, with every parameter frozen.
+OpenAI's (through ``openai_clip``, which no repository's own ``clip/`` folder can replace); the model is returned
+in fp32, eval mode, with every parameter frozen.
 """
 
 from __future__ import annotations
@@ -16,11 +17,7 @@ import torch
 
 from ..errors import UserError
 from ..registry import closest
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import clip
-    from clip.model import CLIP
+from .openai_clip import CLIP, clip
 
 # Random-weight architectures for tests and benchmarks ("random:<name>" or the tiny names directly).
 _BASE = dict(context_length=77, vocab_size=49408)

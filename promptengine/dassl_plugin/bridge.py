@@ -14,20 +14,23 @@ from typing import Dict, List, Optional
 
 import torch
 from dassl.engine import TrainerX as DasslTrainerX
-from dassl.optim import build_lr_scheduler, build_optimizer
+from dassl.optim import build_lr_scheduler as dassl_lr_scheduler
+from dassl.optim import build_optimizer
 from dassl.utils import load_checkpoint
 from torch import nn
 
 from ..attacks import test_specs
 from ..config.upstream import with_fap_translated
-from ..engine.checkpoint import load_learnable_state
+from ..engine.checkpoint import load_learnable_state, set_rng_state
 from ..engine.meters import MetricMeter
 from ..engine.precision import attack_autocast, autocast_factory, grad_scaler, resolve_precision
 from ..engine.trainer import TrainerX as EngineTrainerX
 from ..errors import UserError
 from ..evaluation.metrics import print_robust_lines
 from ..evaluation.robust import evaluate
+from . import state as engine_state
 from .pixels import pipeline_stats, to_pixels
+from .schedule import build_lr_scheduler
 
 
 class PixelBatches:
@@ -72,7 +75,7 @@ class DasslEngineBridge:
 
     def build_optim(self, module: nn.Module):
         optim = build_optimizer(module, self.cfg.OPTIM)
-        return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
+        return optim, build_lr_scheduler(optim, self.cfg.OPTIM, dassl_lr_scheduler)  # warm-up: see schedule.py
 
     # ---- batches: [0, 1] images at the model's entry --------------------------------------------------------
     def parse_batch_train(self, batch: dict):
@@ -112,7 +115,36 @@ class DasslEngineBridge:
         self.scaler.update()
         return True
 
-    # ---- checkpoints: Dassl's files, learnable tensors loaded by name ---------------------------------------
+    # ---- checkpoints: Dassl's files, learnable tensors loaded by name, random state beside them ---------------
+    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result=None,
+                   model_name: str = "") -> None:
+        named = {"model_name": model_name} if model_name else {}  # as Dassl calls it (methods may lack the keyword)
+        super().save_model(epoch, directory, is_best, val_result, **named)
+        names = self.get_model_names()
+        if names:  # Dassl's file name; one state file serves every model (the generators are global)
+            fname = model_name or f"model.pth.tar-{epoch + 1}"
+            engine_state.save(engine_state.state_path(directory, names[0], fname), epoch + 1, self.scaler,
+                              self.extra_state())
+
+    def resume_model_if_exist(self, directory: str) -> int:
+        start = super().resume_model_if_exist(directory)
+        names = self.get_model_names()
+        fname = engine_state.latest_file(directory, names[0]) if start and names else None
+        if fname is None:
+            return start
+        path = engine_state.state_path(directory, names[0], fname)
+        saved = engine_state.load(path)
+        if saved is None or saved["epoch"] != start:
+            print(f"Note: no random state for epoch {start} at {path}; the resumed epochs draw other random numbers "
+                  "(data order, augmentation) than an uninterrupted run would")
+            return start
+        set_rng_state(saved["rng"])
+        if saved["scaler"]:
+            self.scaler.load_state_dict(saved["scaler"])
+        self.load_extra_state(saved["extra"] or {})
+        print(f"Restored the random state of epoch {start} ({path})")
+        return start
+
     def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")

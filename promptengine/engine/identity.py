@@ -26,6 +26,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from yacs.config import CfgNode as CN
 
+from .digests import file_digest
+
 #: Config keys that cannot change a run's numbers (why, for docs/GUARANTEES.md).
 EXCLUDED_KEYS: Dict[str, str] = {
     "OUTPUT_DIR": "where results are written",
@@ -59,43 +61,6 @@ def fingerprint(obj: Any, length: int = 16) -> str:
     """SHA-256 of the canonical JSON of ``obj`` (sorted keys), first ``length`` hex digits."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def _digest_cache_path() -> str:
-    from ..data.fewshot import default_cache_root
-
-    return os.path.join(default_cache_root(), "file_digests.json")
-
-
-def file_digest(path: str) -> str:
-    """SHA-256 of a file, cached by (absolute path, size, mtime) so multi-GB weights are hashed once."""
-    path = os.path.abspath(path)
-    st = os.stat(path)
-    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    cache_file = _digest_cache_path()
-    try:
-        with open(cache_file, encoding="utf-8") as f:
-            cache = json.load(f)
-    except (OSError, ValueError):
-        cache = {}
-    if isinstance(cache, dict) and isinstance(cache.get(key), str):
-        return cache[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    digest = h.hexdigest()
-    cache = cache if isinstance(cache, dict) else {}
-    cache[key] = digest
-    try:  # a read-only cache only costs a re-hash next time
-        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-        tmp = f"{cache_file}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(cache, f)
-        os.replace(tmp, cache_file)
-    except OSError:
-        pass
-    return digest
 
 
 def items_digest(items: Iterable[Any], root: str = "") -> str:

@@ -14,6 +14,8 @@ import torch
 
 from ..attacks import train_spec
 from ..errors import UserError
+from ..reporting.perimage import KEY as PER_IMAGE_KEY
+from ..reporting.perimage import build_record
 from . import identity as ident
 from .provenance import provenance
 from .runfolder import OVERRIDE_HINT, RESULTS_NAME, IdentityMismatch, write_json_atomic
@@ -32,15 +34,18 @@ class RunRecordsMixin:
     _identity: Optional[Dict[str, Any]] = None
     _weights: Optional[Dict[str, Any]] = None  # training identity of loaded weights (eval-only)
     _weights_epoch: Optional[int] = None
+    superseded: Optional[str] = None  # why the output folder's checkpoints are not resumed (--override-identity)
 
     # ---- identity --------------------------------------------------------------------------------------------
     def _own_identity(self) -> Dict[str, Any]:
         if self._identity is None:
-            cfg = self.cfg
-            root = os.path.abspath(os.path.expanduser(str(cfg.DATASET.ROOT))) if cfg.DATASET.ROOT else ""
-            self._identity = ident.run_identity(cfg, self.dm.dataset, self.dm.test_items(), train_spec(cfg),
-                                                self.test_attacks, self.precision, root)
+            self._identity = ident.run_identity(self.cfg, self.dm.dataset, self.dm.test_items(), train_spec(self.cfg),
+                                                self.test_attacks, self.precision, self._data_root())
         return self._identity
+
+    def _data_root(self) -> str:
+        root = self.cfg.DATASET.ROOT
+        return os.path.abspath(os.path.expanduser(str(root))) if root else ""
 
     @property
     def training_identity(self) -> Dict[str, Any]:
@@ -56,16 +61,21 @@ class RunRecordsMixin:
         return own
 
     # ---- checks of reused checkpoints ------------------------------------------------------------------------
-    def check_resume_identity(self, state: Dict[str, Any], path: str) -> None:
-        """Resuming needs the checkpoint's training identity to equal this run's."""
+    def check_resume_identity(self, state: Dict[str, Any], path: str) -> Optional[str]:
+        """Resuming needs the checkpoint's training identity to equal this run's: None when it does. Otherwise the
+        run stops, or with ``--override-identity`` the reason is returned and the checkpoint is not resumed: its
+        weights were trained under other settings, and resuming them would report them under this run's."""
         recorded = state.get("identity")
         if recorded is None:
-            self._mismatch(f"checkpoint {path} has no run identity (written by an older version)")
-            return
-        diff = ident.first_difference(recorded, self.training_identity)
-        if diff is not None:
-            self._mismatch(f"checkpoint {path} was trained by another run: "
-                           f"{ident.describe_difference(diff, 'the checkpoint')}")
+            why = f"checkpoint {path} has no run identity (written by an older version)"
+        else:
+            diff = ident.first_difference(recorded, self.training_identity)
+            if diff is None:
+                return None
+            why = f"checkpoint {path} was trained by another run: {ident.describe_difference(diff, 'the checkpoint')}"
+        if not self.override_identity:
+            raise IdentityMismatch(f"{why}; {self.identity_hint}")
+        return why
 
     def check_eval_identity(self, state: Dict[str, Any], path: str) -> None:
         """An evaluation must describe the model it loads: trainer, model and training settings equal."""
@@ -102,8 +112,30 @@ class RunRecordsMixin:
             return trained
         return own
 
-    def write_results(self, split: str, clean: dict, robust: list, worst: Optional[torch.Tensor]) -> None:
-        """Written once the evaluation finished, atomically; carries the run identity and provenance."""
+    def per_image_record(self, split: str, per_sample: Dict[str, torch.Tensor], n_attacks: int,
+                         worst: Optional[torch.Tensor]) -> Dict[str, Any]:
+        """Which evaluated images were right (clean, per attack, worst case) with the digest of those items, so
+        that intervals over test images and paired comparisons can be computed later (docs/COMPARE.md).
+
+        ``per_sample`` is the gathered evaluation (all ranks), ordered by dataset index.
+        """
+        index = per_sample["index"].tolist()
+        if index != list(range(len(index))):
+            raise RuntimeError(f"the {split} evaluation did not cover images 0..{len(index) - 1} once each, in order")
+        if split == "test":
+            items = self._own_identity()["data"]["test_items"]
+        else:
+            items = ident.items_digest(self.dm.val_set.data_source, self._data_root())
+        if not items.startswith(f"{len(index)}:"):
+            raise RuntimeError(f"the {split} evaluation saw {len(index)} images but its items digest is {items}")
+        clean = (per_sample["pred"] == per_sample["label"]).tolist()
+        robust = [per_sample[f"correct_{i}"].tolist() for i in range(n_attacks)]
+        return build_record(items, clean, robust, worst.tolist() if worst is not None else None)
+
+    def write_results(self, split: str, clean: dict, robust: list, worst: Optional[torch.Tensor],
+                      per_image: Optional[Dict[str, Any]] = None) -> None:
+        """Written once the evaluation finished, atomically; carries the run identity, provenance and, when given,
+        the per-image record (``per_image``, see ``promptengine.reporting.perimage``)."""
         if not clean["total"]:  # a result on zero images would read as "accuracy 0.00" in every table
             raise UserError(f"the {split} set has no images, so there is no result to write; check the dataset split "
                             "and TEST.MAX_IMAGES")
@@ -132,4 +164,6 @@ class RunRecordsMixin:
         if worst is not None:
             record["worst_case"] = {"accuracy": 100.0 * worst.float().mean().item(), "correct": int(worst.sum()),
                                     "total": int(worst.numel())}
+        if per_image is not None:
+            record[PER_IMAGE_KEY] = per_image
         write_json_atomic(record, os.path.join(self.output_dir, RESULTS_NAME))

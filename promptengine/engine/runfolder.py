@@ -2,8 +2,9 @@
 
 ``<output>/identity.json`` holds the identity of the run that owns the folder (written at start, next to
 ``config.yaml``). A run whose identity differs stops with one line naming the first differing field, unless the user
-passes ``--override-identity``: then the earlier run's ``identity.json``, ``config.yaml`` and ``results.json`` are
-kept under a timestamped name, never overwritten. ``results.json`` is only ever written by a run that finished.
+passes ``--override-identity``: then the earlier run's ``identity.json``, ``config.yaml`` and ``results.json`` (and the
+checkpoints of another training run, which are never resumed) are kept under a timestamped name, never overwritten.
+``results.json`` is only ever written by a run that finished.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from ..errors import UserError
 from . import identity as ident
@@ -114,13 +115,18 @@ def check_folder(folder: str, identity: Dict[str, Any], override: bool) -> None:
                            f"{OVERRIDE_HINT}")
 
 
-def archive_previous(folder: str, identity: Dict[str, Any]) -> None:
-    """Keep an earlier run's records under ``<name>-<timestamp>`` when a run of another identity takes the folder."""
+def archive_previous(folder: str, identity: Dict[str, Any], checkpoint_folders: Sequence[str] = ()) -> None:
+    """Keep an earlier run's records under ``<name>-<timestamp>`` when a run of another identity takes the folder,
+    and its checkpoint folders (``<model name>/``) when this run trains from scratch instead of resuming them."""
     recorded = read_json(os.path.join(folder, IDENTITY_NAME))
-    if recorded is not None and recorded.get("fingerprint") == ident.fingerprint(identity):
-        return
-    stamp = time.strftime("%Y-%m-%d-%H-%M-%S")
-    for name in (IDENTITY_NAME, CONFIG_NAME, RESULTS_NAME):
+    same = recorded is not None and recorded.get("fingerprint") == ident.fingerprint(identity)
+    names = [*(() if same else (IDENTITY_NAME, CONFIG_NAME, RESULTS_NAME)), *checkpoint_folders]
+    first = time.strftime("%Y-%m-%d-%H-%M-%S")
+    stamp, n = first, 1
+    while any(os.path.exists(os.path.join(folder, f"{name}-{stamp}")) for name in names):  # twice in one second
+        n += 1
+        stamp = f"{first}.{n}"
+    for name in names:
         path = os.path.join(folder, name)
         if os.path.exists(path):
             os.replace(path, f"{path}-{stamp}")

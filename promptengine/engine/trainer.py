@@ -268,7 +268,9 @@ class TrainerX(RunRecordsMixin):
     def resume_model_if_exist(self, directory: str) -> int:
         """Restore the newest readable checkpoint (a corrupt newest one falls back to the previous).
 
-        Each checkpoint's training identity must equal this run's: another run's prompts are never resumed.
+        Each checkpoint's training identity must equal this run's: another run's prompts are never resumed. With
+        ``--override-identity`` such checkpoints are left alone (``superseded`` says why) and training starts from
+        scratch; ``train.py`` sets them aside before this run writes its own.
         """
         names = self.get_model_names()
         epochs = ckpt.available_epochs(directory, names[0]) if names else []
@@ -280,7 +282,10 @@ class TrainerX(RunRecordsMixin):
                 continue
             for n, state in states.items():
                 self._check_trainer(state, directory)
-                self.check_resume_identity(state, ckpt.checkpoint_path(directory, n, ep))
+                why = self.check_resume_identity(state, ckpt.checkpoint_path(directory, n, ep))
+                if why is not None:
+                    self.superseded = why
+                    return 0
             for n, state in states.items():
                 ckpt.load_learnable_state(self._models[n], state["state_dict"], directory)
                 if self._optims[n] is not None and state["optimizer"] is not None:
@@ -311,6 +316,13 @@ class TrainerX(RunRecordsMixin):
                                 "to start from scratch)")
         directory = explicit or self.output_dir
         epoch = self.resume_model_if_exist(directory) if directory else 0
+        if self.superseded is not None:
+            if explicit:
+                raise UserError(f"{self.superseded}; --override-identity never resumes another run's checkpoint "
+                                "(its weights would be reported under this run's settings): drop --resume to train "
+                                "from scratch under this run's identity")
+            print(f"Note: --override-identity: {self.superseded}; training from scratch under this run's identity "
+                  "(that run's checkpoints are kept aside)")
         if explicit and epoch == 0:
             raise UserError(f"--resume {explicit} holds no usable checkpoint (expected <model>/model.pth.tar-<epoch>; "
                             "drop --resume to start from scratch)")
@@ -419,7 +431,7 @@ class TrainerX(RunRecordsMixin):
                            "accuracy": 100.0 * correct.float().mean().item(),
                            "correct": int(correct.sum()), "total": int(correct.numel())})
         print_result_block(clean, robust)
-        self.write_results(name, clean, robust, worst)
+        self.write_results(name, clean, robust, worst, self.per_image_record(name, per_sample, len(specs), worst))
         if self.writer is not None:
             self.writer.add_scalar(f"{name}/accuracy", clean["accuracy"], self.epoch)
             for r in robust:

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, TextIO
 
 from ..errors import UserError
-from . import aggregate, logs, plots, tables
+from . import aggregate, logs, plots, selection, significance, tables
+from .bootstrap import Simulator
+from .intervals import DEFAULT_DRAWS, MIN_DRAWS
 from .results import TABLES, load_results
 from .stats import ci95, mean, pstd
 
@@ -156,11 +158,20 @@ def _tradeoff(root: Path, out_dir: Path, out: TextIO) -> int:
     return 0
 
 
+def _pairwise(grids: List[aggregate.Grid], ref: str, sim: Simulator) -> List[aggregate.Grid]:
+    out = [p for p in (significance.pairwise_grid(g, ref, sim) for g in grids) if p is not None]
+    if not out:
+        rows = sorted({r for g in grids for r in g.rows})
+        raise UserError(f"--pairwise {ref}: no such method in the tables; choose one of {', '.join(rows)}")
+    return out
+
+
 def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout) -> int:
     parser = argparse.ArgumentParser(
         prog="compare.py",
         description="Side-by-side tables (and plots) of every results.json under an output root: base2new, "
-        "fewshot, xd and dg, clean and robust, mean +- std over seeds. See docs/COMPARE.md.",
+        "fewshot, xd and dg, clean and robust, the mean over seeds with its 95%% interval over seeds and test images. "
+        "See docs/COMPARE.md.",
     )
     parser.add_argument("root", type=Path, help="output root (or any folder inside it)")
     parser.add_argument("--protocol", choices=TABLES + ("all",), default="all",
@@ -179,8 +190,15 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
         action="store_true",
         help="average over the datasets present when some are missing, marked [k/N] (default: missing)",
     )
+    parser.add_argument("--pairwise", metavar="REF", help="instead of the tables: each method's difference to the "
+                        "method REF (a row label, e.g. ZeroshotCLIP) with its paired 95%% interval")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_DRAWS, metavar="N",
+                        help=f"bootstrap draws per interval (default {DEFAULT_DRAWS}; at least {MIN_DRAWS})")
     args = parser.parse_args(argv)
     try:
+        if args.bootstrap < MIN_DRAWS:
+            raise UserError(f"--bootstrap {args.bootstrap}: at least {MIN_DRAWS} draws are needed for a 95% "
+                            f"interval (default {DEFAULT_DRAWS})")
         if args.plots is not None:
             plots.require_matplotlib()
         if not args.root.is_dir():
@@ -193,7 +211,7 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
         protocols = TABLES if args.protocol == "all" else (args.protocol,)
         selections = []
         for protocol in protocols:
-            sel = aggregate.select(protocol, report.runs, args.trainers, args.datasets, args.seeds)
+            sel = selection.select(protocol, report.runs, args.trainers, args.datasets, args.seeds)
             if sel is not None:
                 selections.append(sel)
                 for note in sel.notes:
@@ -205,8 +223,13 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
                 f"no results.json{where} under {args.root} (after filters); expected "
                 "<root>/<protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S>/results.json"
             )
-        grids = {s.protocol: aggregate.build_grids(s, args.partial_averages, args.layout) for s in selections}
-        text = tables.render([g for s in selections for g in grids[s.protocol]], args.format, args.layout)
+        sim = Simulator(args.bootstrap)
+        grids = {s.protocol: aggregate.build_grids(s, args.partial_averages, args.layout, simulator=sim,
+                                                   intervals=not args.pairwise) for s in selections}
+        shown = [g for s in selections for g in grids[s.protocol]]
+        if args.pairwise:
+            shown = _pairwise(shown, args.pairwise, sim)
+        text = tables.render(shown, args.format, args.layout)
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(text, encoding="utf-8")

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import UserError
-from .aggregate import AVERAGE, HM, Grid, Selection
+from .aggregate import AVERAGE, HM, Grid
+from .selection import Selection
 from .stats import mean
 
 MAX_PANELS = 12

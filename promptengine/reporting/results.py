@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from .perimage import PerImage
+from .perimage import parse_record as parse_per_image
+
 RESULTS_NAME = "results.json"
 SUPPORTED_FORMAT = 1
 PROTOCOL_PHASES: Dict[str, Tuple[str, ...]] = {
@@ -73,6 +76,7 @@ class RunResult:
     subsample: str = "all"
     time: str = ""
     raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+    per_image: Optional[PerImage] = field(default=None, repr=False)  # which test images it got right, when recorded
 
     @property
     def setting_identity(self) -> Optional[Dict[str, Any]]:
@@ -206,6 +210,9 @@ def parse_record(path: Path, data: Dict[str, Any], place: Dict[str, Any], warnin
         worst = robust[0].accuracy
     elif worst is None and robust:
         warnings.append(f"{path}: several attacks but no worst_case; robust accuracy treated as missing")
+    per_image, why = parse_per_image(data)
+    if why:
+        warnings.append(f"{path}: per-image record unusable ({why}); its intervals fall back to seeds only")
     return RunResult(
         path=path,
         clean=clean,
@@ -215,6 +222,7 @@ def parse_record(path: Path, data: Dict[str, Any], place: Dict[str, Any], warnin
         subsample=str(data.get("subsample", "all")),
         time=str(data.get("time", "")),
         raw=data,
+        per_image=per_image,
         **ident,
     )
 

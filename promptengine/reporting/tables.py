@@ -1,8 +1,8 @@
 """Rendering grids as terminal text, Markdown, CSV, LaTeX (booktabs) or JSON.
 
 Two layouts: ``wide`` has one row per method and one column per (dataset, column); ``long`` has one row per
-(dataset, method) and one column per column. Best entries are bold in Markdown/LaTeX and carry a ``*`` in terminal
-text and CSV.
+(dataset, method) and one column per column. Each entry is its mean with its 95% interval, ``51.42 [49.8, 53.0]``.
+Best entries are bold in Markdown/LaTeX and carry a ``*`` in terminal text and CSV.
 """
 
 from __future__ import annotations
@@ -14,27 +14,37 @@ from typing import Callable, List, Sequence
 
 from ..errors import UserError
 from .aggregate import Cell, Grid
+from .intervals import SEEDS
 
 FORMATS = ("terminal", "markdown", "csv", "latex", "json")
 LAYOUTS = ("wide", "long")
 MISSING = "—"
 
+_BEST_RULE = ("best per dataset and column, marked only where the paired 95% interval of its difference to the "
+              "runner-up lies above zero")
 _BEST_NOTE = {
-    "terminal": "*: best per dataset and column (at 2 decimals, among at least two methods).",
-    "csv": "*: best per dataset and column (at 2 decimals, among at least two methods).",
-    "markdown": "Bold: best per dataset and column (at 2 decimals, among at least two methods).",
-    "latex": "Bold: best per dataset and column (at 2 decimals, among at least two methods).",
+    "terminal": f"*: {_BEST_RULE}.",
+    "csv": f"*: {_BEST_RULE}.",
+    "markdown": f"Bold: {_BEST_RULE}.",
+    "latex": f"Bold: {_BEST_RULE}.",
 }
+_SEEDS_ONLY = {"latex": r"$^\ddagger$"}
 
 
-def cell_text(cell: Cell, fmt: str) -> str:
-    """The displayed entry, e.g. ``51.42 ± 0.50 (n=2)*`` (terminal) or ``\\textbf{51.42 $\\pm$ 0.50}`` (LaTeX)."""
+def _number(value: float, signed: bool, digits: int) -> str:
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def cell_text(cell: Cell, fmt: str, signed: bool = False) -> str:
+    """The displayed entry, e.g. ``51.42 [49.8, 53.0] (n=2)*`` (terminal) or ``\\textbf{51.42 [49.8, 53.0]}``
+    (LaTeX): the mean with 2 decimals, its 95% interval with 1, ``‡`` when the interval is over seeds only."""
     if cell.missing:
         return "---" if fmt == "latex" else MISSING
-    pm = {"csv": " +- ", "latex": r" $\pm$ "}.get(fmt, " ± ")
-    text = f"{cell.mean:.2f}"
-    if cell.std is not None:
-        text += f"{pm}{cell.std:.2f}"
+    text = _number(cell.mean, signed, 2)
+    if cell.low is not None and cell.high is not None:
+        text += f" [{_number(cell.low, signed, 1)}, {_number(cell.high, signed, 1)}]"
+        if cell.interval == SEEDS:
+            text += _SEEDS_ONLY.get(fmt, "‡")
     if cell.short and cell.n is not None:
         text += f" (n={cell.n})"
     elif cell.short:
@@ -63,13 +73,13 @@ def table_rows(grid: Grid, fmt: str, layout: str, repeat_block: bool) -> List[Li
     if layout == "wide":
         rows = [_wide_header(grid)]
         for row in grid.rows:
-            rows.append([row] + [cell_text(grid.cell(b, row, c), fmt) for b in grid.blocks for c in grid.columns])
+            rows.append([row] + [cell_text(grid.cell(b, row, c), fmt, grid.signed) for b in grid.blocks for c in grid.columns])
         return rows
     rows = [[grid.block_header, "Method"] + list(grid.columns)]
     for block in grid.blocks:
         for i, row in enumerate(grid.rows):
             label = block if (i == 0 or repeat_block) else ""
-            rows.append([label, row] + [cell_text(grid.cell(block, row, c), fmt) for c in grid.columns])
+            rows.append([label, row] + [cell_text(grid.cell(block, row, c), fmt, grid.signed) for c in grid.columns])
     return rows
 
 
@@ -82,7 +92,7 @@ def _tabulate(rows: List[List[str]], tablefmt: str) -> str:
 
 
 def _notes(grid: Grid, fmt: str) -> List[str]:
-    return list(grid.footnotes) + [_BEST_NOTE[fmt]]
+    return list(grid.footnotes) + ([] if grid.signed else [_BEST_NOTE[fmt]])
 
 
 def render_terminal(grid: Grid, layout: str) -> str:
@@ -145,7 +155,7 @@ def render_latex(grid: Grid, layout: str) -> str:
             lines.append(" & ".join([""] + [latex_escape(c) for _ in grid.blocks for c in cols]) + r" \\")
         lines.append(r"\midrule")
         for row in grid.rows:
-            entries = [cell_text(grid.cell(b, row, c), "latex") for b in grid.blocks for c in cols]
+            entries = [cell_text(grid.cell(b, row, c), "latex", grid.signed) for b in grid.blocks for c in cols]
             lines.append(" & ".join([latex_escape(row)] + entries) + r" \\")
     else:
         lines.append(r"\begin{tabular}{ll" + "c" * len(cols) + "}")
@@ -155,7 +165,7 @@ def render_latex(grid: Grid, layout: str) -> str:
         for block in grid.blocks:
             lines.append(r"\midrule")
             for i, row in enumerate(grid.rows):
-                entries = [cell_text(grid.cell(block, row, c), "latex") for c in cols]
+                entries = [cell_text(grid.cell(block, row, c), "latex", grid.signed) for c in cols]
                 lines.append(" & ".join([latex_escape(block) if i == 0 else "", latex_escape(row)] + entries) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     lines += [f"% {n}" for n in _notes(grid, "latex")]
@@ -175,6 +185,9 @@ def grid_to_dict(grid: Grid) -> dict:
                         "column": column,
                         "mean": c.mean,
                         "std": c.std,
+                        "low": c.low,
+                        "high": c.high,
+                        "interval": c.interval,
                         "n": c.n,
                         "short": c.short,
                         "partial": list(c.partial) if c.partial else None,
@@ -185,6 +198,7 @@ def grid_to_dict(grid: Grid) -> dict:
         "protocol": grid.protocol,
         "metric": grid.metric,
         "title": grid.title,
+        "difference": grid.signed,
         "blocks": grid.blocks,
         "rows": grid.rows,
         "columns": grid.columns,

@@ -17,8 +17,9 @@ import yaml
 
 from ..cli import run_main
 from ..errors import UserError
+from .checks import check_run_configs
 from .grid import PROTOCOLS, build_grid, expand, read_grid_file, script_env
-from .launchers import LAUNCHERS, SLURM_KEYS, Launch, default_threads, launch
+from .launchers import LAUNCHERS, SLURM_KEYS, Launch, cap_jobs, default_threads, launch
 from .lock import hold_sweep
 from .plan import chains, point_runs, protocol_runner, resolve_methods
 from .state import SweepState
@@ -86,14 +87,16 @@ def plan_and_launch(grid_file: Optional[str], flags: Dict[str, Any], args: argpa
     env = script_env(grid)
     points = expand(grid, list(methods), env.get("EXTRA_OPTS", ""))
     runs = {p.id: point_runs(p, methods[p.method], env) for p in points}
+    check_run_configs(points, runs)  # a bad option value stops the sweep here, before any point starts
     groups = chains(points, runs)
     state = state_folder(args, env, grid.name)
     slurm = slurm_settings(args, grid.slurm)
     jobs = args.jobs or env_count("JOBS") or (len(groups) if args.launcher == "slurm" else 1)
+    jobs, capped = cap_jobs(jobs, len(groups), args.launcher)
     threads = args.threads or env_count("THREADS") or (
         int(slurm.get("cpus") or 1) if args.launcher == "slurm" else default_threads(jobs))
     print(f"sweep {grid.name}: {len(points)} point(s) in {len(groups)} chain(s), launcher {args.launcher}, "
-          f"{jobs} at once, {threads} thread(s) each; state {state.folder}", flush=True)
+          f"{jobs} at once{capped}, {threads} thread(s) each; state {state.folder}", flush=True)
     if args.dry_run:
         for ids in groups:
             print("  chain: " + " -> ".join(ids))

@@ -133,8 +133,22 @@ def slug(*parts: str) -> str:
     return "-".join(re.sub(r"[^A-Za-z0-9_.+]", "_", p) for p in parts if p)
 
 
+def check_option_names(names: Sequence[str]) -> None:
+    """Option variants name their points: two names that look alike once cleaned ('λ3' and 'α3' both give '_3')
+    would merge two different points into one id (one log, one record, one status line), so they are refused."""
+    seen: Dict[str, str] = {}
+    for name in names:
+        cleaned = slug("" if name == "default" else name)  # the default variant adds no suffix
+        if cleaned in seen:
+            raise UserError(f"grid options '{seen[cleaned]}' and '{name}' give the same point id suffix '{cleaned}' "
+                            "(ids keep only letters, digits, '_', '.', '+'): rename one of them")
+        seen[cleaned] = name
+
+
 def expand(grid: Grid, methods: Sequence[str], common_extra: str) -> List[Point]:
-    """The points of the grid, in a stable order; ``methods`` are the grid's methods as script folders."""
+    """The points of the grid, in a stable order; ``methods`` are the grid's methods as script folders.
+    A repeated point (a dataset or seed listed twice) is one point; option names are checked to give unique ids."""
+    check_option_names(list(grid.options))
     points: Dict[str, Point] = {}
     for protocol in grid.protocols:
         shot_list = grid.shots or (list(FEWSHOT_DEFAULT_SHOTS) if protocol == "fewshot" else [""])

@@ -7,7 +7,7 @@ import multiprocessing
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from ..builtin import CHECKOUT
 from ..errors import UserError
@@ -36,13 +36,39 @@ def default_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
+def cap_jobs(jobs: int, chains: int, launcher: str) -> Tuple[int, str]:
+    """At most one worker (or array task) per chain, and locally at most one per core: more would sit idle, or
+    start thousands of processes that oversubscribe the machine. Returns the jobs and a note when capped."""
+    cores = os.cpu_count() or 1
+    cap = max(1, min(chains, cores) if launcher == "local" else chains)
+    if jobs <= cap:
+        return jobs, ""
+    limits = f"{chains} chain(s)" + (f", {cores} core(s)" if launcher == "local" else "")
+    return cap, f" (capped from {jobs}: {limits})"
+
+
+class SweepInterrupted(UserError):
+    """Ctrl-C: the running points were stopped and no other point was started."""
+
+    exit_code = 130
+
+
+def interrupted_message(state: SweepState) -> str:
+    return (f"interrupted: no further point was started; `sweep.py status` shows where each point stands "
+            f"({state.folder}), and rerunning the same command continues (finished runs are skipped, interrupted "
+            "trainings resume)")
+
+
 def launch(state: SweepState, chains: List[List[str]], how: Launch) -> int:
     """Run (local, sequential) or submit (slurm) the chains; returns the number of failed chains (0 for a submission
     not waited for)."""
     if not chains:
         return 0
     if how.launcher == "sequential":
-        return sum(any(run_chain(str(state.folder), ids, how.threads)) for ids in chains)
+        try:
+            return sum(any(run_chain(str(state.folder), ids, how.threads)) for ids in chains)
+        except KeyboardInterrupt:
+            raise SweepInterrupted(interrupted_message(state)) from None
     if how.launcher == "local":
         return launch_local(state, chains, how)
     if how.launcher == "slurm":
@@ -51,16 +77,25 @@ def launch(state: SweepState, chains: List[List[str]], how: Launch) -> int:
 
 
 def launch_local(state: SweepState, chains: List[List[str]], how: Launch) -> int:
-    """A pool of ``jobs`` worker processes; with ``devices``, worker i sees only GPU ``devices[i % len]``."""
+    """A pool of ``jobs`` worker processes; with ``devices``, worker i sees only GPU ``devices[i % len]``.
+
+    Ctrl-C reaches the running points (the terminal signals the whole process group) and stops them; the pool then
+    starts nothing more: queued chains are cancelled and workers check the stop event before each point."""
     failed = 0
     slots: Any = multiprocessing.Queue()
+    stop: Any = multiprocessing.Event()
     for slot in range(max(1, how.jobs)):
         slots.put(how.devices[slot % len(how.devices)] if how.devices else "")
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, how.jobs), initializer=start_worker,
-                                                initargs=(slots, os.getpid())) as pool:
+                                                initargs=(slots, stop, os.getpid())) as pool:
         futures = [pool.submit(run_chain, str(state.folder), ids, how.threads) for ids in chains]
-        for future in concurrent.futures.as_completed(futures):
-            failed += any(future.result())
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                failed += any(future.result())
+        except KeyboardInterrupt:  # here, or a worker's (its future re-raises it)
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise SweepInterrupted(interrupted_message(state)) from None
     return failed
 
 

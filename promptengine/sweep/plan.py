@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Sequence, Tuple
 
 from ..errors import UserError
@@ -52,10 +53,12 @@ def patched_environ(env: Dict[str, str]) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class RunRef:
-    """One train.py run of a point: ``kind`` is train, train+test or eval (the runner's ``[run]`` line)."""
+    """One train.py run of a point: ``kind`` is train, train+test or eval (the runner's ``[run]`` line); ``command``
+    is its train.py command line from the dry run (used to check its config; not kept in the state folder)."""
 
     kind: str
     folder: str
+    command: Tuple[str, ...] = field(default=(), compare=False)
 
 
 def point_runs(point: Point, method: Tuple[str, str], env: Dict[str, str]) -> List[RunRef]:
@@ -68,11 +71,13 @@ def point_runs(point: Point, method: Tuple[str, str], env: Dict[str, str]) -> Li
     if code != 0:
         message = err.getvalue().strip().removeprefix("error: ")
         raise UserError(f"grid point {point.id}: {message}")
-    runs = []
+    runs: List[RunRef] = []
     for line in out.getvalue().splitlines():
         if line.startswith("[run]"):
             _, kind, folder = line.split(maxsplit=2)
             runs.append(RunRef(kind, folder))
+        elif line.startswith("  ") and runs and not runs[-1].command:  # the dry run's command of that run
+            runs[-1] = RunRef(runs[-1].kind, runs[-1].folder, tuple(shlex.split(line)))
     return runs
 
 

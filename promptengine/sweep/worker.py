@@ -7,28 +7,40 @@ point never starts a sweep of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 import subprocess
-from typing import Dict, List
+import sys
+from typing import Dict, Iterator, List
 
 from .lifetime import bind_to_parent, parent_alive
 from .state import SweepState, now
 
 LAUNCH_VARS = ("LAUNCHER", "JOBS", "THREADS", "DEVICES")
 _device = ""  # this worker's GPU (local launcher with --devices), set once when the pool starts it
+_stop = None  # the local pool's stop event: set on Ctrl-C, no worker starts another point once it is set
 
 
-def claim_device(slots) -> None:
-    """Pool initializer: take one device from the queue for the life of this worker process."""
-    global _device
-    _device = slots.get()
-
-
-def start_worker(slots, sweep_pid: int) -> None:
-    """Pool initializer: live no longer than the sweep process (lifetime.py), then take a device."""
+def start_worker(slots, stop, sweep_pid: int) -> None:
+    """Pool initializer: live no longer than the sweep process ``sweep_pid`` (lifetime.py); take one device from the
+    queue for the life of this worker process; keep the stop event. An idle worker ignores Ctrl-C (the pool stays
+    whole while the main process winds it down); a running point does not (``interruptible``)."""
+    global _device, _stop
     bind_to_parent(sweep_pid)
-    claim_device(slots)
+    _device, _stop = slots.get(), stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt here, and the point's processes start with the default SIGINT action."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def point_environment(base: Dict[str, str], sweep_env: Dict[str, str], point_env: Dict[str, str],
@@ -36,6 +48,10 @@ def point_environment(base: Dict[str, str], sweep_env: Dict[str, str], point_env
     env = {k: v for k, v in base.items() if k not in LAUNCH_VARS and k != "DRY_RUN"}
     env.update(sweep_env)
     env.update(point_env)
+    # train.py runs with the interpreter running the sweep (an installed capt-sweep's venv needs no activating),
+    # unless PYTHON names another
+    if not env.get("PYTHON"):
+        env["PYTHON"] = sys.executable
     if threads > 0:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     if _device:
@@ -65,13 +81,24 @@ def run_point(state: SweepState, pid: str, threads: int) -> int:
 
 
 def run_chain(folder: str, ids: List[str], threads: int) -> List[int]:
-    """Run a chain's points in order (a failed point does not stop the next: each rerun skips what finished)."""
+    """Run a chain's points in order (a failed point does not stop the next: each rerun skips what finished).
+
+    Ctrl-C (KeyboardInterrupt in this process) stops the chain and, in a local pool, sets the stop event so that
+    no worker starts another point; chains that find it set run nothing."""
     state = SweepState(folder)
     codes = []
     for pid in ids:
+        if _stop is not None and _stop.is_set():
+            break
         if not parent_alive():  # the sweep was killed: leave the rest of the chain to its rerun
             break
-        codes.append(run_point(state, pid, threads))
+        try:
+            with interruptible():
+                codes.append(run_point(state, pid, threads))
+        except KeyboardInterrupt:
+            if _stop is not None:
+                _stop.set()
+            raise
     return codes
 
 

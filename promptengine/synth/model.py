@@ -58,7 +58,7 @@ def token_init(vocab_size: int, width: int, seed: int = TOKEN_INIT_SEED, std: fl
 
 def build_synthclip(seed: int = 0, cfg: Optional[Dict[str, int]] = None):
     """A fresh fp32 SynthCLIP (``clip.model.CLIP``) with the fixed token-embedding initialisation."""
-    from clip.model import CLIP
+    from ..clip.openai_clip import CLIP
 
     cfg = dict(cfg or SYNTHCLIP_CONFIG)
     torch.manual_seed(seed)
@@ -70,7 +70,7 @@ def build_synthclip(seed: int = 0, cfg: Optional[Dict[str, int]] = None):
 
 def fp16_keys(cfg: Optional[Dict[str, int]] = None):
     """State-dict keys that ``clip.model.build_model`` stores in fp16 (``convert_weights``)."""
-    from clip.model import CLIP, convert_weights
+    from ..clip.openai_clip import CLIP, convert_weights
 
     cfg = dict(cfg or SYNTHCLIP_CONFIG)
     small = dict(cfg, vocab_size=8)  # same module structure, cheap to build

@@ -28,22 +28,29 @@ import torch
 import torch.nn.functional as F
 
 from . import model as M
-from .captions import all_caption_token_ids, token_table
-from .worlds import derive_seed, get_world, render_labels
+from .captions import all_caption_token_ids, compatible, constraint_matrix, described, factor_matrix, tokenize
+from .worlds import World, derive_seed, get_world, render_scenes
 
-# Fractions of each pretraining batch. The sketch style is lightly represented (5%, paired with the
-# class's ordinary captions); the clutter style is held out entirely.
+# Pretraining pools and their fractions of each batch. Every factor of a pool image is drawn at random (object
+# pools draw fills and counts more broadly than the datasets do); captions describe the image (captions.py). The
+# sketch style is lightly represented; the clutter style is held out entirely.
+POOLS: Dict[str, World] = {
+    "objects": World("pretrain-objects", "objects", "photo", ("colour", "shape"), "", nuisance="pretrain"),
+    "sketches": World("pretrain-sketches", "objects", "sketch", ("colour", "shape"), "", nuisance="pretrain"),
+    "glyphs": World("pretrain-glyphs", "glyphs", "photo", ("glyph",), ""),
+    "patterns": World("pretrain-patterns", "patterns", "photo", ("colour", "pattern"), ""),
+}
 DEFAULT_MIXTURE: Tuple[Tuple[str, float], ...] = (
-    ("SynthShapes", 0.55),
-    ("SynthShapesSketch", 0.05),
-    ("SynthGlyphs", 0.22),
-    ("SynthPatterns", 0.18),
+    ("objects", 0.62),
+    ("sketches", 0.05),
+    ("glyphs", 0.15),
+    ("patterns", 0.18),
 )
 
 
 @dataclass
 class PretrainConfig:
-    steps: int = 1500
+    steps: int = 2000
     batch_size: int = 160
     lr: float = 8e-4
     warmup_frac: float = 0.05
@@ -59,7 +66,7 @@ class PretrainConfig:
     threads: int = 0  # 0 = leave torch's default
 
     def counts(self) -> List[Tuple[str, int]]:
-        """Images per batch from each world (largest remainder rounding, sums to batch_size)."""
+        """Images per batch from each pool (largest remainder rounding, sums to batch_size)."""
         total = sum(w for _, w in self.mixture)
         raw = [(name, self.batch_size * w / total) for name, w in self.mixture]
         counts = {name: int(math.floor(r)) for name, r in raw}
@@ -74,73 +81,58 @@ class PretrainConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-def class_offsets(names: List[str]) -> Dict[str, int]:
-    """Global class ids shared by worlds of the same kind and vocabulary (shapes in any style)."""
-    offsets: Dict[str, int] = {}
-    keys: Dict[Tuple, int] = {}
-    nxt = 0
-    for name in names:
-        w = get_world(name)
-        key = (w.kind, w.colours, w.items)
-        if key not in keys:
-            keys[key] = nxt
-            nxt += w.num_classes
-        offsets[name] = keys[key]
-    return offsets
-
-
 class PretrainStream:
-    """The pretraining data: a pool of images rendered every ``round_steps`` steps, batches drawn from it."""
+    """Images rendered every ``round_steps`` steps with one web-like caption each; batches drawn from the pool."""
 
     def __init__(self, cfg: PretrainConfig) -> None:
+        unknown = [n for n, _ in cfg.mixture if n not in POOLS]
+        if unknown:
+            raise ValueError(f"unknown pretraining pool(s) {unknown} (known: {', '.join(POOLS)})")
         self.cfg = cfg
         self.counts = cfg.counts()
-        self.names = [n for n, _ in self.counts]
-        self.offsets = class_offsets(self.names)
-        # one caption world per global class block (the first world that owns the block)
-        seen, self.text_worlds = set(), []
-        for name in self.names:
-            if self.offsets[name] not in seen:
-                seen.add(self.offsets[name])
-                self.text_worlds.append(name)
-        self.num_classes = sum(get_world(n).num_classes for n in self.text_worlds)
-        self.tokens = {n: token_table(n)[:, :, : cfg.text_len].contiguous() for n in self.names}
-        self.pool: Dict[str, torch.Tensor] = {}
-        self.pool_labels: Dict[str, torch.Tensor] = {}
+        self.images: Dict[str, torch.Tensor] = {}
+        self.tokens: Dict[str, torch.Tensor] = {}
+        self.factors: Dict[str, torch.Tensor] = {}
+        self.constraints: Dict[str, torch.Tensor] = {}
+        self.pool_id: Dict[str, int] = {}
         self.round = -1
 
     def _render_round(self, r: int) -> None:
         cfg = self.cfg
-        for name, b in self.counts:
-            world = get_world(name)
+        for p, (name, b) in enumerate(self.counts):
+            world = POOLS[name]
             n_img = max(b, int(math.ceil(b * cfg.round_steps / cfg.reuse)))
-            g = torch.Generator().manual_seed(derive_seed("synth-pretrain", name, cfg.seed, r, "labels"))
+            g = torch.Generator().manual_seed(derive_seed("synth2-pretrain", name, cfg.seed, r, "labels"))
             labels = torch.randint(0, world.num_classes, (n_img,), generator=g)
-            self.pool[name] = render_labels(world, labels, derive_seed("synth-pretrain", name, cfg.seed, r))
-            self.pool_labels[name] = labels
+            images, factors = render_scenes(world, labels, derive_seed("synth2-pretrain", name, cfg.seed, r))
+            texts, named = described(derive_seed("synth2-captions", name, cfg.seed, r), world.kind, world.style,
+                                     factors)
+            self.images[name] = images
+            self.tokens[name] = tokenize(texts, cfg.text_len)
+            self.factors[name] = factor_matrix(factors, n_img)
+            self.constraints[name] = constraint_matrix(named)
+            self.pool_id[name] = p
         self.round = r
 
     def batch(self, step: int):
-        """Images (B, 3, H, W) in [0, 1], their global class ids (B,), and one caption per global
-        class (n_classes, text_len), each with a template drawn at random for this step."""
+        """Images (B, 3, H, W) in [0, 1], their captions (B, text_len) and which caption could describe which image
+        (B, B) bool: the positives of the contrastive loss."""
         cfg = self.cfg
         r = step // cfg.round_steps
         if r != self.round:
             self._render_round(r)
-        g = torch.Generator().manual_seed(derive_seed("synth-pretrain-batch", cfg.seed, step))
-        imgs, cls = [], []
+        g = torch.Generator().manual_seed(derive_seed("synth2-pretrain-batch", cfg.seed, step))
+        imgs, toks, facs, cons, pools = [], [], [], [], []
         for name, b in self.counts:
-            pool = self.pool[name]
-            idx = torch.randint(0, pool.shape[0], (b,), generator=g)
-            imgs.append(pool[idx])
-            cls.append(self.pool_labels[name][idx] + self.offsets[name])
-        captions = []
-        for name in self.text_worlds:
-            table = self.tokens[name]
-            tmpl = torch.randint(0, table.shape[1], (table.shape[0],), generator=g)
-            captions.append(table[torch.arange(table.shape[0]), tmpl])
-        images = M.uint8_to_float(torch.cat(imgs))
-        return images, torch.cat(cls), torch.cat(captions)
+            idx = torch.randint(0, self.images[name].shape[0], (b,), generator=g)
+            imgs.append(self.images[name][idx])
+            toks.append(self.tokens[name][idx])
+            facs.append(self.factors[name][idx])
+            cons.append(self.constraints[name][idx])
+            pools.append(torch.full((b,), self.pool_id[name], dtype=torch.long))
+        pool = torch.cat(pools)
+        positives = compatible(torch.cat(facs), pool, torch.cat(cons), pool)
+        return M.uint8_to_float(torch.cat(imgs)), torch.cat(toks), positives
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,23 +174,20 @@ def encode_text_compact(model, emb: CompactTokens, tokens: torch.Tensor) -> torc
     return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ model.text_projection
 
 
-def class_contrastive_loss(img: torch.Tensor, txt: torch.Tensor, cls: torch.Tensor, scale: torch.Tensor):
-    """Symmetric InfoNCE between B images and one caption per class (C captions).
+def multi_positive_contrastive_loss(img: torch.Tensor, txt: torch.Tensor, positives: torch.Tensor,
+                                   scale: torch.Tensor):
+    """Symmetric InfoNCE between B images and their B captions with many positives per row.
 
-    Image -> text: cross-entropy over the C captions (the class's caption is the positive).
-    Text -> image: for each caption with images in the batch, cross-entropy over the B images with
-    all images of its class as positives (uniform target). The two directions are averaged.
+    ``positives[i, j]``: caption j could describe image i (:func:`captions.compatible`). Image -> text is
+    cross-entropy over the B captions against a uniform target on image i's positives; text -> image likewise over
+    the B images. The two directions are averaged. With the diagonal as the only positive this is CLIP's loss.
     """
     img = F.normalize(img, dim=-1)
     txt = F.normalize(txt, dim=-1)
-    logits = scale * img @ txt.t()  # (B, C)
-    loss_i = F.cross_entropy(logits, cls)
-    pos = (cls.view(-1, 1) == torch.arange(txt.shape[0]).view(1, -1)).float()  # (B, C)
-    counts = pos.sum(0)
-    present = counts > 0
-    logp_t = F.log_softmax(logits.t()[present], dim=1)  # (C', B)
-    target = pos.t()[present] / counts[present].view(-1, 1)
-    loss_t = -(target * logp_t).sum(1).mean()
+    logits = scale * img @ txt.t()  # (B, B)
+    pos = positives.float()
+    loss_i = -(pos / pos.sum(1, keepdim=True) * F.log_softmax(logits, dim=1)).sum(1).mean()
+    loss_t = -(pos.t() / pos.t().sum(1, keepdim=True) * F.log_softmax(logits.t(), dim=1)).sum(1).mean()
     return (loss_i + loss_t) * 0.5, logits
 
 
@@ -209,7 +198,7 @@ def class_contrastive_loss(img: torch.Tensor, txt: torch.Tensor, cls: torch.Tens
 
 @torch.no_grad()
 def class_text_features(model, classnames: List[str], template: str) -> torch.Tensor:
-    import clip
+    from ..clip.openai_clip import clip
 
     tokens = clip.tokenize([template.format(c) for c in classnames])
     feats = model.encode_text(tokens)
@@ -275,7 +264,7 @@ def pretrain(
     model = M.build_synthclip(seed=cfg.seed, cfg=mcfg)
     model.train()
     stream = PretrainStream(cfg)
-    used = all_caption_token_ids(stream.text_worlds)
+    used = all_caption_token_ids()
     full_init = model.token_embedding.weight.detach().clone()
     emb = CompactTokens(full_init, used)
     model.token_embedding.weight.requires_grad_(False)
@@ -306,12 +295,12 @@ def pretrain(
     history = []
     loss_ema = None
     for step in range(cfg.steps):
-        images, cls, tokens = stream.batch(step)
+        images, tokens, positives = stream.batch(step)
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, cfg)
         img_f = model.encode_image(M.normalize(images))
         txt_f = encode_text_compact(model, emb, tokens)
-        loss, _ = class_contrastive_loss(img_f, txt_f, cls, model.logit_scale.exp())
+        loss, _ = multi_positive_contrastive_loss(img_f, txt_f, positives, model.logit_scale.exp())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

@@ -185,6 +185,11 @@ def sdf_diamond(x: Tensor, y: Tensor) -> Tensor:
     return (x.abs() * 1.0 + y.abs() * 0.62 - 0.62) * 0.85
 
 
+def sdf_crescent(x: Tensor, y: Tensor) -> Tensor:
+    """A disc with an offset disc cut out (exact where it matters for anti-aliasing)."""
+    return torch.maximum(length(x, y) - 0.95, 0.72 - length(x - 0.5, y + 0.18))
+
+
 SHAPE_SDFS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "circle": sdf_circle,
     "square": sdf_square,
@@ -193,6 +198,7 @@ SHAPE_SDFS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "cross": sdf_cross,
     "ring": sdf_ring,
     "diamond": sdf_diamond,
+    "crescent": sdf_crescent,
 }
 
 

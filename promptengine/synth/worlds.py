@@ -1,31 +1,33 @@
-"""The synthetic worlds: class vocabularies, label order, split sizes, seeds and split rendering.
+"""The synthetic worlds (version 2): factor vocabularies, dataset specifications, label order, splits.
 
-A world is a product of a colour vocabulary and an item vocabulary (shapes, glyphs or patterns),
-drawn in a rendering style. Class ``(c, k)`` is called e.g. "red circle". Labels are ordered so
-that CoOp's base half (the first ceil(n/2) labels) and new half each contain every colour and
-every item: class (c, k) is *base* iff ``c + k`` is even; base classes come first, each half in
-(colour, item) order. New classes are therefore novel combinations of attributes seen in base.
+Every image is a *scene* described by factors: for object scenes colour, shape, fill and count; for glyph scenes the
+glyph and its colour; for texture scenes the pattern and its colour. A dataset (a :class:`World`) names the factors
+that define its classes (e.g. SynthCounts: count and shape, "three stars"); every other factor is nuisance, drawn
+per image from the world's nuisance distribution. Pretraining pools draw every factor at random and caption the
+image from its factors (:mod:`promptengine.synth.captions`), so no dataset's class names or template are given to
+the model as such (docs/SYNTH.md, "Why this design").
 
-Splits are rendered whole, in chunks of :data:`CHUNK` images, chunk j from its own generator
-seeded by ``derive_seed("synth", world, split, world_seed, j)``; image i has label ``i % n_classes``.
-Pretraining batches use seeds from a different namespace (``"synth-pretrain"``), so pretraining
-never sees a dataset image.
+Label order: classes are ordered category-major (the *last* class factor is the category: shape, glyph, pattern),
+so CoOp's base half (the first ceil(n/2) labels) holds the first half of the categories with all their attribute
+values, and the new half holds categories never tuned on -- as in the real base-to-new benchmarks, where new classes
+are new categories.
+
+Splits are rendered whole, in chunks of :data:`CHUNK` images, chunk j from its own generator seeded by
+``derive_seed("synth2", world, split, world_seed, j)``; image i has label ``i % n_classes``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from . import render as R
-
-# ---------------------------------------------------------------------------------------------
-# vocabularies
-# ---------------------------------------------------------------------------------------------
+WORLD_VERSION = 2
 
 PALETTE: Dict[str, Tuple[float, float, float]] = {
     "red": (0.86, 0.08, 0.08),
@@ -38,26 +40,18 @@ PALETTE: Dict[str, Tuple[float, float, float]] = {
     "pink": (1.00, 0.50, 0.76),
 }
 
-SHAPE_COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "cyan", "pink")
-SHAPES = ("circle", "square", "triangle", "star", "cross", "ring")
-
-GLYPH_COLOURS = ("red", "green", "blue", "orange")
-# (character drawn, word used in class names)
-GLYPHS = (
-    ("A", "letter a"),
-    ("E", "letter e"),
-    ("H", "letter h"),
-    ("K", "letter k"),
-    ("R", "letter r"),
-    ("S", "letter s"),
-    ("X", "letter x"),
-    ("2", "digit 2"),
-    ("4", "digit 4"),
-    ("7", "digit 7"),
-)
-
-PATTERN_COLOURS = ("red", "green", "blue", "yellow", "purple", "cyan")
-PATTERNS = ("striped", "dotted", "checkered", "wavy", "zigzag", "grid")
+# Factor vocabularies (the words used in class names). Counts are plural in class names ("two stars").
+VOCAB: Dict[str, Tuple[str, ...]] = {
+    "colour": tuple(PALETTE),
+    "shape": ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "crescent"),
+    "fill": ("solid", "striped", "dotted", "checkered"),
+    "count": ("one", "two", "three", "four"),
+    "glyph": ("letter a", "letter e", "letter h", "letter k", "letter r", "letter s",
+              "letter x", "letter m", "digit 2", "digit 4", "digit 7", "digit 9"),
+    "pattern": ("striped", "dotted", "checkered", "wavy", "zigzag", "grid"),
+}
+GLYPH_CHARS: Tuple[str, ...] = ("A", "E", "H", "K", "R", "S", "X", "M", "2", "4", "7", "9")
+PLURAL = {"cross": "crosses"}
 
 SPLIT_SIZES: Dict[str, int] = {"train": 100, "val": 20, "test": 50}  # images per class
 SPLITS = tuple(SPLIT_SIZES)
@@ -70,40 +64,57 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-# ---------------------------------------------------------------------------------------------
-# world specifications
-# ---------------------------------------------------------------------------------------------
+def plural(shape: str) -> str:
+    return PLURAL.get(shape, shape + "s")
 
 
 @dataclass(frozen=True)
 class World:
+    """A dataset of the embedded world: scene kind, style, class factors and nuisance distribution."""
+
     name: str  # the dataset class name
-    kind: str  # shapes | glyphs | patterns
+    kind: str  # objects | glyphs | patterns
     style: str  # photo | sketch | clutter
-    colours: Tuple[str, ...]
-    items: Tuple[str, ...]  # words used in class names (shape names, "letter a", pattern adjectives)
+    factors: Tuple[str, ...]  # class-defining factors, in class-name order; the last one is the category
     template: str  # zero-shot template of the dataset
+    vocab: Tuple[Tuple[str, ...], ...] = ()  # per class factor: the values used ("" = the full vocabulary)
+    nuisance: str = "dataset"  # dataset | pretrain (pretraining pools draw count/fill more broadly)
     seed: int = 0
-    chars: Tuple[str, ...] = field(default=())  # glyphs only: the characters drawn
+
+    def values(self, factor: str) -> Tuple[str, ...]:
+        if factor in self.factors and self.vocab:
+            return self.vocab[self.factors.index(factor)] or VOCAB[factor]
+        return VOCAB[factor]
+
+    @property
+    def class_tuples(self) -> List[Tuple[int, ...]]:
+        """Per label, the index of each class factor's value (into :meth:`values`); category-major order."""
+        sizes = [len(self.values(f)) for f in self.factors]
+        order = list(range(len(sizes)))
+        major = [order[-1]] + order[:-1]  # category first, then the attributes in name order
+        combos = itertools.product(*(range(sizes[i]) for i in major))
+        out = []
+        for combo in combos:
+            t = [0] * len(sizes)
+            for pos, i in enumerate(major):
+                t[i] = combo[pos]
+            out.append(tuple(t))
+        return out
 
     @property
     def num_classes(self) -> int:
-        return len(self.colours) * len(self.items)
+        return math.prod(len(self.values(f)) for f in self.factors)
 
-    @property
-    def class_pairs(self) -> List[Tuple[int, int]]:
-        """(colour index, item index) per label: base classes ((c + k) even) first."""
-        pairs = [(c, k) for c in range(len(self.colours)) for k in range(len(self.items))]
-        base = [p for p in pairs if (p[0] + p[1]) % 2 == 0]
-        new = [p for p in pairs if (p[0] + p[1]) % 2 == 1]
-        return base + new
-
-    def classname(self, c: int, k: int) -> str:
-        return f"{self.colours[c]} {self.items[k]}"
+    def classname(self, t: Tuple[int, ...]) -> str:
+        words = dict(zip(self.factors, (self.values(f)[i] for f, i in zip(self.factors, t))))
+        if "count" in words:  # "one star", "three stars"
+            shape = words["shape"]
+            return f"{words['count']} {shape if words['count'] == 'one' else plural(shape)}"
+        return " ".join(words[f] for f in self.factors)
 
     @property
     def classnames(self) -> List[str]:
-        return [self.classname(c, k) for c, k in self.class_pairs]
+        return [self.classname(t) for t in self.class_tuples]
 
     def split_size(self, split: str) -> int:
         return SPLIT_SIZES[split] * self.num_classes
@@ -117,21 +128,21 @@ def _add(world: World) -> World:
     return world
 
 
-_add(World("SynthShapes", "shapes", "photo", SHAPE_COLOURS, SHAPES, "a photo of a {}."))
-_add(World("SynthShapesSketch", "shapes", "sketch", SHAPE_COLOURS, SHAPES, "a photo of a {}."))
-_add(World("SynthShapesClutter", "shapes", "clutter", SHAPE_COLOURS, SHAPES, "a photo of a {}."))
-_add(
-    World(
-        "SynthGlyphs",
-        "glyphs",
-        "photo",
-        GLYPH_COLOURS,
-        tuple(w for _, w in GLYPHS),
-        "a photo of a {}.",
-        chars=tuple(c for c, _ in GLYPHS),
-    )
-)
-_add(World("SynthPatterns", "patterns", "photo", PATTERN_COLOURS, PATTERNS, "a photo of a {} pattern."))
+# Source (ImageNet's role) and its domain shifts.
+_add(World("SynthShapes", "objects", "photo", ("colour", "shape"), "a photo of a {}."))
+_add(World("SynthShapesSketch", "objects", "sketch", ("colour", "shape"), "a photo of a {}."))
+_add(World("SynthShapesClutter", "objects", "clutter", ("colour", "shape"), "a photo of a {}."))
+# Cross-dataset targets: an easy one (Caltech's role), textures (DTD's), two specialist ones whose deciding cue
+# pretraining captions rarely name (EuroSAT's / Aircraft's role).
+_add(World("SynthGlyphs", "glyphs", "photo", ("glyph",), "a photo of a {}."))
+_add(World("SynthPatterns", "patterns", "photo", ("colour", "pattern"), "a photo of a {} pattern.",
+           vocab=(("red", "green", "blue", "yellow", "purple", "cyan"), ())))
+_add(World("SynthCounts", "objects", "photo", ("count", "shape"), "a photo of {}."))
+_add(World("SynthFills", "objects", "photo", ("fill", "shape"), "a photo of a {}."))
+
+SOURCE = "SynthShapes"
+TARGETS: Tuple[str, ...] = ("SynthGlyphs", "SynthPatterns", "SynthCounts", "SynthFills")
+SHIFTS: Tuple[str, ...] = ("SynthShapesSketch", "SynthShapesClutter")
 
 
 def get_world(name: str) -> World:
@@ -141,153 +152,60 @@ def get_world(name: str) -> World:
 
 
 # ---------------------------------------------------------------------------------------------
-# rendering one batch of a world
+# scenes: per-image factor tensors
 # ---------------------------------------------------------------------------------------------
 
-
-def _palette(names: Tuple[str, ...], ids: torch.Tensor) -> torch.Tensor:
-    table = torch.tensor([PALETTE[c] for c in names], dtype=torch.float32)
-    return table[ids]
+# Nuisance distributions of object scenes: P(fill = solid) and P(count = one); other values uniform.
+NUISANCE = {"dataset": dict(solid=0.7, one=1.0), "pretrain": dict(solid=0.55, one=0.6)}
 
 
-def _photo_background(g: torch.Generator, n: int, style: str) -> torch.Tensor:
-    if style == "clutter":
-        return R.smooth_background(g, n, grey=(0.2, 0.8), sat=(0.6, 1.0), texture=(0.08, 0.22))
-    return R.smooth_background(g, n, grey=(0.25, 0.75), sat=(0.2, 0.75), texture=(0.0, 0.12))
+def _draw(g: torch.Generator, n: int, k: int, p_first: float) -> torch.Tensor:
+    """Index 0 with probability ``p_first``, else uniform over 1..k-1 (integer draws, exact)."""
+    u = torch.randint(0, 1 << 20, (n,), generator=g)
+    rest = torch.randint(1, k, (n,), generator=g) if k > 1 else torch.zeros(n, dtype=torch.long)
+    return torch.where(u < int(p_first * (1 << 20)), torch.zeros_like(rest), rest)
 
 
-def _distractors(g: torch.Generator, img: torch.Tensor, count: int) -> torch.Tensor:
-    """Paint ``count`` small shapes of random palette colours (clutter style)."""
-    n = img.shape[0]
-    for _ in range(count):
-        sid = R.randint(g, n, len(R.SHAPE_SDFS))
-        cid = R.randint(g, n, len(SHAPE_COLOURS))
-        scale = R.uniform(g, n, 0.13, 0.22)
-        cx = R.uniform(g, n, -0.8, 0.8)
-        cy = R.uniform(g, n, -0.8, 0.8)
-        cos, sin = R.rotation(g, n)
-        px, py = R.local_coords(cx, cy, cos, sin, scale)
-        d = R.shape_sdf(tuple(R.SHAPE_SDFS), sid, px, py)
-        colour = R.jitter_colour(g, _palette(SHAPE_COLOURS, cid))
-        img = R.composite(img, colour, R.coverage(d, scale))
-    return img
-
-
-def _render_shapes(world: World, cids: torch.Tensor, kids: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    n = cids.shape[0]
-    if world.style == "sketch":
-        img = R.paper_background(g, n)
-    else:
-        img = _photo_background(g, n, world.style)
-    if world.style == "clutter":
-        img = _distractors(g, img, 3)
-        scale = R.uniform(g, n, 0.38, 0.62)
-    else:
-        scale = R.uniform(g, n, 0.4, 0.72)
-    cx = R.uniform(g, n, -0.3, 0.3)
-    cy = R.uniform(g, n, -0.3, 0.3)
-    cos, sin = R.rotation(g, n)
-    px, py = R.local_coords(cx, cy, cos, sin, scale)
-    d = R.shape_sdf(world.items, kids, px, py)
-    colour = R.jitter_colour(g, _palette(world.colours, cids))
-    if world.style == "sketch":
-        width = R.uniform(g, n, 1.0, 2.2)
-        alpha = R.stroke(d, scale, width)
-        img = R.composite(img, colour * 0.9, alpha)
-        return R.add_noise(g, img, 0.0, 0.025)
-    # soft directional shading of the object
-    shade = R.uniform(g, n, -0.18, 0.18).view(n, 1, 1, 1)
-    x, y = R.grid()
-    lit = (colour * (1.0 + shade * (x * 0.6 + y * 0.8).unsqueeze(1))).clamp(0.0, 1.0)
-    img = R.composite(img, lit, R.coverage(d, scale))
-    if world.style == "clutter":
-        return R.add_noise(g, img, 0.04, 0.12)
-    return R.add_noise(g, img, 0.01, 0.08)
-
-
-def _render_glyphs(world: World, cids: torch.Tensor, kids: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    n = cids.shape[0]
-    masks = R.glyph_masks(world.chars)
-    img = _photo_background(g, n, world.style)
-    scale = R.uniform(g, n, 0.8, 1.08)
-    cx = R.uniform(g, n, -0.2, 0.2)
-    cy = R.uniform(g, n, -0.2, 0.2)
-    cos, sin = R.rotation(g, n, 0.14)  # +-16 degrees: a 7 stays a 7
-    sx = R.uniform(g, n, 0.85, 1.15)  # aspect jitter
-    px, py = R.local_coords(cx, cy, cos, sin, scale)
-    alpha = R.sample_masks(masks, kids, px * sx, py)
-    colour = R.jitter_colour(g, _palette(world.colours, cids))
-    img = R.composite(img, colour, alpha)
-    return R.add_noise(g, img, 0.01, 0.08)
-
-
-def _stripes(u: torch.Tensor, period: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-    """Coverage of stripes of ``width`` px every ``period`` px; ``u`` in periods."""
-    d = (R.frac(u) - 0.5).abs() * period
-    return (width * 0.5 + 0.5 - d).clamp(0.0, 1.0)
-
-
-def _render_patterns(world: World, cids: torch.Tensor, kids: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    n = cids.shape[0]
-    x, y = R.grid()
-    dark = torch.rand(n, generator=g) < 0.5
-    level = torch.where(dark.view(n, 1, 1), R.uniform(g, n, 0.04, 0.3), R.uniform(g, n, 0.7, 0.96))
-    tint = ((torch.rand(n, 3, generator=g) - 0.5) * 0.12).view(n, 3, 1, 1)
-    shade = R.uniform(g, n, -0.12, 0.12)
-    bg = (level.unsqueeze(1) + tint + (x * shade).unsqueeze(1)).clamp(0.0, 1.0)
-    cos, sin = R.rotation(g, n)
-    half = R.RES * 0.5
-    ru = (x * cos + y * sin) * half  # pixels across the stripes
-    rv = (y * cos - x * sin) * half  # pixels along them
-    period = R.uniform(g, n, 5.0, 9.0)
-    duty = R.uniform(g, n, 0.38, 0.55)
-    ph_u = R.uniform(g, n, 0.0, 1.0)
-    ph_v = R.uniform(g, n, 0.0, 1.0)
-    amp = R.uniform(g, n, 0.25, 0.45)
-    wave_len = R.uniform(g, n, 10.0, 16.0)
-    line_w = R.uniform(g, n, 1.3, 2.3)
-    u = ru / period + ph_u
-    v = rv / period + ph_v
-    alpha = torch.empty_like(ru)
-    for k, name in enumerate(world.items):
-        idx = (kids == k).nonzero(as_tuple=True)[0]
-        if not idx.numel():
+def scene_factors(world: World, labels: torch.Tensor, g: torch.Generator) -> Dict[str, torch.Tensor]:
+    """Per-image factor indices into the *full* vocabularies: class factors from the labels, the rest drawn."""
+    n = labels.shape[0]
+    tuples = torch.tensor(world.class_tuples, dtype=torch.long)[labels]  # (n, n_factors)
+    out: Dict[str, torch.Tensor] = {}
+    for j, f in enumerate(world.factors):
+        full = VOCAB[f]
+        remap = torch.tensor([full.index(v) for v in world.values(f)], dtype=torch.long)
+        out[f] = remap[tuples[:, j]]
+    nz = NUISANCE[world.nuisance]
+    kinds = {"objects": ("colour", "shape", "fill", "count"), "glyphs": ("glyph", "colour"),
+             "patterns": ("pattern", "colour")}[world.kind]
+    for f in kinds:  # fixed order: part of the definition of the pixels
+        if f in out:
             continue
-        ui, vi, P, D = u[idx], v[idx], period[idx], duty[idx] * period[idx]
-        if name == "striped":
-            a = _stripes(ui, P, D)
-        elif name == "dotted":
-            du = (R.frac(ui) - 0.5) * P
-            dv = (R.frac(vi) - 0.5) * P
-            a = (D * 0.6 + 0.5 - R.length(du, dv)).clamp(0.0, 1.0)
-        elif name == "checkered":
-            au = ((R.frac(ui) - 0.5).abs() * P - P * 0.25 + 0.5).clamp(0.0, 1.0)
-            av = ((R.frac(vi) - 0.5).abs() * P - P * 0.25 + 0.5).clamp(0.0, 1.0)
-            a = au + av - au * av * 2.0
-        elif name == "wavy":
-            a = _stripes(ui + R.sin_wave(rv[idx] / wave_len[idx] + ph_v[idx]) * amp[idx] * 2.0, P, D)
-        elif name == "zigzag":
-            a = _stripes(ui + (R.tri_wave(rv[idx] / wave_len[idx] + ph_v[idx]) * 2.0 - 1.0) * amp[idx] * 2.0, P, D)
-        elif name == "grid":
-            a = torch.maximum(_stripes(ui, P, line_w[idx]), _stripes(vi, P, line_w[idx]))
-        else:  # pragma: no cover
-            raise ValueError(name)
-        alpha[idx] = a
-    colour = R.jitter_colour(g, _palette(world.colours, cids))
-    img = R.composite(bg, colour, alpha)
-    return R.add_noise(g, img, 0.01, 0.08)
-
-
-_RENDERERS = {"shapes": _render_shapes, "glyphs": _render_glyphs, "patterns": _render_patterns}
+        k = len(VOCAB[f])
+        if f == "fill":
+            out[f] = _draw(g, n, k, nz["solid"])
+        elif f == "count":
+            out[f] = _draw(g, n, k, nz["one"])
+        else:
+            out[f] = torch.randint(0, k, (n,), generator=g)
+    return out
 
 
 def render_labels(world: World, labels: torch.Tensor, seed: int) -> torch.Tensor:
     """Render one image per label with a generator seeded by ``seed``; ``(N, H, W, 3)`` uint8."""
-    pairs = torch.tensor(world.class_pairs, dtype=torch.long)[labels]
+    return render_scenes(world, labels, seed)[0]
+
+
+def render_scenes(world: World, labels: torch.Tensor, seed: int):
+    """Images ``(N, H, W, 3)`` uint8 and their factor tensors (what the pretraining captions describe)."""
+    from . import render as R
+    from .scenes import draw_scenes
+
     g = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
-        img = _RENDERERS[world.kind](world, pairs[:, 0].contiguous(), pairs[:, 1].contiguous(), g)
-    return R.to_uint8(img)
+        factors = scene_factors(world, labels, g)
+        img = draw_scenes(world.kind, world.style, factors, g)
+    return R.to_uint8(img), factors
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,6 +222,8 @@ def split_labels(world: World, split: str) -> torch.Tensor:
 
 def render_split(name: str, split: str, seed: Optional[int] = None) -> torch.Tensor:
     """All images of a split, ``(N, 32, 32, 3)`` uint8, label of image i = ``i % n_classes``."""
+    from . import render as R
+
     world = get_world(name)
     if split not in SPLIT_SIZES:
         raise KeyError(f"unknown split '{split}' (train, val or test)")
@@ -316,7 +236,7 @@ def render_split(name: str, split: str, seed: Optional[int] = None) -> torch.Ten
         labels = split_labels(world, split)
         parts = []
         for j, (s, e) in enumerate(R.chunks(labels.numel(), CHUNK)):
-            parts.append(render_labels(world, labels[s:e], derive_seed("synth", name, split, wseed, j)))
+            parts.append(render_labels(world, labels[s:e], derive_seed("synth2", name, split, wseed, j)))
         images = torch.cat(parts)
         _SPLIT_CACHE[key] = images
         return images

@@ -57,9 +57,10 @@ class TrainerBase:
 
     def resume_model_if_exist(self, directory):
         names = self.get_model_names()
-        if not all(os.path.exists(os.path.join(directory, n, "checkpoint")) for n in names):
+        if not all(os.path.exists(os.path.join(directory, n)) for n in names):  # Dassl checks the folders only
             print("No checkpoint found, train from scratch")
             return 0
+        print(f"Found checkpoint at {directory} (will resume training)")
         epoch = 0
         for n in names:
             epoch = resume_from_checkpoint(os.path.join(directory, n), self._models[n], self._optims[n],

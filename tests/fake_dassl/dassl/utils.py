@@ -1,11 +1,52 @@
-"""``dassl.utils``: the registry and the checkpoint helpers."""
+"""``dassl.utils``: the registry, the checkpoint helpers, seeding and the log file a fork's train.py uses."""
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import sys
+import time
 
+import numpy as np
 import torch
+
+
+def set_random_seed(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+class _Tee:
+    """Dassl's ``Logger``: everything printed goes to the console and to the log file."""
+
+    def __init__(self, console, path):
+        self.console, self.file = console, open(path, "w")
+
+    def write(self, text):
+        self.console.write(text)
+        self.file.write(text)
+
+    def flush(self):
+        self.console.flush()
+        self.file.flush()
+
+
+def setup_logger(output=None):
+    """``sys.stdout`` tees into ``<output>/log.txt`` (a time-stamped name when that file exists)."""
+    if output is None:
+        return
+    path = output if output.endswith((".txt", ".log")) else os.path.join(output, "log.txt")
+    if os.path.exists(path):
+        path += time.strftime("-%Y-%m-%d-%H-%M-%S")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    sys.stdout = _Tee(sys.stdout, path)
+
+
+def collect_env_info():
+    return f"PyTorch version: {torch.__version__}"
 
 
 class Registry:
@@ -56,7 +97,9 @@ def load_checkpoint(fpath):
 def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
     """Loads the file named by ``fdir/checkpoint``; returns the epoch to start from."""
     with open(os.path.join(fdir, "checkpoint")) as f:
-        state = load_checkpoint(os.path.join(fdir, f.readline().strip()))
+        name = f.readline().strip()
+    state = load_checkpoint(os.path.join(fdir, name))
+    print(f'Loading checkpoint from "{os.path.join(fdir, name)}"')
     model.load_state_dict(state["state_dict"])
     if optimizer is not None and state.get("optimizer") is not None:
         optimizer.load_state_dict(state["optimizer"])

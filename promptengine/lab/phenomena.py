@@ -1,0 +1,184 @@
+"""The P1-P6 study of the embedded world: which runs it needs and how each phenomenon is judged.
+
+Each phenomenon is a method-independent effect the field reports on real CLIP (docs/SYNTH.md); on the embedded world
+it must appear with a 95 % interval (seeds x test images, paired bootstrap) whose bound lies on the stated side.
+The runs are ordinary protocol runs (``scripts/<method>/<protocol>.sh``) read back from their ``results.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..reporting.intervals import (Interval, average_diff_interval, average_interval, mean_interval,
+                                   paired_diff_interval, records_of)
+from ..reporting.results import RunResult, load_results
+
+SOURCE = "synth_shapes"
+TARGETS = ("synth_glyphs", "synth_patterns", "synth_counts", "synth_fills")
+B2N_METHODS = ("zsclip", "coop", "maple", "apt", "fap", "capt")
+XD_METHODS = ("zsclip", "apt", "fap", "capt")
+ADVERSARIAL = ("APT", "FAP", "CAPT")
+TRAINER = {"zsclip": "ZeroshotCLIP", "coop": "CoOp", "maple": "MaPLe", "cocoop": "CoCoOp", "apt": "APT",
+           "fap": "FAP", "capt": "CAPT"}
+DATASET_NAME = {"synth_shapes": "SynthShapes", "synth_glyphs": "SynthGlyphs", "synth_patterns": "SynthPatterns",
+                "synth_counts": "SynthCounts", "synth_fills": "SynthFills"}
+
+STUDY_SIZES = {
+    # EXTRA_OPTS appended to every run and the training shots
+    "full": dict(extra="TEST.MAX_IMAGES 400 ATTACK.TEST.STEPS 10", shots="16"),
+    "ci": dict(extra=("TEST.MAX_IMAGES 24 ATTACK.TEST.STEPS 2 ATTACK.TRAIN.STEPS 1 OPTIM.MAX_EPOCH 1 "
+                      "DATALOADER.TRAIN_X.BATCH_SIZE 8"), shots="2"),
+}
+
+
+def plan_runs(seeds: Sequence[int]) -> List[Tuple[str, str, List[str]]]:
+    """(method folder, protocol, script arguments) of every run the study needs, cheapest first."""
+    jobs = []
+    for seed in seeds:
+        jobs += [(m, "base2new", [SOURCE, str(seed)]) for m in B2N_METHODS]
+        jobs += [(m, "xd", [str(seed), *TARGETS]) for m in XD_METHODS]
+    return jobs
+
+
+@dataclass
+class Row:
+    key: str
+    phenomenon: str
+    field: str
+    target: str
+    measured: str
+    holds: bool
+
+
+class Cells:
+    """The loaded runs, addressed by (protocol, phase, dataset, trainer)."""
+
+    def __init__(self, runs: Sequence[RunResult]) -> None:
+        self.runs = runs
+
+    def get(self, protocol: str, phase: str, dataset: str, trainer: str) -> List[RunResult]:
+        name = DATASET_NAME.get(dataset, dataset)
+        return [r for r in self.runs if r.protocol == protocol and r.phase == phase and r.dataset == name
+                and r.trainer == trainer]
+
+    def records(self, protocol: str, phase: str, dataset: str, trainer: str, metric: str):
+        return records_of(self.get(protocol, phase, dataset, trainer), metric)
+
+    def base(self, trainer: str, metric: str):
+        return self.records("base2new", "test_base", SOURCE, trainer, metric)
+
+    def new(self, trainer: str, metric: str):
+        return self.records("base2new", "test_new", SOURCE, trainer, metric)
+
+    def targets(self, trainer: str, metric: str):
+        return [self.records("xd", "test", t, trainer, metric) for t in TARGETS]
+
+
+def fmt(iv: Optional[Interval]) -> str:
+    if iv is None:
+        return "n/a"
+    if iv.low is None:
+        return f"{iv.estimate:+.1f} (no interval)"
+    return f"{iv.estimate:+.1f} [{iv.low:+.1f}, {iv.high:+.1f}]"
+
+
+def fmt_level(iv: Interval) -> str:
+    if iv.low is None:
+        return f"{iv.estimate:.1f} (no interval)"
+    return f"{iv.estimate:.1f} [{iv.low:.1f}, {iv.high:.1f}]"
+
+
+def at_least(iv: Interval, bound: float) -> bool:
+    """Estimate >= bound and the interval excludes zero upwards."""
+    return iv.low is not None and iv.estimate >= bound and iv.low > 0
+
+
+def at_most(iv: Interval, bound: float) -> bool:
+    """Estimate <= bound and the interval excludes zero downwards."""
+    return iv.high is not None and iv.estimate <= bound and iv.high < 0
+
+
+def _guard(build: Callable[[], Row], key: str, phenomenon: str, notes: List[str]) -> Optional[Row]:
+    try:
+        return build()
+    except (ValueError, KeyError, ZeroDivisionError) as exc:
+        notes.append(f"{key} ({phenomenon}) not judged: {exc}")
+        return None
+
+
+def analyse(root: Path, draws: int = 2000) -> Tuple[List[Row], List[str]]:
+    """The P1-P6 rows measured on the study's output under ``root``, and notes on anything missing."""
+    report = load_results(Path(root))
+    cells = Cells(report.runs)
+    kw = dict(draws=draws)
+    notes: List[str] = []
+    rows: List[Optional[Row]] = []
+
+    def p1() -> Row:
+        per = {t: mean_interval(cells.records("xd", "test", t, "ZeroshotCLIP", "clean"), **kw) for t in TARGETS}
+        avg = average_interval([cells.records("xd", "test", t, "ZeroshotCLIP", "clean") for t in TARGETS], **kw)
+        low_t = min(per, key=lambda t: per[t].estimate)
+        high_t = max(per, key=lambda t: per[t].estimate)
+        ok = (avg.low is not None and 50 <= avg.low and avg.high <= 75 and per[low_t].high < 50
+              and per[high_t].low > 85)
+        measured = (f"average {fmt_level(avg)}; lowest {DATASET_NAME[low_t]} {fmt_level(per[low_t])}; "
+                    f"highest {DATASET_NAME[high_t]} {fmt_level(per[high_t])}")
+        return Row("P1", "zero-shot accuracy varies widely across datasets",
+                   "CLIP: EuroSAT/DTD/Aircraft < 50 %, Caltech/Pets > 85 %",
+                   "target average in [50, 75], one < 50, one > 85", measured, ok)
+
+    def p2() -> Row:
+        iv = paired_diff_interval(cells.base("CoOp", "clean"), cells.base("ZeroshotCLIP", "clean"), **kw)
+        return Row("P2", "few-shot prompt tuning helps on the tuned classes", "CoOp base +13 (CoCoOp paper)",
+                   "CoOp base clean - zero-shot >= +10", fmt(iv), at_least(iv, 10))
+
+    def p3() -> Row:
+        drop = paired_diff_interval(cells.new("CoOp", "clean"), cells.new("ZeroshotCLIP", "clean"), **kw)
+        recover = paired_diff_interval(cells.new("MaPLe", "clean"), cells.new("CoOp", "clean"), **kw)
+        return Row("P3", "CoOp overfits its base classes; multi-modal prompts recover part of it",
+                   "CoOp new -11; MaPLe new above CoOp", "CoOp new - zero-shot <= -5; MaPLe new - CoOp > 0",
+                   f"CoOp-ZS {fmt(drop)}; MaPLe-CoOp {fmt(recover)}", at_most(drop, -5) and at_least(recover, 0))
+
+    def p4() -> Row:
+        parts = [cells.base("ZeroshotCLIP", "robust"), cells.new("ZeroshotCLIP", "robust"),
+                 *cells.targets("ZeroshotCLIP", "robust")]
+        iv = average_interval(parts, **kw)
+        return Row("P4", "zero-shot CLIP is not robust", "4.9 % (PGD, 1/255, 16 datasets)",
+                   "zero-shot robust (base, new, targets averaged) <= 10", fmt_level(iv),
+                   iv.high is not None and iv.high <= 10)
+
+    def p5() -> Row:
+        ivs = {m: paired_diff_interval(cells.base(m, "robust"), cells.base("ZeroshotCLIP", "robust"), **kw)
+               for m in ADVERSARIAL}
+        return Row("P5", "adversarial prompt tuning buys robustness", "APT, FAP: tens of points over CLIP",
+                   "APT, FAP, CAPT base robust - zero-shot >= +15",
+                   "; ".join(f"{m} {fmt(iv)}" for m, iv in ivs.items()), all(at_least(iv, 15) for iv in ivs.values()))
+
+    def p6() -> Row:
+        ivs = {m: average_diff_interval(cells.targets(m, "robust"), cells.targets("ZeroshotCLIP", "robust"), **kw)
+               for m in ADVERSARIAL}
+        return Row("P6", "robustness learned on a broad source transfers", "TeCoA-style: 28-44 % vs CLIP 4.9 %",
+                   "cross-dataset robust average - zero-shot >= +5 (one method)",
+                   "; ".join(f"{m} {fmt(iv)}" for m, iv in ivs.items()), any(at_least(iv, 5) for iv in ivs.values()))
+
+    for key, name, build in (("P1", "spread", p1), ("P2", "tuning helps", p2), ("P3", "overfitting", p3),
+                             ("P4", "fragility", p4), ("P5", "robust tuning", p5), ("P6", "transfer", p6)):
+        rows.append(_guard(build, key, name, notes))
+    notes += report.warnings[:5]
+    return [r for r in rows if r is not None], notes
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    """A markdown table: phenomenon, field reference, target, measured (95 % intervals), verdict."""
+    lines = ["| | phenomenon | field | target | measured (95 % interval) | verdict |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.key} | {r.phenomenon} | {r.field} | {r.target} | {r.measured} | "
+                     f"{'holds' if r.holds else 'DOES NOT HOLD'} |")
+    return "\n".join(lines)
+
+
+def verdicts(rows: Sequence[Row]) -> Dict[str, bool]:
+    return {r.key: r.holds for r in rows}

@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Does the embedded world show the field's phenomena? Runs the P1-P6 study and prints a verdict per row.
+
+    python tools/world_phenomena.py                      # the study: 3 seeds, about 40 minutes on 2 idle cores
+    python tools/world_phenomena.py --analyse-only DIR   # the table again from an earlier study's output
+    python tools/world_phenomena.py --size ci            # the same code path at a tiny budget (minutes; no verdicts)
+
+Every run is a protocol script (``scripts/<method>/{base2new,xd}.sh``) with the method's embedded-world recipe
+(``configs/trainers/<METHOD>/synth.yaml``), so the study measures exactly what a user runs; finished runs of the same
+identity are reused. Intervals are 95 % paired bootstrap intervals over seeds x test images
+(``promptengine.reporting.intervals``, docs/COMPARE.md). A row holds when its estimate meets the target and its
+interval excludes zero (or the bound) in the stated direction. docs/SYNTH.md shows a measured output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from promptengine.lab.phenomena import STUDY_SIZES, analyse, plan_runs, render_table  # noqa: E402
+
+
+def run(cmd: list, env: dict, log: Path) -> float:
+    start = time.time()
+    with open(log, "w") as f:
+        code = subprocess.call(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+    if code != 0:
+        tail = log.read_text().strip().splitlines()[-5:] if log.exists() else []
+        print("\n".join(tail), file=sys.stderr)
+        raise SystemExit(f"error: {' '.join(cmd[1:])} failed (exit {code}); full log: {log}")
+    return time.time() - start
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=sorted(STUDY_SIZES), default="full")
+    ap.add_argument("--output", default="", help="output root (default output/phenomena or output/phenomena_ci)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    ap.add_argument("--analyse-only", metavar="DIR", default="", help="no runs: the table from DIR's results")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap draws per interval")
+    args = ap.parse_args(argv)
+    if args.analyse_only:
+        out = Path(args.analyse_only)
+        if not out.is_dir():
+            print(f"error: --analyse-only {out}: no such folder (pass the output root of an earlier study)",
+                  file=sys.stderr)
+            return 2
+    else:
+        out = Path(args.output or REPO / "output" / ("phenomena" if args.size == "full" else "phenomena_ci")).resolve()
+        size = STUDY_SIZES[args.size]
+        logs = out / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, OUTPUT=str(out), EXTRA_OPTS=size["extra"], SHOTS=size["shots"], WORLD="synth",
+                   PYTHON=sys.executable, PYTHONUNBUFFERED="1")
+        jobs = plan_runs(args.seeds)
+        print(f"World phenomena ({args.size}): {len(jobs)} protocol runs, seeds {args.seeds}; output {out}")
+        t0 = time.time()
+        for i, (method, protocol, script_args) in enumerate(jobs, 1):
+            print(f"[{i:2d}/{len(jobs)}] {method:7s} {protocol:9s} {' '.join(script_args):40s}", end="", flush=True)
+            secs = run(["bash", str(REPO / "scripts" / method / f"{protocol}.sh"), *script_args], env,
+                       logs / f"{method}_{protocol}_{'_'.join(script_args)}.txt")
+            print(f" {secs:6.1f} s", flush=True)
+        print(f"All runs done in {time.time() - t0:.0f} s.\n")
+    rows, notes = analyse(out, draws=args.bootstrap)
+    print(render_table(rows))
+    for note in notes:
+        print(f"note: {note}")
+    return 0 if rows and all(r.holds for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
