@@ -11,8 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..reporting.intervals import (Interval, average_diff_interval, average_interval, mean_interval,
-                                   paired_diff_interval, records_of)
+from ..reporting.intervals import (
+    Interval,
+    average_diff_interval,
+    average_interval,
+    mean_interval,
+    paired_diff_interval,
+    records_of,
+)
 from ..reporting.results import RunResult, load_results
 
 SOURCE = "synth_shapes"
