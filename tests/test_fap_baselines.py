@@ -15,13 +15,13 @@ modules only; nothing of our prompt learner or backbone wrapper.
 import glob
 import os
 
-import clip
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from promptengine.clip.backbone import CLIP_MEAN, CLIP_STD
+from promptengine.clip.openai_clip import clip
 from promptengine.config.merge import build_cfg
 from promptengine.errors import UserError
 from promptengine.registry import DATASET_REGISTRY, TRAINER_REGISTRY

@@ -1,10 +1,10 @@
-"""Learning-effect tests on the embedded world (SynthCLIP + synthetic datasets): methods really learn and, where
-the measurements on two seeds support it, really become robust (the measured numbers are written next to each test).
-Each run uses the method's `synth.yaml` recipe (eps 2/255 for training and test) on 16-shot base classes with a short
-budget; comparisons are between runs on the same test images with the same attack (PGD-5).
+"""Learning-effect tests on the embedded world (SynthCLIP + synthetic datasets): methods really learn and really become
+robust. They assert, at a reduced size, the laboratory's phenomena P2, P4 and P5 (docs/SYNTH.md) with margins measured
+over several seeds (written next to each test), plus that each method's training loss falls.
 
-SynthCLIP's zero-shot accuracy on SynthShapes base classes is ~92%, at the ceiling of what its frozen image features
-separate, so clean prompt learning is tested where zero-shot is weaker: the cluttered-scene domain (~61%).
+Every run uses the method's `synth.yaml` recipe (eps 2/255 for training and test) on the 16-shot base classes, on the
+first 320 class-balanced test images, attacked with PGD-5. Zero-shot CLIP has no seed; trained methods are compared on
+the same images with the same attack.
 """
 
 import json
@@ -16,8 +16,8 @@ from tests.conftest import ROOT, run_train
 
 pytestmark = pytest.mark.slow
 
-COMMON = ["DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base", "OPTIM.MAX_EPOCH", "5", "TEST.MAX_IMAGES", "480",
-          "ATTACK.TEST.STEPS", "5", "ATTACK.TRAIN.STEPS", "2"]
+COMMON = ["DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base", "TEST.MAX_IMAGES", "320",
+          "ATTACK.TEST.STEPS", "5"]
 
 
 def synth_run(root, trainer, dataset, seed="1", extra=()):
@@ -30,7 +30,8 @@ def synth_run(root, trainer, dataset, seed="1", extra=()):
     record = json.loads((out / "results.json").read_text())
     log = (out / "log.txt").read_text()
     losses = [float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if " summary: " in line]
-    return {"clean": record["clean"]["accuracy"], "robust": record["worst_case"]["accuracy"], "losses": losses}
+    robust = (record.get("worst_case") or {}).get("accuracy")
+    return {"clean": record["clean"]["accuracy"], "robust": robust, "losses": losses}
 
 
 @pytest.fixture(scope="module")
@@ -47,65 +48,40 @@ def results(tmp_path_factory):
     return get
 
 
-SEEDS = ("1", "2")
-
-
-def mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
-
-
-def test_zero_shot_is_far_above_chance_and_fragile(results):
+# P4: zero-shot CLIP is not robust. Measured (320 SynthShapes base images, PGD-5 at 2/255): clean 53.8, robust 8.4
+# (PGD-10 on 400 images: 4.0).
+def test_p4_zero_shot_is_far_above_chance_and_not_robust(results):
     zs = results("ZeroshotCLIP")
-    assert zs["clean"] > 5 * 100 / 24  # 24 base classes
-    assert zs["robust"] < zs["clean"] / 1.5  # PGD at 2/255 breaks the undefended model
+    assert zs["clean"] > 5 * 100 / 32  # 32 base classes
+    assert zs["robust"] < 12
+    assert zs["robust"] < zs["clean"] / 4
 
 
-@pytest.mark.parametrize("trainer", ["CoOp", "CoCoOp", "IVLP", "MaPLe"])
-def test_clean_prompt_learners_beat_zero_shot(results, trainer):
-    run, zs = results(trainer, "synth_shapes_clutter"), results("ZeroshotCLIP", "synth_shapes_clutter")
-    assert run["losses"][-1] < run["losses"][0]
-    assert run["clean"] > zs["clean"] + 3
+# P2: few-shot prompt tuning helps where the captions rarely name the deciding cue (SynthCounts, EuroSAT's role).
+# Measured on 320 SynthCounts base images: zero-shot 23.4; CoOp 41.9, 43.1, 41.9 (seeds 1, 2, 3): +18.4 to +19.7.
 
 
-def test_vpt_learns(results):
-    run = results("VPT", "synth_shapes_clutter")
-    assert run["losses"][-1] < run["losses"][0]
+def test_p2_coop_beats_zero_shot_on_the_specialist_dataset(results):
+    zs = results("ZeroshotCLIP", "synth_counts", extra=("ATTACK.TEST.ENABLED", "False"))
+    coop = results("CoOp", "synth_counts", extra=("ATTACK.TEST.ENABLED", "False"))
+    assert coop["losses"][-1] < coop["losses"][0]
+    assert coop["clean"] > zs["clean"] + 8
 
 
-# Adversarial training vs the same prompts trained clean: robust accuracy gain (points), seeds 1 and 2:
-#   AdvVP vs VPT +8.3, +6.0; AdvVLP vs IVLP +7.7, +6.5; AdvMaPLe vs MaPLe +1.9, +10.6; FAP vs MaPLe -2.7, +5.4;
-#   APT vs CoOp +3.3, -9.6 (APT's seed-2 run collapsed to 36% clean accuracy); CAPT vs MaPLe -1.7, +1.3.
-# Only gains that held on both seeds by more than their seed-to-seed spread are asserted; AdvVP (the slowest run)
-# is asserted on seed 1 only. The others are not claimed at this budget (5 epochs, PGD-2 training at 2/255).
-def test_adversarial_vlp_is_more_robust_than_its_clean_twin_on_two_seeds(results):
-    gains = [results("AdvVLP", seed=s)["robust"] - results("IVLP", seed=s)["robust"] for s in SEEDS]
-    assert mean(gains) > 3, gains  # measured 7.7 and 6.5
+# P5: adversarial prompt tuning buys robustness. Measured on 320 SynthShapes base images, robust (clean):
+# zero-shot 8.4 (53.8); APT 31.9 (41.3), 25.9 (41.9), 25.0 (30.9) for seeds 1, 2, 3: +16.6 to +23.4 over zero-shot;
+# the same APT trained with the training attack at eps 0: 10.0, 11.6, 12.8 robust (55.9, 54.1, 55.0 clean).
 
 
-def test_adversarial_visual_prompting_is_more_robust_than_vpt(results):
-    assert results("AdvVP")["robust"] > results("VPT")["robust"] + 3  # measured +8.3 (seed 2: +6.0)
+def test_p5_apt_buys_robustness_over_zero_shot(results):
+    zs = results("ZeroshotCLIP")
+    apt = results("APT")
+    assert apt["losses"][-1] < apt["losses"][0]
+    assert apt["robust"] > zs["robust"] + 10
 
 
-# CAPT's own claims, on two seeds (the run seed also changes the training attack's random starts).
-# Measured (clean / robust, 480 images; zero-shot CLIP: 91.7 / 37.3 whatever the seed):
-#   seed 1: CAPT 90.6 / 37.5, alpha = 0: 72.7 / 35.8, alpha = 1: 91.0 / 39.2
-#   seed 2: CAPT 89.2 / 37.3, alpha = 0: 82.3 / 41.0, alpha = 1: 88.8 / 40.2
-# Supported here: CAPT stays near zero-shot clean accuracy, and its frozen-CLIP term is what keeps it there (alpha = 0,
-# the train-consistency term alone, loses 7-18 points). NOT supported at this budget: CAPT more robust than its
-# alpha = 0 or alpha = 1 variants, or than zero-shot CLIP. Changing only the training attack's random-start stream moved
-# CAPT's seed-1 robust accuracy from 42.9 to 37.5 (docs/CAPT.md), so robust differences of a few points are noise here.
-ALPHA_0 = ("TRAINER.CAPT.ALPHA_MODE", "fixed", "TRAINER.CAPT.ALPHA_FIXED", "0.0")
-
-
-def test_capt_keeps_clean_accuracy_near_zero_shot(results):
-    zs = results("ZeroshotCLIP")["clean"]
-    capt = [results("CAPT", seed=s) for s in SEEDS]
-    assert mean(r["clean"] for r in capt) > zs - 4  # measured: 1.8 points below on average (1.0 and 2.5)
-    assert all(r["losses"][-1] < r["losses"][0] for r in capt)
-
-
-def test_capt_frozen_term_keeps_the_clean_accuracy_that_alpha_zero_loses(results):
-    capt = mean(results("CAPT", seed=s)["clean"] for s in SEEDS)
-    alpha_0 = mean(results("CAPT", seed=s, extra=ALPHA_0)["clean"] for s in SEEDS)
-    assert capt > alpha_0 + 5  # measured: 89.9 vs 77.5 (12.4 points)
+def test_p5_is_the_adversarial_step_not_the_tuning(results):
+    """The same APT run trained on clean images (training attack eps 0) gains far less robustness."""
+    apt = results("APT")
+    clean_trained = results("APT", extra=("ATTACK.TRAIN.EPS", "0.0"))
+    assert apt["robust"] > clean_trained["robust"] + 8  # measured +21.9, +14.4, +12.2

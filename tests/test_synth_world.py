@@ -22,7 +22,7 @@ SYNTH_DATASETS = tuple(Wd.WORLDS)
 
 # sha256 of the first 500 SynthShapes test images (uint8): pins the definition of the world.
 # If you change the renderer on purpose, re-pretrain and re-export SynthCLIP (docs/SYNTH.md) and update this.
-SYNTHSHAPES_TEST_CHUNK0_SHA256 = "b521a80812bfdbff6ff89acf1ad0f357296c336ca398ce570a79cc4b22779302"
+SYNTHSHAPES_TEST_CHUNK0_SHA256 = "70d31ac17d67e30258b3a38cdf05b1ed799a6f2740c9a66a3e3a680951471adb"
 
 
 def _sha(t: torch.Tensor) -> str:

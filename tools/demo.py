@@ -28,7 +28,7 @@ SIZES = {
 SHOTS = {"full": "16", "ci": "2"}
 PROTOCOLS = (
     ("base2new", ["synth_shapes", "1"]),
-    ("xd", ["1", "synth_glyphs", "synth_patterns"]),
+    ("xd", ["1", "synth_glyphs", "synth_patterns", "synth_counts", "synth_fills"]),
     ("dg", ["1", "synth_shapes_sketch", "synth_shapes_clutter"]),
 )
 

@@ -13,7 +13,7 @@ the prediction is the argmax of the cosine similarity. Base / new accuracy is Co
 base (first ceil(n/2)) or new classes are candidates and only their images are scored.
 
 Robust accuracy: L-inf PGD on the first ``--pgd-images`` SynthShapes test images (labels cycle
-through all 48 classes), ``--pgd-steps`` steps of size eps/4, a uniform random start, cross-entropy
+through all 64 classes), ``--pgd-steps`` steps of size eps/4, a uniform random start, cross-entropy
 on the zero-shot logits (logit scale of the model), pixels kept in [0, 1], seeded.
 """
 
@@ -42,6 +42,10 @@ ROWS = (
     ("SynthShapes", "new"),
     ("SynthGlyphs", "all"),
     ("SynthPatterns", "all"),
+    ("SynthCounts", "all"),
+    ("SynthCounts", "base"),
+    ("SynthCounts", "new"),
+    ("SynthFills", "all"),
     ("SynthShapesSketch", "all"),
     ("SynthShapesClutter", "all"),
 )

@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     import torch
 
     from promptengine.synth import weights as W
+    from promptengine.synth.worlds import WORLDS
     from promptengine.synth.pretrain import PretrainConfig, pretrain, save_state_dict, zero_shot_accuracy
 
     if not args.out and not args.export:
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
 
         model = build_model(dict(state)).float().eval()  # exactly what clip.load builds
         acc = {}
-        for name in ("SynthShapes", "SynthGlyphs", "SynthPatterns", "SynthShapesSketch", "SynthShapesClutter"):
+        for name in WORLDS:
             acc[name] = round(zero_shot_accuracy(model, name, "test"), 2)
         info["zero_shot_test"] = acc
         print("zero-shot test accuracy: " + ", ".join(f"{k} {v:.1f}%" for k, v in acc.items()))

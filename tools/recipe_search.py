@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-GRID = [(lr, ep) for ep in (6, 15) for lr in (0.005, 0.02, 0.05)]
+GRID = [(lr, ep) for ep in (6, 15) for lr in (0.01, 0.03)]
 CLEAN_METHODS = ("CoOp", "CoCoOp", "MaPLe", "IVLP", "VPT")
 DEFAULT_METHODS = ("CoOp", "MaPLe", "APT", "FAP", "CAPT")
 

@@ -16,7 +16,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-ORDER = ("SynthShapes", "SynthShapesSketch", "SynthShapesClutter", "SynthGlyphs", "SynthPatterns")
+ORDER = ("SynthShapes", "SynthShapesSketch", "SynthShapesClutter", "SynthGlyphs", "SynthPatterns", "SynthCounts",
+         "SynthFills")
 
 
 def main(argv=None) -> int:
@@ -47,10 +48,9 @@ def main(argv=None) -> int:
         world = get_world(name)
         images = render_split(name, "test")
         labels = split_labels(world, "test")
-        # cycle through the items while varying the colour, so every item and many colours show
-        pairs = world.class_pairs
-        n_col, n_item = len(world.colours), len(world.items)
-        picks = [pairs.index(((i * 3 + i // n_item) % n_col, i % n_item)) for i in range(args.per_row)]
+        # spread the picks over the label range (category-major order), so many categories and attributes show
+        step = max(1, world.num_classes // args.per_row)
+        picks = [(i * step + i // max(1, world.num_classes // step)) % world.num_classes for i in range(args.per_row)]
         y0 = pad + r * (cell + label_h + pad)
         draw.text((pad, y0 + cell // 2 - 16), name, fill=(0, 0, 0), font=font_big)
         draw.text((pad, y0 + cell // 2 + 2), f"{world.num_classes} classes", fill=(90, 90, 90), font=font)

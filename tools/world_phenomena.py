@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +46,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--analyse-only", metavar="DIR", default="", help="no runs: the table from DIR's results")
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap draws per interval")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each; default 2)")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be at least 1 (got {args.jobs})")
     if args.analyse_only:
         out = Path(args.analyse_only)
         if not out.is_dir():
@@ -57,16 +61,22 @@ def main(argv=None) -> int:
         size = STUDY_SIZES[args.size]
         logs = out / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, OUTPUT=str(out), EXTRA_OPTS=size["extra"], SHOTS=size["shots"], WORLD="synth",
+        env = dict(os.environ, OMP_NUM_THREADS="1", OUTPUT=str(out), EXTRA_OPTS=size["extra"], SHOTS=size["shots"], WORLD="synth",
                    PYTHON=sys.executable, PYTHONUNBUFFERED="1")
         jobs = plan_runs(args.seeds)
         print(f"World phenomena ({args.size}): {len(jobs)} protocol runs, seeds {args.seeds}; output {out}")
         t0 = time.time()
-        for i, (method, protocol, script_args) in enumerate(jobs, 1):
-            print(f"[{i:2d}/{len(jobs)}] {method:7s} {protocol:9s} {' '.join(script_args):40s}", end="", flush=True)
+
+        def one(job):
+            method, protocol, script_args = job
             secs = run(["bash", str(REPO / "scripts" / method / f"{protocol}.sh"), *script_args], env,
                        logs / f"{method}_{protocol}_{'_'.join(script_args)}.txt")
-            print(f" {secs:6.1f} s", flush=True)
+            return f"{method:7s} {protocol:9s} {' '.join(script_args):60s} {secs:6.1f} s"
+
+        # runs are independent processes of one thread each: as many at once as there are cores to give them
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for i, line in enumerate(pool.map(one, jobs), 1):
+                print(f"[{i:2d}/{len(jobs)}] {line}", flush=True)
         print(f"All runs done in {time.time() - t0:.0f} s.\n")
     rows, notes = analyse(out, draws=args.bootstrap)
     print(render_table(rows))

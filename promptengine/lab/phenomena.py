@@ -22,6 +22,9 @@ from ..reporting.intervals import (
 from ..reporting.results import RunResult, load_results
 
 SOURCE = "synth_shapes"
+# Base-to-new on the source (ImageNet's role) and on the specialist dataset whose deciding cue (the count) the
+# pretraining captions rarely name (EuroSAT's role); the field's base-to-new numbers are averages over such a mix.
+B2N_DATASETS = ("synth_shapes", "synth_counts")
 TARGETS = ("synth_glyphs", "synth_patterns", "synth_counts", "synth_fills")
 B2N_METHODS = ("zsclip", "coop", "maple", "apt", "fap", "capt")
 XD_METHODS = ("zsclip", "apt", "fap", "capt")
@@ -43,7 +46,7 @@ def plan_runs(seeds: Sequence[int]) -> List[Tuple[str, str, List[str]]]:
     """(method folder, protocol, script arguments) of every run the study needs, cheapest first."""
     jobs = []
     for seed in seeds:
-        jobs += [(m, "base2new", [SOURCE, str(seed)]) for m in B2N_METHODS]
+        jobs += [(m, "base2new", [d, str(seed)]) for d in B2N_DATASETS for m in B2N_METHODS]
         jobs += [(m, "xd", [str(seed), *TARGETS]) for m in XD_METHODS]
     return jobs
 
@@ -73,13 +76,22 @@ class Cells:
         return records_of(self.get(protocol, phase, dataset, trainer), metric)
 
     def base(self, trainer: str, metric: str):
-        return self.records("base2new", "test_base", SOURCE, trainer, metric)
+        """Per base-to-new dataset, the records of the base-class test."""
+        return [self.records("base2new", "test_base", d, trainer, metric) for d in B2N_DATASETS]
 
     def new(self, trainer: str, metric: str):
-        return self.records("base2new", "test_new", SOURCE, trainer, metric)
+        return [self.records("base2new", "test_new", d, trainer, metric) for d in B2N_DATASETS]
 
     def targets(self, trainer: str, metric: str):
         return [self.records("xd", "test", t, trainer, metric) for t in TARGETS]
+
+
+def per_dataset(cells: Cells, half: str, trainer: str, metric: str, reference: str = "ZeroshotCLIP") -> str:
+    """The difference to the reference on each base-to-new dataset, for the measured column."""
+    parts = getattr(cells, half)(trainer, metric)
+    refs = getattr(cells, half)(reference, metric)
+    out = [f"{DATASET_NAME[d]} {fmt(paired_diff_interval(a, b))}" for d, a, b in zip(B2N_DATASETS, parts, refs)]
+    return " (" + "; ".join(out) + ")"
 
 
 def fmt(iv: Optional[Interval]) -> str:
@@ -136,19 +148,21 @@ def analyse(root: Path, draws: int = 2000) -> Tuple[List[Row], List[str]]:
                    "target average in [50, 75], one < 50, one > 85", measured, ok)
 
     def p2() -> Row:
-        iv = paired_diff_interval(cells.base("CoOp", "clean"), cells.base("ZeroshotCLIP", "clean"), **kw)
+        iv = average_diff_interval(cells.base("CoOp", "clean"), cells.base("ZeroshotCLIP", "clean"), **kw)
         return Row("P2", "few-shot prompt tuning helps on the tuned classes", "CoOp base +13 (CoCoOp paper)",
-                   "CoOp base clean - zero-shot >= +10", fmt(iv), at_least(iv, 10))
+                   "CoOp base clean - zero-shot >= +10", fmt(iv) + per_dataset(cells, "base", "CoOp", "clean"),
+                   at_least(iv, 10))
 
     def p3() -> Row:
-        drop = paired_diff_interval(cells.new("CoOp", "clean"), cells.new("ZeroshotCLIP", "clean"), **kw)
-        recover = paired_diff_interval(cells.new("MaPLe", "clean"), cells.new("CoOp", "clean"), **kw)
+        drop = average_diff_interval(cells.new("CoOp", "clean"), cells.new("ZeroshotCLIP", "clean"), **kw)
+        recover = average_diff_interval(cells.new("MaPLe", "clean"), cells.new("CoOp", "clean"), **kw)
         return Row("P3", "CoOp overfits its base classes; multi-modal prompts recover part of it",
                    "CoOp new -11; MaPLe new above CoOp", "CoOp new - zero-shot <= -5; MaPLe new - CoOp > 0",
-                   f"CoOp-ZS {fmt(drop)}; MaPLe-CoOp {fmt(recover)}", at_most(drop, -5) and at_least(recover, 0))
+                   f"CoOp-ZS {fmt(drop)}{per_dataset(cells, 'new', 'CoOp', 'clean')}; MaPLe-CoOp {fmt(recover)}"
+                   f"{per_dataset(cells, 'new', 'MaPLe', 'clean', 'CoOp')}", at_most(drop, -5) and at_least(recover, 0))
 
     def p4() -> Row:
-        parts = [cells.base("ZeroshotCLIP", "robust"), cells.new("ZeroshotCLIP", "robust"),
+        parts = [*cells.base("ZeroshotCLIP", "robust"), *cells.new("ZeroshotCLIP", "robust"),
                  *cells.targets("ZeroshotCLIP", "robust")]
         iv = average_interval(parts, **kw)
         return Row("P4", "zero-shot CLIP is not robust", "4.9 % (PGD, 1/255, 16 datasets)",
@@ -156,11 +170,12 @@ def analyse(root: Path, draws: int = 2000) -> Tuple[List[Row], List[str]]:
                    iv.high is not None and iv.high <= 10)
 
     def p5() -> Row:
-        ivs = {m: paired_diff_interval(cells.base(m, "robust"), cells.base("ZeroshotCLIP", "robust"), **kw)
+        ivs = {m: average_diff_interval(cells.base(m, "robust"), cells.base("ZeroshotCLIP", "robust"), **kw)
                for m in ADVERSARIAL}
         return Row("P5", "adversarial prompt tuning buys robustness", "APT, FAP: tens of points over CLIP",
                    "APT, FAP, CAPT base robust - zero-shot >= +15",
-                   "; ".join(f"{m} {fmt(iv)}" for m, iv in ivs.items()), all(at_least(iv, 15) for iv in ivs.values()))
+                   "; ".join(f"{m} {fmt(iv)}{per_dataset(cells, 'base', m, 'robust')}" for m, iv in ivs.items()),
+                   all(at_least(iv, 15) for iv in ivs.values()))
 
     def p6() -> Row:
         ivs = {m: average_diff_interval(cells.targets(m, "robust"), cells.targets("ZeroshotCLIP", "robust"), **kw)

@@ -1,9 +1,10 @@
-"""Contrastive pretraining of SynthCLIP on captioned images of the synthetic worlds.
+"""Contrastive pretraining of SynthCLIP on web-like captioned images of the synthetic world.
 
-The objective is CLIP's symmetric InfoNCE, with every caption of the same class counted as a
-positive (a batch of 256 over ~120 classes holds many same-class pairs, and calling them negatives
-only adds label noise). Images are rendered on the fly from seeds in the ``"synth-pretrain"``
-namespace, disjoint from every dataset split; each rendered image is used in ``reuse`` batches.
+Each image is rendered from random factors and gets one caption that names some of them (captions.py). The
+objective is CLIP's symmetric InfoNCE over the batch's images and captions, with every caption that *could describe*
+an image counted as a positive of it ("a circle." describes every circle in the batch): the multi-positive form keeps
+the web-caption setting while not calling true descriptions negatives. Images come from seeds in the
+``"synth2-pretrain"`` namespace, disjoint from every dataset split; each rendered image is used in ``reuse`` batches.
 
 Everything is seeded: on one machine (same torch build, same thread count) the same settings give
 the same weights, bit for bit.
@@ -11,8 +12,8 @@ the same weights, bit for bit.
 Speed tricks that do not change the model that is saved:
 - captions are at most 15 tokens, so the text tower runs on the first ``text_len`` = 16 positions
   (the causal mask makes later positions irrelevant to the EOT feature);
-- the token embedding is trained as a compact table of the world's used rows (68 tokens); the other
-  49,340 rows receive no gradient and keep their fixed initialisation (:func:`model.token_init`),
+- the token embedding is trained as a compact table of the rows the captions can use (~100 tokens); the
+  other rows receive no gradient and keep their fixed initialisation (:func:`model.token_init`),
   so the full table is the initial table with the trained rows written back.
 """
 

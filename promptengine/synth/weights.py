@@ -2,14 +2,14 @@
 
 The repository ships a compact artifact (``assets/synthclip.pt``, ~2 MB): every tensor that
 ``clip.model.build_model`` keeps in fp16 is stored in fp16, the others in fp32, and of the
-49,408-row token embedding only the rows that pretraining changed (the world's ~70 tokens) with
+49,408-row token embedding only the rows that pretraining changed (the world's ~100 tokens) with
 their indices. On first use :func:`synth_clip_path` expands it into a full fp32 state dict in the
 user cache (unused rows = the fixed initialisation :func:`model.token_init`), writing atomically,
 and returns that path. ``clip.load(path, jit=False)`` of the expanded file gives exactly the model
 that ``clip.load`` of the original pretraining output gives (bit for bit).
 
 Precedence: ``$PROMPTENGINE_SYNTHCLIP`` (a checkpoint file of your own) > the shipped artifact >
-pretraining on first use (about 5 minutes on 2 CPU cores, only if the artifact is missing).
+pretraining on first use (about 14 minutes on 2 idle CPU cores, only if the artifact is missing).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def synth_clip_path(download_root: str = "") -> str:
         return path
     print(
         f"SynthCLIP: the shipped weights {ASSET_PATH} are missing; pretraining SynthCLIP into {path} "
-        "(once, about 5 minutes on 2 CPU cores; `python tools/pretrain_synth_clip.py --export` restores the artifact)"
+        "(once, about 14 minutes on 2 idle CPU cores; `python tools/pretrain_synth_clip.py --export` restores the artifact)"
     )
     state, _ = pretrain(cfg)
     return _write_with_fallback(state, path)
