@@ -17,6 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from promptengine.lab.runs import run_logged  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("zsclip", "coop", "apt", "fap", "maple", "capt")
 SIZES = {
@@ -34,14 +38,7 @@ PROTOCOLS = (
 
 
 def run(cmd: list, env: dict, log: Path) -> float:
-    start = time.time()
-    with open(log, "w") as f:
-        code = subprocess.call(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
-    if code != 0:
-        tail = log.read_text().strip().splitlines()[-5:] if log.exists() else []
-        print("\n".join(tail), file=sys.stderr)
-        raise SystemExit(f"error: {' '.join(cmd[1:3])} failed (exit {code}); full log: {log}")
-    return time.time() - start
+    return run_logged(cmd, env, log, REPO)
 
 
 def main(argv=None) -> int:

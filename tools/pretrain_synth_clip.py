@@ -54,8 +54,8 @@ def main(argv=None) -> int:
     import torch
 
     from promptengine.synth import weights as W
-    from promptengine.synth.worlds import WORLDS
     from promptengine.synth.pretrain import PretrainConfig, pretrain, save_state_dict, zero_shot_accuracy
+    from promptengine.synth.worlds import WORLDS
 
     if not args.out and not args.export:
         print("error: nothing to write: pass --out PATH and/or --export", file=sys.stderr)

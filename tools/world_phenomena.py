@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,17 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from promptengine.lab.phenomena import STUDY_SIZES, analyse, plan_runs, render_table  # noqa: E402
+from promptengine.lab.runs import run_logged  # noqa: E402
 
 
 def run(cmd: list, env: dict, log: Path) -> float:
-    start = time.time()
-    with open(log, "w") as f:
-        code = subprocess.call(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
-    if code != 0:
-        tail = log.read_text().strip().splitlines()[-5:] if log.exists() else []
-        print("\n".join(tail), file=sys.stderr)
-        raise SystemExit(f"error: {' '.join(cmd[1:])} failed (exit {code}); full log: {log}")
-    return time.time() - start
+    return run_logged(cmd, env, log, REPO)
 
 
 def main(argv=None) -> int:
