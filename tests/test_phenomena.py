@@ -1,0 +1,58 @@
+"""The phenomena study's plan and verdict rules (promptengine/lab/phenomena.py), on hand-made intervals and results."""
+
+from __future__ import annotations
+
+import json
+
+from promptengine.lab import phenomena as P
+from promptengine.reporting.intervals import Interval
+from promptengine.reporting.perimage import pack_bits
+
+
+def iv(estimate, low, high):
+    return Interval(estimate, low, high, "bootstrap", 3, "")
+
+
+def test_plan_covers_every_seed_method_and_protocol():
+    jobs = P.plan_runs([1, 2, 3])
+    assert len(jobs) == 3 * (len(P.B2N_DATASETS) * len(P.B2N_METHODS) + len(P.XD_METHODS))
+    assert ("capt", "xd", ["2", *P.TARGETS]) in jobs
+    assert ("coop", "base2new", ["synth_counts", "3"]) in jobs
+
+
+def test_a_row_holds_only_when_the_estimate_meets_the_target_and_the_interval_excludes_zero():
+    assert P.at_least(iv(12.0, 3.0, 20.0), 10)
+    assert not P.at_least(iv(9.0, 3.0, 15.0), 10)  # estimate short of the target
+    assert not P.at_least(iv(12.0, -1.0, 25.0), 10)  # interval includes zero
+    assert P.at_most(iv(-6.0, -9.0, -2.0), -5)
+    assert not P.at_most(iv(-6.0, -12.0, 0.5), -5)
+    assert not P.at_least(Interval(12.0, None, None, "none", 1, ""), 10)  # no interval, no verdict
+
+
+def _result(path, dataset, trainer, seed, correct):
+    """A results.json with per-image records: ``correct`` is the clean (and robust) correctness per image."""
+    path.mkdir(parents=True)
+    n = len(correct)
+    acc = 100.0 * sum(correct) / n
+    bits = pack_bits(correct)
+    data = {"format": 1, "dataset": dataset, "trainer": trainer, "num_shots": 16, "seed": seed, "split": "test",
+            "subsample": "all", "num_images": n, "clean": {"accuracy": acc, "correct": sum(correct), "total": n},
+            "worst_case": {"accuracy": acc, "correct": sum(correct), "total": n},
+            "robust": [{"name": "pgd10", "attack": {"eps": 2 / 255}, "accuracy": acc, "correct": sum(correct),
+                        "total": n}],
+            "per_image": {"items": "40:abc", "n": n, "clean": bits, "robust": {"pgd10": bits}, "worst_case": bits}}
+    (path / "results.json").write_text(json.dumps(data))
+
+
+def test_p1_reads_zero_shot_on_the_targets_and_judges_the_spread(tmp_path):
+    # zero-shot accuracy per target: 30 %, 60 %, 70 %, 95 % -> average 63.75, one < 50, one > 85: holds
+    for target, k in zip(P.TARGETS, (12, 24, 28, 38)):
+        for seed in (1, 2, 3):
+            folder = tmp_path / "xd" / "test" / target / "shots_16" / "ZeroshotCLIP" / "synth" / f"seed{seed}"
+            _result(folder, P.DATASET_NAME[target], "ZeroshotCLIP", seed, [True] * k + [False] * (40 - k))
+    rows, notes = P.analyse(tmp_path, draws=300)
+    p1 = {r.key: r for r in rows}["P1"]
+    assert p1.holds, (p1.measured, notes)
+    assert "average 63.8" in p1.measured
+    # the other rows lack their runs and say so instead of judging
+    assert any(n.startswith("P2") for n in notes)
