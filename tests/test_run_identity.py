@@ -285,7 +285,7 @@ def test_stale_lock_is_taken_over_by_one_process_only(tmp_path, monkeypatch):
     stale = {"pid": dead_pid(), "host": socket.gethostname(), "start": "then"}
     (out / ".lock").write_text(json.dumps(stale))
     second = runlock.RunLock(str(out))
-    real_read = runlock._read
+    real_read = runlock.read_owner
     interleaved = []
 
     def look_then_let_the_other_in(path):
@@ -295,7 +295,7 @@ def test_stale_lock_is_taken_over_by_one_process_only(tmp_path, monkeypatch):
             second.acquire()  # the other process's whole takeover happens here
         return data
 
-    monkeypatch.setattr(runlock, "_read", look_then_let_the_other_in)
+    monkeypatch.setattr(runlock, "read_owner", look_then_let_the_other_in)
     first = runlock.RunLock(str(out))
     with pytest.raises(runlock.RunFolderBusy, match=f"is in use by process {os.getpid()} on this host"):
         first.acquire()

@@ -204,7 +204,7 @@ def test_points_run_with_the_interpreter_of_the_sweep(monkeypatch):
     base = {k: v for k, v in os.environ.items() if k != "PYTHON"}
     assert point_environment(base, {}, {}, 1)["PYTHON"] == sys.executable
     assert point_environment(dict(base, PYTHON=""), {}, {}, 1)["PYTHON"] == sys.executable
-    assert point_environment(base, {"PYTHON": "/opt/py/bin/python"}, {}, 1)["PYTHON"] == "/opt/py/bin/python"
+    assert point_environment(base, {"PYTHON": "my-env/bin/python"}, {}, 1)["PYTHON"] == "my-env/bin/python"
 
 
 # ---- end to end on the embedded world ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,7 +37,7 @@ GRID = {"protocols": "fewshot", "methods": "coop", "datasets": "synth_shapes syn
 @pytest.fixture
 def env(tmp_path):
     base = {k: v for k, v in os.environ.items() if k not in SCRIPT_VARS}
-    return dict(base, OUTPUT=str(tmp_path / "out"), PYTHON="/bin/false")  # every point fails at once
+    return dict(base, OUTPUT=str(tmp_path / "out"), PYTHON=shutil.which("false"))  # every point fails at once
 
 
 def grid_file(tmp_path) -> Path:

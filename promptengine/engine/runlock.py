@@ -39,7 +39,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _read(path: str) -> dict:
+def read_owner(path: str) -> dict:
+    """The JSON a lock file holds (pid, host, start), or {} when it is missing or unreadable."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -107,7 +108,7 @@ class RunLock:
 
     def _handle_existing(self) -> None:
         """Return to try creating again (the lock is gone or was stale and is removed); else raise RunFolderBusy."""
-        owner = _read(self.path)
+        owner = read_owner(self.path)
         if self._stale(owner):
             self._take_over(owner)  # removed by us, or changed meanwhile: either way, look again
             return
@@ -140,7 +141,7 @@ class RunLock:
             mine = os.fstat(f.fileno())
             if (current.st_dev, current.st_ino) != (mine.st_dev, mine.st_ino):
                 return False  # another taker removed it and a new lock took its place
-            owner = _read(self.path)
+            owner = read_owner(self.path)
             if owner != seen or not self._stale(owner):
                 return False
             print(f"Note: taking over the stale lock of process {owner['pid']} (started "
@@ -153,7 +154,7 @@ class RunLock:
             return
         self.held = False
         try:
-            if _read(self.path).get("pid") == os.getpid():
+            if read_owner(self.path).get("pid") == os.getpid():
                 os.remove(self.path)
         except OSError:
             pass

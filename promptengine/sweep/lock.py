@@ -8,11 +8,10 @@ over a killed sweep's lock also checks that none of its points still runs on thi
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 
-from ..engine.runlock import RunFolderBusy, RunLock
+from ..engine.runlock import RunFolderBusy, RunLock, read_owner
 from ..errors import UserError
 from .lifetime import pid_alive
 from .state import SweepState
@@ -22,22 +21,13 @@ class SweepBusy(UserError):
     """Another sweep runs on this state folder, or points of a killed one still run."""
 
 
-def _owner(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def hold_sweep(state: SweepState) -> RunLock:
     """The sweep's lock, or SweepBusy naming the sweep process (or the points) in the way."""
     lock = RunLock(str(state.folder))
     try:
         lock.acquire()
     except RunFolderBusy:
-        owner = _owner(lock.path)
+        owner = read_owner(lock.path)
         who = (f"process {owner.get('pid')} on {owner.get('host')} since {owner.get('start')}" if owner
                else "a process that left an unreadable lock")
         raise SweepBusy(f"this sweep is already running ({who}; state {state.folder}): wait for it and follow it "
@@ -57,7 +47,7 @@ def _no_orphans(state: SweepState) -> None:
     points = state.folder / "points"
     busy = []
     for record_file in sorted(points.glob("*.json")) if points.is_dir() else []:
-        record = _owner(str(record_file))
+        record = read_owner(str(record_file))
         pid = record.get("pid")
         if record.get("status") == "running" and record.get("host") == here and isinstance(pid, int) \
                 and pid != os.getpid() and pid_alive(pid):
