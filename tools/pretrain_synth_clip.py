@@ -41,6 +41,7 @@ def parse_args(argv=None):
     ap.add_argument("--width", type=int, default=0, help="vision width (multiple of 64); 0 = default")
     ap.add_argument("--text-width", type=int, default=0, help="text width (multiple of 64); 0 = default")
     ap.add_argument("--layers", type=int, default=0, help="layers of each tower; 0 = default")
+    ap.add_argument("--patch", type=int, default=0, help="vision patch size (divides 32); 0 = default")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--eval-every", type=int, default=0, help="print SynthShapes val zero-shot every N steps")
     ap.add_argument("--no-eval", action="store_true", help="skip the final zero-shot evaluation")
@@ -66,6 +67,11 @@ def main(argv=None) -> int:
         cfg.model["embed_dim"] = max(cfg.model["embed_dim"], 64)
     if args.text_width:
         cfg.model["transformer_width"] = args.text_width
+    if args.patch:
+        if 32 % args.patch:
+            print(f"error: --patch {args.patch} does not divide the 32-pixel input; use 2, 4, 8 or 16", file=sys.stderr)
+            return 2
+        cfg.model["vision_patch_size"] = args.patch
     if args.layers:
         cfg.model["vision_layers"] = args.layers
         cfg.model["transformer_layers"] = args.layers
@@ -83,6 +89,7 @@ def main(argv=None) -> int:
         info["zero_shot_test"] = acc
         print("zero-shot test accuracy: " + ", ".join(f"{k} {v:.1f}%" for k, v in acc.items()))
     info["torch"] = str(torch.__version__)
+    info["command"] = " ".join(["python tools/pretrain_synth_clip.py", *(sys.argv[1:] if argv is None else argv)])
     info["total_seconds"] = round(time.time() - t0, 1)
 
     if args.out:

@@ -51,7 +51,7 @@ DEFAULT_MIXTURE: Tuple[Tuple[str, float], ...] = (
 
 @dataclass
 class PretrainConfig:
-    steps: int = 2000
+    steps: int = 4000
     batch_size: int = 160
     lr: float = 8e-4
     warmup_frac: float = 0.05
