@@ -44,6 +44,9 @@ def parse_args(argv=None):
     ap.add_argument("--patch", type=int, default=0, help="vision patch size (divides 32); 0 = default")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--eval-every", type=int, default=0, help="print SynthShapes val zero-shot every N steps")
+    ap.add_argument("--checkpoint", default="",
+                    help="save the training state here every 250 steps and resume from it if it exists "
+                         "(same weights as an uninterrupted run); removed once the outputs are written")
     ap.add_argument("--no-eval", action="store_true", help="skip the final zero-shot evaluation")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return ap.parse_args(argv)
@@ -54,6 +57,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     import torch
 
+    from promptengine.errors import UserError
     from promptengine.synth import weights as W
     from promptengine.synth.pretrain import PretrainConfig, pretrain, save_state_dict, zero_shot_accuracy
     from promptengine.synth.worlds import WORLDS
@@ -76,7 +80,12 @@ def main(argv=None) -> int:
         cfg.model["vision_layers"] = args.layers
         cfg.model["transformer_layers"] = args.layers
     t0 = time.time()
-    state, info = pretrain(cfg, progress=not args.no_progress, eval_every=args.eval_every)
+    try:
+        state, info = pretrain(cfg, progress=not args.no_progress, eval_every=args.eval_every,
+                               checkpoint=args.checkpoint)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"pretraining: {info['seconds']:.1f} s, {cfg.steps} steps x {cfg.batch_size} images, final loss {info['final_loss']}")
 
     if not args.no_eval:
@@ -102,6 +111,8 @@ def main(argv=None) -> int:
         with open(os.path.splitext(path)[0] + ".json", "w") as f:
             json.dump(info, f, indent=2)
         print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB) and its .json summary")
+    if args.checkpoint and os.path.isfile(args.checkpoint):
+        os.remove(args.checkpoint)
     return 0
 
 
