@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from promptengine.errors import UserError
-from trainers.capt_loss import CAPTLossConfig, alpha_cons, capt_loss, consistency, kl
+from promptengine.methods.capt_loss import CAPTLossConfig, alpha_cons, capt_loss, consistency, kl
 
 Y = torch.tensor([0, 1])
 CLEAN = torch.tensor([[2.0, 0.0], [0.0, 1.0]])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import datasets  # noqa: F401
+import promptengine.benchmarks  # noqa: F401
 from promptengine.config.merge import build_cfg
 from promptengine.data.datum import DatasetBase, Datum
 from promptengine.data.splits import (

@@ -10,11 +10,9 @@ import torch
 
 from promptengine.attacks import losses
 from promptengine.attacks import spec as attack_spec
-from promptengine.builtin import builtin_package
-from promptengine.catalog import registered_methods
 from promptengine.clip.couplings import COUPLINGS, Coupling
 from promptengine.config.merge import build_cfg
-from promptengine.registry import TRAINER_REGISTRY
+from promptengine.registry import METHODS, TRAINER_REGISTRY, registered_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 KL_HOME = ROOT / "promptengine" / "attacks" / "losses.py"
@@ -22,7 +20,7 @@ KL_HOME = ROOT / "promptengine" / "attacks" / "losses.py"
 
 # ---- one KL ------------------------------------------------------------------------------------------------------
 def test_fap_and_capt_objectives_use_the_attack_cores_kl():
-    from trainers import capt_loss, objectives
+    from promptengine.methods import capt_loss, objectives
 
     assert objectives.kl_per_sample is losses.kl_per_sample and capt_loss.kl is losses.kl_per_sample
     p, q = torch.randn(6, 5), torch.randn(6, 5)
@@ -93,9 +91,8 @@ def test_couplings_are_classes_the_learner_delegates_to():
 
 # ---- the method list ---------------------------------------------------------------------------------------------
 def _package_trainers():
-    """The trainers of the ``trainers`` package (tests may register their own)."""
-    package = builtin_package("trainers").__name__
-    return [m for m in registered_methods() if TRAINER_REGISTRY.get(m.trainer).__module__.startswith(package + ".")]
+    """The trainers of the methods package (tests may register their own)."""
+    return [m for m in registered_methods() if TRAINER_REGISTRY.get(m.trainer).__module__.startswith(METHODS + ".")]
 
 
 def test_every_method_has_a_docs_row_and_configs():

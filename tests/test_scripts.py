@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from promptengine.catalog import registered_methods
+from promptengine.registry import registered_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {m.script_folder: m.trainer for m in registered_methods(with_scripts=True)}  # script folder -> trainer

@@ -12,9 +12,9 @@ import torch
 
 from promptengine.clip.loading import load_clip, load_visual_weights, random_clip
 from promptengine.engine.checkpoint import safe_load
+from promptengine.methods.tecoa import EXPORT_NAME, TeCoA
 from promptengine.registry import TRAINER_REGISTRY
 from tests.conftest import ROOT, TOY_OPTS, run_train
-from trainers.tecoa import EXPORT_NAME, TeCoA
 
 ATTACKS = ["ATTACK.TRAIN.ENABLED", "True", "ATTACK.TRAIN.STEPS", "1", "ATTACK.TRAIN.EPS", "4.0",
            "ATTACK.TEST.ENABLED", "True", "ATTACK.TEST.STEPS", "2", "ATTACK.TEST.EPS", "4.0"]

@@ -23,18 +23,15 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from promptengine.synth import model as M  # noqa: E402
-from promptengine.synth.pretrain import class_text_features, image_features  # noqa: E402
-from promptengine.synth.worlds import get_world, render_split, split_labels  # noqa: E402
+from promptengine.synth import model as M
+from promptengine.synth.pretrain import class_text_features, image_features
+from promptengine.synth.worlds import get_world, render_split, split_labels
 
 ROWS = (
     ("SynthShapes", "all"),

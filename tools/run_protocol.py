@@ -316,7 +316,7 @@ def method_table() -> Dict[str, Tuple[str, str]]:
     """Method folder -> (trainer, default config), from the trainer registry (each trainer names its scripts)."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from promptengine.catalog import registered_methods
+    from promptengine.registry import registered_methods
 
     methods = sorted(registered_methods(with_scripts=True), key=lambda m: m.script_folder)
     return {m.script_folder: (m.trainer, m.default_config) for m in methods}

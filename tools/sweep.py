@@ -8,11 +8,8 @@ See docs/SCALING.md.
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from promptengine.sweep.cli import entry  # noqa: E402
+from promptengine.sweep.cli import entry
 
 if __name__ == "__main__":
     sys.exit(entry())

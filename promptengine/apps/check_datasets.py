@@ -25,13 +25,12 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from tabulate import tabulate
 
-from promptengine.builtin import builtin_package
 from promptengine.config.merge import build_cfg
 from promptengine.data.splits import read_json
 from promptengine.errors import UserError
-from promptengine.registry import DATASET_REGISTRY
+from promptengine.registry import DATASET_REGISTRY, builtin_benchmarks
 
-builtin_package("datasets")  # registers the loaders
+builtin_benchmarks()  # registers the loaders
 
 
 class Benchmark(NamedTuple):

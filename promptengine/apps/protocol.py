@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from promptengine.builtin import HOME
+from promptengine.registry import HOME
 
 PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
 

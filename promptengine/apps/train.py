@@ -70,7 +70,7 @@ def configure(argv: list):
     """A command line's arguments and its merged, domain-checked config (what ``main`` runs with; nothing else is
     built or written). The sweep runner checks every run of a grid with it before starting any."""
     args = build_parser().parse_args(argv)
-    from promptengine.builtin import import_builtin
+    from promptengine.registry import import_builtin
 
     import_builtin()  # registers the dataset loaders, the trainers and their config keys
     from promptengine.config.merge import build_cfg

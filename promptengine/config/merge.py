@@ -15,8 +15,7 @@ import yaml
 from yacs.config import CfgNode as CN
 
 from ..errors import UserError
-from ..registry import TRAINER_REGISTRY, closest
-from ..resources import find_config
+from ..registry import TRAINER_REGISTRY, closest, find_config
 from .defaults import get_cfg_default
 from .domains import check_cfg, declared_domains
 from .upstream import finalize, translate_fap_attack, translate_file, translate_opts
@@ -173,7 +172,7 @@ def build_cfg(
     provenance: Dict[str, str] = {}
     cli_overrides = list(cli_overrides)
     trainer = next((str(v) for k, v in cli_overrides if k == "TRAINER.NAME"), "")
-    if dataset_config_file:  # a path, or the name of a shipped config (promptengine.resources)
+    if dataset_config_file:  # a path, or the name of a shipped config (registry.find_config)
         merge_from_file(cfg, find_config(dataset_config_file, "dataset"), provenance)
     if config_file:
         merge_from_file(cfg, find_config(config_file, "trainer", trainer), provenance)

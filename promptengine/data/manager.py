@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..engine.distributed import rank_seed
 from ..errors import UserError
-from ..registry import DATASET_REGISTRY
+from ..registry import DATASET_REGISTRY, builtin_benchmarks
 from .datum import DatasetBase
 from .transforms import build_transform
 
@@ -37,9 +37,7 @@ class DatasetWrapper(Dataset):
 
 
 def build_dataset(cfg) -> DatasetBase:
-    from ..builtin import builtin_package
-
-    builtin_package("datasets")  # registers the loaders
+    builtin_benchmarks()  # registers the loaders
 
     if not cfg.DATASET.NAME:
         raise UserError("DATASET.NAME is empty (pass --dataset-config-file configs/datasets/<id>.yaml)")

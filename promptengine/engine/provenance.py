@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # the real folder, also when reached through tools/promptengine
 
 
 def _git(*args: str) -> Optional[str]:

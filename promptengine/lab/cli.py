@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Optional
 
-from ..builtin import HOME
+from ..registry import HOME
 from .phenomena import STUDY_SIZES, analyse, plan_runs, render_table
 from .runs import run_logged
 

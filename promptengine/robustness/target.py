@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..registry import TRAINER_REGISTRY, import_builtin
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -39,11 +40,6 @@ class Target:
     parts: List[Part]
     test_eps: Optional[float] = None  # the run's own test-attack budget (/255), the default headline eps
     info: dict = field(default_factory=dict)
-
-
-def _register_everything() -> None:
-    import datasets  # noqa: F401  (registers dataset loaders)
-    import trainers  # noqa: F401  (registers trainers and their config keys)
 
 
 def _build_cfg(files: Sequence[str], opts: Sequence[str]):
@@ -79,8 +75,6 @@ REPORT_HINT = ("the report rebuilds the model from the run's config.yaml: drop t
 
 
 def _trainer(cfg):
-    from ..registry import TRAINER_REGISTRY
-
     cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     cfg.freeze()
     trainer = cls(cfg)
@@ -97,7 +91,7 @@ REPORT_OPTS = ("TEST.MAX_IMAGES", "0", "DATALOADER.NUM_WORKERS", "0")
 
 def load_run(run_dir: str, root: str = "", opts: Sequence[str] = (), epoch: Optional[int] = None) -> Target:
     """The trained model of ``run_dir`` (its config.yaml and checkpoint); base and new parts for a base2new run."""
-    _register_everything()
+    import_builtin()  # dataset loaders, trainers and their config keys
     config = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(config):
         raise UserError(f"{run_dir} has no config.yaml; pass a training output folder (e.g. .../seed1)")
@@ -123,7 +117,7 @@ def load_run(run_dir: str, root: str = "", opts: Sequence[str] = (), epoch: Opti
 
 def zero_shot_target(dataset_config: str, config_file: str = "", root: str = "", opts: Sequence[str] = ()) -> Target:
     """Zero-shot CLIP on every class of ``dataset_config`` (its own transfer source: a check of the attack only)."""
-    _register_everything()
+    import_builtin()  # dataset loaders, trainers and their config keys
     files = [dataset_config] + ([config_file] if config_file else [])
     cfg = _build_cfg(files, [*REPORT_OPTS, "TRAINER.NAME", "ZeroshotCLIP", *opts,
                              *(["DATASET.ROOT", root] if root else [])])

@@ -10,9 +10,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from ..builtin import HOME as REPO  # the checkout, or the wheel's copy of scripts/ and tools/
 from ..config.merge import utf8_text
 from ..errors import UserError
+from ..registry import HOME as REPO  # the checkout, or the wheel's copy of scripts/ and tools/
 
 SCRIPTS = REPO / "scripts"
 PROTOCOLS = ("base2new", "fewshot", "xd", "dg")

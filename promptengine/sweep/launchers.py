@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
-from ..builtin import CHECKOUT
 from ..errors import UserError
+from ..registry import CHECKOUT
 from .grid import REPO
 from .state import SweepState
 from .worker import ChainTask, run_chain, start_worker

@@ -1,0 +1,113 @@
+"""Structure checks: one registry module, one import path for every module, no ``sys.path`` changes in the package."""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_CODE = ("promptengine", "trainers", "datasets")  # what the wheel installs (trainers/datasets inside it)
+TOP_LEVEL_NAMES = ("trainers", "datasets")  # CoOp's folder names, imported only as promptengine.methods / .benchmarks
+#: modules that may still change sys.path: this one loads tools/run_protocol.py by path until the protocols are a package
+SYS_PATH_PENDING = {"promptengine/sweep/plan.py"}
+
+
+def python_files(*folders: str) -> Iterator[Tuple[str, ast.Module]]:
+    """(path relative to the root, parsed module) of every .py file under ``folders``; symlinked folders are not
+    followed, so each file is read once under its real folder."""
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(ROOT / folder):
+            dirnames[:] = sorted(d for d in dirnames if d not in ("__pycache__", "fake_dassl"))
+            for name in sorted(filenames):
+                if name.endswith(".py"):
+                    path = Path(dirpath) / name
+                    yield str(path.relative_to(ROOT)), ast.parse(path.read_text(), str(path))
+
+
+def is_sys_path(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name)
+            and node.value.id == "sys")
+
+
+def sys_path_changes(tree: ast.Module) -> List[int]:
+    """Lines that insert into, append to, extend or assign ``sys.path``."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("insert", "append", "extend") and is_sys_path(node.value):
+            lines.append(node.lineno)
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            lines.extend(node.lineno for t in targets if is_sys_path(t))
+    return lines
+
+
+def top_level_imports(tree: ast.Module) -> List[Tuple[int, str]]:
+    """(line, name) of every import of the top-level ``trainers`` / ``datasets`` packages, also by
+    ``importlib.import_module("...")``."""
+    found = []
+    for node in ast.walk(tree):
+        names: List[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name))
+              and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            names = [node.args[0].value]
+        found.extend((node.lineno, n) for n in names if n.split(".")[0] in TOP_LEVEL_NAMES)
+    return found
+
+
+def test_package_code_never_changes_sys_path():
+    offenders = [f"{path}:{line}" for path, tree in python_files(*PACKAGE_CODE) if path not in SYS_PATH_PENDING
+                 for line in sys_path_changes(tree)]
+    assert offenders == [], "package code changes sys.path (import by the package name instead)"
+
+
+def test_no_module_imports_the_top_level_trainers_or_datasets():
+    """Package, tools and tests use ``promptengine.methods`` / ``promptengine.benchmarks``, the names the wheel has
+    (the stand-in Dassl fork under tests/fake_dassl, which models a user's repository, is not scanned)."""
+    folders = (*PACKAGE_CODE, "tools", "tests")
+    offenders = [f"{path}:{line} imports {name}" for path, tree in python_files(*folders)
+                 for line, name in top_level_imports(tree)]
+    offenders += [f"train.py:{line} imports {name}" for line, name in top_level_imports(ast.parse((ROOT / "train.py")
+                                                                                                 .read_text()))]
+    assert offenders == []
+
+
+def test_one_module_defines_the_registries_and_the_builtin_locations():
+    """The registries, the method list, the import of the built-ins and the shipped-file lookup live in one module."""
+    names = {"Registry", "TRAINER_REGISTRY", "DATASET_REGISTRY", "Method", "registered_methods", "import_builtin",
+             "import_submodules", "find_config", "shipped_configs"}
+    where = {}
+    for path, tree in python_files(*PACKAGE_CODE, "tools"):
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defined = [node.name]
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                defined = [t.id for t in targets if isinstance(t, ast.Name)]
+            else:
+                continue
+            for name in set(defined) & names:
+                where.setdefault(name, []).append(path)
+    assert where == {name: ["promptengine/registry.py"] for name in names}
+
+
+def test_checkout_imports_the_builtins_under_the_wheels_names():
+    """In a checkout the built-ins load as promptengine.methods / .benchmarks from CoOp's top-level folders, and no
+    module named ``trainers`` or ``datasets`` is imported."""
+    import promptengine.benchmarks
+    import promptengine.methods
+    from promptengine.registry import CONFIGS, DATASET_REGISTRY, TRAINER_REGISTRY, import_builtin
+
+    import_builtin()
+    assert TRAINER_REGISTRY.get("CAPT").__module__ == "promptengine.methods.capt"
+    assert DATASET_REGISTRY.get("OxfordPets").__module__ == "promptengine.benchmarks.oxford_pets"
+    folders = [Path(promptengine.methods.__path__[0]).resolve(), Path(promptengine.benchmarks.__path__[0]).resolve()]
+    assert folders + [CONFIGS] == [ROOT / "trainers", ROOT / "datasets", ROOT / "configs"]
+    assert sorted(n for n in sys.modules if n.split(".")[0] in TOP_LEVEL_NAMES) == []
