@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator, List, Tuple
@@ -111,3 +113,20 @@ def test_checkout_imports_the_builtins_under_the_wheels_names():
     folders = [Path(promptengine.methods.__path__[0]).resolve(), Path(promptengine.benchmarks.__path__[0]).resolve()]
     assert folders + [CONFIGS] == [ROOT / "trainers", ROOT / "datasets", ROOT / "configs"]
     assert sorted(n for n in sys.modules if n.split(".")[0] in TOP_LEVEL_NAMES) == []
+
+
+def test_a_tool_finds_the_package_through_its_link_and_records_the_checkout():
+    """``python tools/<name>.py`` puts tools/ first on sys.path: the package comes through the ``tools/promptengine``
+    link (no sys.path change in the tool), and the provenance still names the checkout's commit."""
+    from promptengine.engine.provenance import code_version
+    from promptengine.registry import HOME
+
+    code = ("import json, promptengine.engine.provenance as p, promptengine.registry as r\n"
+            "print(json.dumps([p.__file__, p.code_version(), str(r.HOME)]))\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "tools", env=env, capture_output=True, text=True,
+                         check=True)
+    where, version, home = json.loads(out.stdout)
+    assert Path(where).parent.parent == ROOT / "tools" / "promptengine"
+    assert version == code_version() and home == str(HOME) == str(ROOT)

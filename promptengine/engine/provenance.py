@@ -15,7 +15,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # the real folder, also when reached through tools/promptengine
+# the real checkout, also when the package is reached through the tools/promptengine link
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
 def _git(*args: str) -> Optional[str]:
