@@ -8,7 +8,6 @@ from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.config.domains import Int, OneOf, Precision
-from promptengine.errors import UserError
 from promptengine.registry import TRAINER_REGISTRY
 
 from .objectives import TeCoA
@@ -36,15 +35,6 @@ class AdvVP(TeCoA):
         cfg.TRAINER.ADVVP.VISUAL_PROMPT_METHOD = "padding"  # FAP's zsrobust key; padding is the only method
         cfg.TRAINER.ADVVP.PAD_SPACE = "normalized"  # normalized (authors' code) | pixel (pad on the [0, 1] image)
         cfg.TRAINER.ADVVP.INIT = "upstream"  # upstream: N(0, 1) pad and tokens | small: zero pad, 0.02 tokens
-
-    def check_cfg(self, cfg) -> None:
-        super().check_cfg(cfg)
-        node = cfg.TRAINER.ADVVP
-        if node.VISUAL_PROMPT_METHOD != "padding":
-            raise UserError(f"TRAINER.ADVVP.VISUAL_PROMPT_METHOD '{node.VISUAL_PROMPT_METHOD}' is not supported "
-                            "(only padding, the method FAP's scripts use)")
-        if node.INIT not in INIT_STDS:
-            raise UserError(f"TRAINER.ADVVP.INIT must be one of {'/'.join(INIT_STDS)}, got '{node.INIT}'")
 
     def prompt_spec(self) -> PromptSpec:
         node = self.cfg.TRAINER.ADVVP

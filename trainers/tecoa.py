@@ -20,7 +20,6 @@ from promptengine.clip.tuning import unfreeze
 from promptengine.config.domains import Int, OneOf, Precision
 from promptengine.engine import checkpoint as ckpt
 from promptengine.engine import distributed as dist
-from promptengine.errors import UserError
 from promptengine.registry import TRAINER_REGISTRY
 
 from .objectives import TeCoA as TeCoAObjective
@@ -44,12 +43,6 @@ class TeCoA(TeCoAObjective):
         c.PREC = "fp32"
         c.EXPORT = True  # write the tuned tower as <OUTPUT_DIR>/vision_encoder.pth.tar with every checkpoint
         cfg.TRAINER.TECOA = c
-
-    def check_cfg(self, cfg) -> None:
-        super().check_cfg(cfg)
-        if cfg.TRAINER.TECOA.TUNE not in TUNE_CHOICES:
-            raise UserError(f"TRAINER.TECOA.TUNE must be one of {'/'.join(TUNE_CHOICES)}, got "
-                            f"'{cfg.TRAINER.TECOA.TUNE}'")
 
     def prompt_spec(self) -> PromptSpec:
         return PromptSpec(template=self.cfg.TRAINER.TECOA.TEMPLATE or self.dataset_template)

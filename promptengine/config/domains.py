@@ -3,6 +3,8 @@
 Every numeric and enumerated key gets a ``Domain``: its type, range, allowed values and special values
 (``-1 = all``, ``0 = off``). ``check_cfg`` walks them all and raises one ``UserError`` line naming the key,
 the value, the allowed domain and where the value came from (default, a YAML file or the command line).
+It is the only validator of single values: ``build_cfg``, a report's rebuilt config and the Dassl plug-in all run
+it (trainers' ``check_cfg`` keeps only what no domain can say, e.g. "this method needs a training attack").
 ``RULES`` are checks across keys (e.g. a test attack with step size 0); they either raise or return a
 one-line warning for values that are legal but almost certainly a mistake.
 
@@ -13,8 +15,9 @@ Trainers declare the domains of their own keys next to ``extend_cfg`` in a class
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..errors import UserError
 
@@ -120,6 +123,19 @@ def _attack_domains(section: str) -> Dict[str, Domain]:
     }
 
 
+def attack_domains() -> Dict[str, Domain]:
+    """``ATTACK.TRAIN/TEST.*`` (ours) and ``ATTACK.PGD.*`` (FAP's keys)."""
+    return {
+        **_attack_domains("TRAIN"),
+        **_attack_domains("TEST"),
+        "ATTACK.PGD.EPS": Real(0, meaning="/255 pixel units"),
+        "ATTACK.PGD.ALPHA": Real(0, meaning="/255 pixel units"),
+        "ATTACK.PGD.TRAIN_ITER": Int(0, meaning="0 = no training attack"),
+        "ATTACK.PGD.TEST_ITER": Int(0, meaning="0 = no FAP test attack"),
+        "ATTACK.PGD.LAMBDA_1": Real(0),
+    }
+
+
 def core_domains() -> Dict[str, Domain]:
     from ..data.fewshot import SUBSAMPLE_CHOICES
     from ..data.transforms import INTERPOLATIONS
@@ -173,13 +189,7 @@ def core_domains() -> Dict[str, Domain]:
         "TRAIN.PRECISION": OneOf("", "fp32", "bf16", "amp", "fp16", meaning="'' = the trainer's PREC"),
         "TEST.SPLIT": OneOf("test", "val"),
         "TEST.MAX_IMAGES": Int(1, special=(-1,), meaning="-1 = all test images"),
-        **_attack_domains("TRAIN"),
-        **_attack_domains("TEST"),
-        "ATTACK.PGD.EPS": Real(0, meaning="/255 pixel units"),
-        "ATTACK.PGD.ALPHA": Real(0, meaning="/255 pixel units"),
-        "ATTACK.PGD.TRAIN_ITER": Int(0, meaning="0 = no training attack"),
-        "ATTACK.PGD.TEST_ITER": Int(0, meaning="0 = no FAP test attack"),
-        "ATTACK.PGD.LAMBDA_1": Real(0),
+        **attack_domains(),
     }
 
 
@@ -203,6 +213,22 @@ def where(provenance: Provenance, key: str) -> str:
     return provenance.get(key, "the defaults")
 
 
+class Unrecorded(Mapping):
+    """Provenance of a config merged elsewhere (a Dassl ``train.py``): every key comes from ``source``."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __getitem__(self, key: str) -> str:
+        return self.source
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
 def domain_error(key: str, value: Any, domain: Domain, provenance: Provenance) -> UserError:
     return UserError(f"{key} = {value!r} (from {where(provenance, key)}) is not allowed: it must be "
                      f"{domain.describe()}; set {key} to such a value")
@@ -223,6 +249,12 @@ def check_cfg(cfg, domains: Mapping[str, Domain], provenance: Provenance) -> Lis
         if message:
             warnings.append(message)
     return warnings
+
+
+def check_and_warn(cfg, domains: Mapping[str, Domain], provenance: Provenance) -> None:
+    """``check_cfg`` with its warnings printed as ``warning:`` lines on stderr (stdout may be a config dump)."""
+    for message in check_cfg(cfg, domains, provenance):
+        print(f"warning: {message}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------- rules across keys

@@ -8,7 +8,6 @@ Every value set is recorded with its source (a file or the command line) so that
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import yaml
@@ -18,7 +17,7 @@ from ..errors import UserError
 from ..registry import TRAINER_REGISTRY, closest
 from ..resources import find_config
 from .defaults import get_cfg_default
-from .domains import check_cfg, declared_domains
+from .domains import check_and_warn, declared_domains
 from .upstream import finalize, translate_fap_attack, translate_file, translate_opts
 
 COMMAND_LINE = "the command line"
@@ -169,7 +168,7 @@ def build_cfg(
     ``warning:`` line each on stderr.
     """
     cfg = get_cfg_default()
-    trainer_classes = extend_cfg_all_trainers(cfg)
+    extend_cfg_all_trainers(cfg)
     provenance: Dict[str, str] = {}
     cli_overrides = list(cli_overrides)
     trainer = next((str(v) for k, v in cli_overrides if k == "TRAINER.NAME"), "")
@@ -182,12 +181,18 @@ def build_cfg(
     if opts:
         merge_from_list(cfg, opts, provenance)
     finalize(cfg)  # upstream trainer names, normalisation check
-    for message in check_cfg(cfg, declared_domains(trainer_classes), provenance):
-        print(f"warning: {message}", file=sys.stderr)
+    check_domains(cfg, provenance)
     translate_fap_attack(cfg)  # FAP's checked ATTACK.PGD.* values into ATTACK.TRAIN/TEST and TRAINER.FAP, once
     if freeze:
         cfg.freeze()
     return cfg
+
+
+def check_domains(cfg: CN, provenance: Dict[str, str]) -> None:
+    """The domain check (``domains.check_cfg``) over the core keys and every registered trainer's keys; warnings
+    on stderr."""
+    classes = [TRAINER_REGISTRY.get(name) for name in TRAINER_REGISTRY.registered_names()]
+    check_and_warn(cfg, declared_domains(classes), provenance)
 
 
 def extend_cfg_all_trainers(cfg: CN) -> List[type]:

@@ -11,10 +11,13 @@ import importlib.util
 import os
 import sys
 from types import ModuleType
+from typing import Dict
 
 from yacs.config import CfgNode as CN
 
 from ..builtin import CHECKOUT, REPO, builtin_package
+from ..config.domains import Domain, declared_domains
+from ..registry import TRAINER_REGISTRY
 
 METHODS_ALIAS = "promptengine_methods"  # our trainers/ package when a Dassl repository's own trainers/ shadows it
 
@@ -50,6 +53,20 @@ def toolbox_defaults() -> CN:
     cfg = get_cfg_default()
     extend_cfg_all_trainers(cfg)
     return cfg
+
+
+def plugin_domains() -> Dict[str, Domain]:
+    """The declared domains (``promptengine.config.domains``) of the keys this toolbox adds to a Dassl cfg: attack
+    keys and method subtrees. Dassl's own keys (``OPTIM.*``, ``INPUT.*``, ...) are read by Dassl's engine, with its
+    own choices, and are left to it."""
+    from dassl.config import get_cfg_default as dassl_defaults
+
+    from ..config.merge import all_keys
+
+    methods_package()
+    dassl_keys = set(all_keys(dassl_defaults()))
+    classes = [TRAINER_REGISTRY.get(name) for name in TRAINER_REGISTRY.registered_names()]
+    return {key: d for key, d in declared_domains(classes).items() if key not in dassl_keys}
 
 
 def add_missing(dst: CN, src: CN) -> None:
