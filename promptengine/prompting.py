@@ -38,6 +38,18 @@ class PromptTrainer(TrainerX):
     script_folder = ""
     default_config = ""
 
+    #: what the toolbox asks the registry for instead of naming a method: "zero_shot" (the frozen CLIP with
+    #: hand-crafted prompts, which reports attack with --zero-shot), "benchmark" (the method capt-bench times)
+    roles: Tuple[str, ...] = ()
+
+    #: upstream compatibility, declared by the method itself (never inherited) and read by
+    #: ``promptengine.config.upstream`` through the registry: its trainer names in upstream scripts (compared
+    #: case-insensitively), upstream config nodes read as its own node, and full keys upstream configs set that
+    #: it does not read (accepted and dropped, with a note)
+    upstream_names: Tuple[str, ...] = ()
+    upstream_nodes: Dict[str, str] = {}
+    upstream_unused: Tuple[str, ...] = ()
+
     def prompt_spec(self) -> PromptSpec:
         raise NotImplementedError
 

@@ -19,6 +19,7 @@ INIT_STDS = {"upstream": (1.0, 1.0), "small": (0.0, 0.02)}
 @TRAINER_REGISTRY.register()
 class AdvVP(TeCoA):
     script_folder, default_config = "advvp", "vit_b32_ep10_batch4"
+    upstream_names, upstream_nodes = ("zsrobust",), {"ZSROBUST": "ADVVP"}  # FAP's name and node (same keys)
     config_domains = {"TRAINER.ADVVP.PROMPT_SIZE": Int(0, meaning="0 = no pixel padding prompt"),
                       "TRAINER.ADVVP.ADD_PROMPT_SIZE": Int(0, meaning="0 = no prompt tokens"),
                       "TRAINER.ADVVP.PREC": Precision(),

@@ -20,6 +20,7 @@ COLLAPSE_THRESHOLD = 1e-3
 @TRAINER_REGISTRY.register()
 class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
     script_folder, default_config = "capt", "vit_b32_ep10_batch4_2ctx_notransform"
+    roles = ("benchmark",)
     config_domains = {
         "TRAINER.CAPT.N_CTX": Int(1), "TRAINER.CAPT.PREC": Precision(), "TRAINER.CAPT.PROMPT_DEPTH": Int(1),
         "TRAINER.CAPT.COUPLING": OneOf(*COUPLINGS), "TRAINER.CAPT.LAMBDA": Real(0),

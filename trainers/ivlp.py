@@ -44,6 +44,7 @@ class IVLP(PromptTrainer):
 class AdvVLP(TeCoA):
     """IVLP prompts trained with TeCoA; reads TRAINER.IVLP (as FAP's AdvVLP YAMLs do)."""
     script_folder, default_config = "advvlp", "vit_b32_ep10_batch4_2ctx_notransform"
+    upstream_names, upstream_nodes = ("ADVIVLP",), {"ADVIVLP": "IVLP"}  # FAP's name and node (same keys)
 
     def trainer_precision(self) -> str:
         return self.cfg.TRAINER.IVLP.PREC

@@ -127,10 +127,12 @@ def zero_shot_target(dataset_config: str, config_file: str = "", root: str = "",
     """Zero-shot CLIP on every class of ``dataset_config`` (its own transfer source: a check of the attack only)."""
     _register_everything()
     files = [dataset_config] + ([config_file] if config_file else [])
-    cfg = _build_cfg(files, [*REPORT_OPTS, "TRAINER.NAME", "ZeroshotCLIP", *opts,
-                             *(["DATASET.ROOT", root] if root else [])])
+    from ..registry import TRAINER_REGISTRY
+
+    zero_shot = TRAINER_REGISTRY.with_role("zero_shot")
+    cfg = _build_cfg(files, [*REPORT_OPTS, "TRAINER.NAME", zero_shot, *opts, *(["DATASET.ROOT", root] if root else [])])
     trainer = _trainer(cfg)
-    info = {"trainer": "ZeroshotCLIP", "dataset": cfg.DATASET.NAME, "backbone": cfg.MODEL.BACKBONE.NAME,
+    info = {"trainer": zero_shot, "dataset": cfg.DATASET.NAME, "backbone": cfg.MODEL.BACKBONE.NAME,
             "subsample": str(cfg.DATASET.SUBSAMPLE_CLASSES)}
     return Target(name=f"zero-shot CLIP ({cfg.MODEL.BACKBONE.NAME}) on {cfg.DATASET.NAME}", source=dataset_config,
                   parts=[_part(trainer, "all", with_transfer=True)], test_eps=_test_eps(trainer), info=info)
