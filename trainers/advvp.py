@@ -10,14 +10,14 @@ from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.config.domains import Int, OneOf, Precision
 from promptengine.registry import TRAINER_REGISTRY
 
-from .objectives import TeCoA
+from .objectives import TeCoAObjective
 
 # INIT: upstream = pad and tokens ~ N(0, 1) (authors' code); small = zero pad, tokens ~ N(0, 0.02^2)
 INIT_STDS = {"upstream": (1.0, 1.0), "small": (0.0, 0.02)}
 
 
 @TRAINER_REGISTRY.register()
-class AdvVP(TeCoA):
+class AdvVP(TeCoAObjective):
     script_folder, default_config = "advvp", "vit_b32_ep10_batch4"
     upstream_names, upstream_nodes = ("zsrobust",), {"ZSROBUST": "ADVVP"}  # FAP's name and node (same keys)
     config_domains = {"TRAINER.ADVVP.PROMPT_SIZE": Int(0, meaning="0 = no pixel padding prompt"),

@@ -17,13 +17,13 @@ from promptengine.prompting import FrozenCLIPMixin
 from promptengine.registry import TRAINER_REGISTRY
 
 from .coop import coop_spec
-from .objectives import TeCoA
+from .objectives import TeCoAObjective
 
 ATTACK_PROMPTS = ("onfly", "constant", "perturbed")
 
 
 @TRAINER_REGISTRY.register()
-class APT(FrozenCLIPMixin, TeCoA):
+class APT(FrozenCLIPMixin, TeCoAObjective):
     """Reads the prompt keys from TRAINER.COOP, as APT's configs do."""
     script_folder, default_config = "apt", "vit_b32_ep50"
 

@@ -12,7 +12,7 @@ from promptengine.errors import UserError
 from promptengine.prompting import PromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
-from .objectives import TeCoA
+from .objectives import TeCoAObjective
 
 
 def coupled_keys(cfg, name: str) -> None:
@@ -92,7 +92,7 @@ class MaPLe(PromptTrainer):
 
 
 @TRAINER_REGISTRY.register()
-class AdvMaPLe(TeCoA):
+class AdvMaPLe(TeCoAObjective):
     script_folder, default_config = "advmaple", "vit_b32_ep10_batch4_2ctx_notransform"
     upstream_names = ("advMaPLe",)  # FAP's spelling
     upstream_unused = ("TRAINER.ADVMAPLE.CLASSIFIER",)  # FAP's key, never read by its code either

@@ -1,6 +1,6 @@
 """TeCoA (Mao et al., ICLR 2023): adversarial fine-tuning of CLIP's vision tower for zero-shot robustness.
 
-Cross-entropy on PGD examples made against the current tower (the shared ``TeCoA`` objective), with frozen class
+Cross-entropy on PGD examples made against the current tower (the shared ``TeCoAObjective``), with frozen class
 text features from one hand-crafted template. ``TRAINER.TECOA.TUNE`` picks the whole vision tower or its last
 ``LAST_N`` blocks. With ``EXPORT`` every checkpoint also writes ``<OUTPUT_DIR>/vision_encoder.pth.tar``: the whole
 tuned tower under ``vision_encoder_state_dict``, the key of TeCoA's released files, so ``MODEL.BACKBONE.PATH`` loads
@@ -22,7 +22,7 @@ from promptengine.engine import checkpoint as ckpt
 from promptengine.engine import distributed as dist
 from promptengine.registry import TRAINER_REGISTRY
 
-from .objectives import TeCoA as TeCoAObjective
+from .objectives import TeCoAObjective
 
 TUNE_CHOICES = ("vision", "vision_last")
 EXPORT_NAME = "vision_encoder.pth.tar"
