@@ -22,7 +22,7 @@ from .clip.backbone import PromptableCLIP, PromptBundle
 from .clip.loading import load_clip, load_visual_weights
 from .clip.model import FrozenZeroShot, PromptedCLIP
 from .clip.prompt_learner import PromptSpec
-from .config.apt_flags import robust_weights_path
+from .config.weights import robust_weights_path
 from .engine.precision import attack_autocast
 from .engine.trainer import TrainerX
 from .errors import UserError
