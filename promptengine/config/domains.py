@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..errors import UserError
+from ..registry import TRAINER_REGISTRY
 
 Provenance = Mapping[str, str]
 
@@ -193,8 +194,10 @@ def core_domains() -> Dict[str, Domain]:
     }
 
 
-def declared_domains(trainer_classes: Iterable[type] = ()) -> Dict[str, Domain]:
-    """The core domains plus every given trainer's ``config_domains``."""
+def declared_domains(trainer_classes: Optional[Iterable[type]] = None) -> Dict[str, Domain]:
+    """The core domains plus the ``config_domains`` of the given trainers (default: every registered trainer)."""
+    if trainer_classes is None:
+        trainer_classes = [TRAINER_REGISTRY.get(name) for name in TRAINER_REGISTRY.registered_names()]
     out = core_domains()
     for cls in trainer_classes:
         out.update(getattr(cls, "config_domains", {}) or {})

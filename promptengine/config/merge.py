@@ -192,8 +192,7 @@ def build_cfg(
 def check_domains(cfg: CN, provenance: Dict[str, str]) -> None:
     """The domain check (``domains.check_cfg``) over the core keys and every registered trainer's keys; warnings
     on stderr."""
-    classes = [TRAINER_REGISTRY.get(name) for name in TRAINER_REGISTRY.registered_names()]
-    check_and_warn(cfg, declared_domains(classes), provenance)
+    check_and_warn(cfg, declared_domains(), provenance)
 
 
 def extend_cfg_all_trainers(cfg: CN) -> List[type]:

@@ -17,7 +17,6 @@ from yacs.config import CfgNode as CN
 
 from ..builtin import CHECKOUT, REPO, builtin_package
 from ..config.domains import Domain, declared_domains
-from ..registry import TRAINER_REGISTRY
 
 METHODS_ALIAS = "promptengine_methods"  # our trainers/ package when a Dassl repository's own trainers/ shadows it
 
@@ -65,8 +64,7 @@ def plugin_domains() -> Dict[str, Domain]:
 
     methods_package()
     dassl_keys = set(all_keys(dassl_defaults()))
-    classes = [TRAINER_REGISTRY.get(name) for name in TRAINER_REGISTRY.registered_names()]
-    return {key: d for key, d in declared_domains(classes).items() if key not in dassl_keys}
+    return {key: d for key, d in declared_domains().items() if key not in dassl_keys}
 
 
 def add_missing(dst: CN, src: CN) -> None:
