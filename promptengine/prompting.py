@@ -22,7 +22,7 @@ from .clip.backbone import PromptableCLIP, PromptBundle
 from .clip.loading import load_clip, load_visual_weights
 from .clip.model import FrozenZeroShot, PromptedCLIP
 from .clip.prompt_learner import PromptSpec
-from .config.apt_flags import robust_weights_path
+from .config.weights import robust_weights_path
 from .engine.precision import attack_autocast
 from .engine.trainer import TrainerX
 from .errors import UserError
@@ -37,6 +37,18 @@ class PromptTrainer(TrainerX):
     #: (``configs/trainers/<Trainer>/<default_config>.yaml``); the runner, the tests and docs read them from here
     script_folder = ""
     default_config = ""
+
+    #: what the toolbox asks the registry for instead of naming a method: "zero_shot" (the frozen CLIP with
+    #: hand-crafted prompts, which reports attack with --zero-shot), "benchmark" (the method capt-bench times)
+    roles: Tuple[str, ...] = ()
+
+    #: upstream compatibility, declared by the method itself (never inherited) and read by
+    #: ``promptengine.config.upstream`` through the registry: its trainer names in upstream scripts (compared
+    #: case-insensitively), upstream config nodes read as its own node, and full keys upstream configs set that
+    #: it does not read (accepted and dropped, with a note)
+    upstream_names: Tuple[str, ...] = ()
+    upstream_nodes: Dict[str, str] = {}
+    upstream_unused: Tuple[str, ...] = ()
 
     def prompt_spec(self) -> PromptSpec:
         raise NotImplementedError

@@ -76,6 +76,16 @@ class Registry:
     def registered_names(self) -> List[str]:
         return list(self._items)
 
+    def with_role(self, role: str) -> str:
+        """The name of the one registered class that declares ``role`` in its own ``roles`` (e.g. "zero_shot"), so
+        code outside a method's file asks for what it needs instead of naming the method."""
+        names = [name for name, cls in self._items.items() if role in vars(cls).get("roles", ())]
+        if len(names) != 1:
+            found = f": {', '.join(names)}" if names else ""
+            raise UserError(f"{len(names)} registered {self.kind.lower()}s declare the role '{role}'{found}; exactly "
+                            "one must (set `roles` on its class)")
+        return names[0]
+
     def __contains__(self, name: str) -> bool:
         return name in self._items
 

@@ -193,6 +193,25 @@ def test_cfg_without_plugin_keys_is_refused(dassl, tmp_path):
         dassl.engine.build_trainer(cfg)
 
 
+@pytest.mark.parametrize("key,value", [("TRAINER.CAPT.ALPHA_MODE", "magic"), ("ATTACK.TEST.STEPS", "-1")])
+def test_dassl_config_gets_the_same_domain_check(dassl, tmp_path, key, value):
+    """A Dassl train.py merges the config itself: the bridge runs build_cfg's domain check on the toolbox's keys,
+    before anything is built, and names the Dassl config as the value's source."""
+    with pytest.raises(UserError, match=rf"^{re.escape(key)} = .* \(from the Dassl config: its YAML files or "
+                                        r"options\) is not allowed: it must be "):
+        dassl.engine.build_trainer(dassl_cfg(tmp_path, opts=[key, value]))
+
+
+def test_dassls_own_keys_are_left_to_dassl(dassl):
+    """Dassl's engine reads its own keys with its own choices (e.g. OPTIM.NAME radam): only the keys the toolbox
+    adds are checked against its domains."""
+    from promptengine.dassl_plugin.config import plugin_domains
+
+    checked = plugin_domains()
+    assert {"TRAINER.CAPT.ALPHA_MODE", "ATTACK.TEST.EPS", "ATTACK.PGD.EPS"} <= set(checked)
+    assert not {"OPTIM.NAME", "INPUT.SIZE", "DATASET.NUM_SHOTS"} & set(checked)
+
+
 def test_fp16_prec_keeps_learnable_tensors_fp32(dassl, tmp_path):
     """Dassl's TRAINER.<NAME>.PREC fp16 becomes fp16 autocast (fp32 on a CPU); nothing learnable is half."""
     trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path, opts=["TRAINER.CAPT.PREC", "fp16"]))

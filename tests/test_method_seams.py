@@ -143,3 +143,28 @@ def test_no_block_of_code_is_copied_between_trainers():
                 copies.append((seen[window], path.name, window[0]))
             seen.setdefault(window, path.name)
     assert not copies, f"blocks of {WINDOW} lines appear in two trainer files: {copies[:3]}"
+
+
+# ---- roles: what the toolbox asks the registry for instead of naming a method -------------------------------------
+def test_roles_are_found_through_the_registry_and_must_be_unique(monkeypatch):
+    from promptengine.errors import UserError
+    from promptengine.prompting import PromptTrainer
+
+    """Reports attack the zero-shot trainer and capt-bench times the benchmark method, found by the role their
+    classes declare; a role nobody or two classes declare is a one-line error."""
+    assert (TRAINER_REGISTRY.with_role("zero_shot"), TRAINER_REGISTRY.with_role("benchmark")) == ("ZeroshotCLIP", "CAPT")
+    with pytest.raises(UserError, match=r"^0 registered trainers declare the role 'nothing'; exactly one must"):
+        TRAINER_REGISTRY.with_role("nothing")
+
+    class Ensemble(TRAINER_REGISTRY.get("ZeroshotCLIP")):  # a subclass does not inherit its parent's role
+        pass
+
+    monkeypatch.setitem(TRAINER_REGISTRY._items, "Ensemble", Ensemble)
+    assert TRAINER_REGISTRY.with_role("zero_shot") == "ZeroshotCLIP"
+
+    class Rival(PromptTrainer):
+        roles = ("zero_shot",)
+
+    monkeypatch.setitem(TRAINER_REGISTRY._items, "Rival", Rival)
+    with pytest.raises(UserError, match=r"^2 registered trainers declare the role 'zero_shot': .*Rival"):
+        TRAINER_REGISTRY.with_role("zero_shot")

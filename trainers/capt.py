@@ -9,7 +9,6 @@ from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import COUPLINGS, PromptSpec
 from promptengine.config.domains import Int, OneOf, Precision, Real
-from promptengine.errors import UserError
 from promptengine.prompting import AdversarialPromptTrainer, FrozenCLIPMixin, accuracy
 from promptengine.registry import TRAINER_REGISTRY
 
@@ -21,6 +20,7 @@ COLLAPSE_THRESHOLD = 1e-3
 @TRAINER_REGISTRY.register()
 class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
     script_folder, default_config = "capt", "vit_b32_ep10_batch4_2ctx_notransform"
+    roles = ("benchmark",)
     config_domains = {
         "TRAINER.CAPT.N_CTX": Int(1), "TRAINER.CAPT.PREC": Precision(), "TRAINER.CAPT.PROMPT_DEPTH": Int(1),
         "TRAINER.CAPT.COUPLING": OneOf(*COUPLINGS), "TRAINER.CAPT.LAMBDA": Real(0),
@@ -36,19 +36,16 @@ class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
         c.PREC = "fp16"
         c.PROMPT_DEPTH = 9
         c.COUPLING = "vision_to_text"  # vision_to_text (FAP) | text_to_vision (MaPLe) | independent
-        c.LAMBDA = 1.5
-        c.ALPHA_MODE = "confidence"  # confidence | loss_ratio | agreement | fixed
-        c.ALPHA_FIXED = 0.5
-        c.ALPHA_REDUCTION = "sample"  # sample | batch
-        c.ALPHA_DETACH = True
-        c.KL_DIRECTION = "target_adv"  # target_adv: KL(target || adv); adv_target: KL(adv || target)
-        c.CLEAN_DETACH = False
+        loss = CAPTLossConfig()  # the objective's defaults, written once (capt_loss.py)
+        c.LAMBDA = loss.lam
+        c.ALPHA_MODE = loss.alpha_mode  # confidence | loss_ratio | agreement | fixed
+        c.ALPHA_FIXED = loss.alpha_fixed
+        c.ALPHA_REDUCTION = loss.alpha_reduction  # sample | batch
+        c.ALPHA_DETACH = loss.alpha_detach
+        c.KL_DIRECTION = loss.kl_direction  # target_adv: KL(target || adv); adv_target: KL(adv || target)
+        c.CLEAN_DETACH = loss.clean_detach
         c.FROZEN_TEMPLATES = ()  # frozen CLIP's prompts; () = the dataset's hand-crafted template
         cfg.TRAINER.CAPT = c
-
-    def check_cfg(self, cfg) -> None:
-        super().check_cfg(cfg)
-        self.loss_cfg().validate()
 
     def loss_cfg(self) -> CAPTLossConfig:
         c = self.cfg.TRAINER.CAPT
@@ -58,8 +55,6 @@ class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
 
     def prompt_spec(self) -> PromptSpec:
         c = self.cfg.TRAINER.CAPT
-        if c.N_CTX < 1:
-            raise UserError("TRAINER.CAPT.N_CTX must be >= 1 (CAPT learns multi-modal prompts)")
         return PromptSpec(text_n_ctx=c.N_CTX, text_depth=c.PROMPT_DEPTH, text_ctx_init=c.CTX_INIT,
                           vision_n_ctx=c.N_CTX, vision_depth=c.PROMPT_DEPTH, coupling=c.COUPLING)
 

@@ -24,7 +24,7 @@ def fap_loss(y: torch.Tensor, logits_clean: torch.Tensor, logits_adv: torch.Tens
     return nat + lam * adv, nat, adv
 
 
-class TeCoA(AdversarialPromptTrainer):
+class TeCoAObjective(AdversarialPromptTrainer):
     """Cross-entropy on PGD examples made against the current prompts (APT, AdvVP, AdvVLP, AdvMaPLe)."""
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, float]]:

@@ -1,6 +1,6 @@
 """TeCoA (Mao et al., ICLR 2023): adversarial fine-tuning of CLIP's vision tower for zero-shot robustness.
 
-Cross-entropy on PGD examples made against the current tower (the shared ``TeCoA`` objective), with frozen class
+Cross-entropy on PGD examples made against the current tower (the shared ``TeCoAObjective``), with frozen class
 text features from one hand-crafted template. ``TRAINER.TECOA.TUNE`` picks the whole vision tower or its last
 ``LAST_N`` blocks. With ``EXPORT`` every checkpoint also writes ``<OUTPUT_DIR>/vision_encoder.pth.tar``: the whole
 tuned tower under ``vision_encoder_state_dict``, the key of TeCoA's released files, so ``MODEL.BACKBONE.PATH`` loads
@@ -20,10 +20,9 @@ from promptengine.clip.tuning import unfreeze
 from promptengine.config.domains import Int, OneOf, Precision
 from promptengine.engine import checkpoint as ckpt
 from promptengine.engine import distributed as dist
-from promptengine.errors import UserError
 from promptengine.registry import TRAINER_REGISTRY
 
-from .objectives import TeCoA as TeCoAObjective
+from .objectives import TeCoAObjective
 
 TUNE_CHOICES = ("vision", "vision_last")
 EXPORT_NAME = "vision_encoder.pth.tar"
@@ -44,12 +43,6 @@ class TeCoA(TeCoAObjective):
         c.PREC = "fp32"
         c.EXPORT = True  # write the tuned tower as <OUTPUT_DIR>/vision_encoder.pth.tar with every checkpoint
         cfg.TRAINER.TECOA = c
-
-    def check_cfg(self, cfg) -> None:
-        super().check_cfg(cfg)
-        if cfg.TRAINER.TECOA.TUNE not in TUNE_CHOICES:
-            raise UserError(f"TRAINER.TECOA.TUNE must be one of {'/'.join(TUNE_CHOICES)}, got "
-                            f"'{cfg.TRAINER.TECOA.TUNE}'")
 
     def prompt_spec(self) -> PromptSpec:
         return PromptSpec(template=self.cfg.TRAINER.TECOA.TEMPLATE or self.dataset_template)

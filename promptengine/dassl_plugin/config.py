@@ -7,9 +7,11 @@ the ``extend_cfg`` of a Dassl ``train.py``, before the YAMLs and options are mer
 from __future__ import annotations
 
 import copy
+from typing import Dict
 
 from yacs.config import CfgNode as CN
 
+from ..config.domains import Domain, declared_domains
 from ..registry import builtin_methods
 
 
@@ -22,6 +24,19 @@ def toolbox_defaults() -> CN:
     cfg = get_cfg_default()
     extend_cfg_all_trainers(cfg)
     return cfg
+
+
+def plugin_domains() -> Dict[str, Domain]:
+    """The declared domains (``promptengine.config.domains``) of the keys this toolbox adds to a Dassl cfg: attack
+    keys and method subtrees. Dassl's own keys (``OPTIM.*``, ``INPUT.*``, ...) are read by Dassl's engine, with its
+    own choices, and are left to it."""
+    from dassl.config import get_cfg_default as dassl_defaults
+
+    from ..config.merge import all_keys
+
+    builtin_methods()
+    dassl_keys = set(all_keys(dassl_defaults()))
+    return {key: d for key, d in declared_domains().items() if key not in dassl_keys}
 
 
 def add_missing(dst: CN, src: CN) -> None:

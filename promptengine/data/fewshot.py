@@ -95,12 +95,6 @@ def _rel(impath: str, base_dir: str) -> str:
     return os.path.relpath(impath, base_dir)
 
 
-def _abs(relpath: str, base_dir: str) -> str:
-    if "://" in relpath or not base_dir:
-        return relpath
-    return os.path.join(base_dir, relpath)
-
-
 def fewshot_with_cache(
     dataset_name: str,
     base_dir: str,

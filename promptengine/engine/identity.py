@@ -22,7 +22,7 @@ import copy
 import hashlib
 import json
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 from yacs.config import CfgNode as CN
 
@@ -208,7 +208,3 @@ def describe_difference(diff: Tuple[str, Any, Any], old_name: str, new_name: str
     show = lambda v: "(absent: another code version?)" if v is _ABSENT else repr(v)  # noqa: E731
     return f"'{key}' is {show(old)} in {old_name} but {show(new)} in {new_name}"
 
-
-def differing_fields(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
-    a, b = _flatten(old), _flatten(new)
-    return [k for k in sorted(set(a) | set(b)) if a.get(k, _ABSENT) != b.get(k, _ABSENT)]

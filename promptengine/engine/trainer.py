@@ -171,9 +171,6 @@ class TrainerX(RunRecordsMixin):
         optim = build_optimizer(module.parameters(), self.cfg.OPTIM)
         return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
 
-    def update_lr(self, names=None) -> None:
-        """No-op in the batch loop: the engine steps every scheduler once per epoch itself."""
-
     def get_current_lr(self, names=None) -> float:
         name = self.get_model_names(names)[0]
         optim = self._optims[name]

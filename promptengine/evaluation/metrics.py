@@ -7,14 +7,6 @@ from typing import Dict, List
 import torch
 
 
-def compute_accuracy(output: torch.Tensor, target: torch.Tensor, topk=(1,)) -> List[torch.Tensor]:
-    """Dassl's helper: top-k accuracies in percent (list of 1-element tensors)."""
-    maxk = max(topk)
-    pred = output.topk(maxk, 1, True, True)[1].t()
-    correct = pred.eq(target.view(1, -1).expand_as(pred))
-    return [correct[:k].reshape(-1).float().sum(0, keepdim=True) * (100.0 / target.size(0)) for k in topk]
-
-
 def macro_f1(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Macro F1 over the labels present in target or prediction (as sklearn's default)."""
     labels = torch.unique(torch.cat([pred, target]))

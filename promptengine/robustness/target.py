@@ -43,12 +43,14 @@ class Target:
 
 
 def _build_cfg(files: Sequence[str], opts: Sequence[str]):
-    from ..config.merge import build_cfg, merge_from_file, merge_from_list
+    from ..config.merge import build_cfg, check_domains, merge_from_file, merge_from_list
 
     cfg = build_cfg(freeze=False)
+    provenance: dict = {}
     for path in files:
-        merge_from_file(cfg, path)
-    merge_from_list(cfg, list(opts))
+        merge_from_file(cfg, path, provenance)
+    merge_from_list(cfg, list(opts), provenance)
+    check_domains(cfg, provenance)  # the same check as training's, so the model is built from allowed values
     return cfg
 
 
@@ -62,7 +64,7 @@ def _part(trainer, name: str, with_transfer: bool) -> Part:
     if with_transfer and hasattr(trainer, "backbone"):
         source = FrozenZeroShot(trainer.backbone, trainer.classnames, [trainer.dataset_template]).to(trainer.device)
         source.eval()
-    dataset = trainer.dm.test_set  # TEST.MAX_IMAGES is 0 here: the whole split, the report picks its own subset
+    dataset = trainer.dm.test_set  # TEST.MAX_IMAGES is -1 here: the whole split, the report picks its own subset
     labels = [d.label for d in dataset.data_source]
     return Part(name=name, classifier=classifier, module=module, transfer_source=source,
                 classnames=list(trainer.classnames), labels=labels, fetch=lambda i: dataset[i]["img"],
@@ -86,7 +88,7 @@ def _test_eps(trainer) -> Optional[float]:
     return round(trainer.test_attacks[0].eps * 255.0, 4) if trainer.test_attacks else None
 
 
-REPORT_OPTS = ("TEST.MAX_IMAGES", "0", "DATALOADER.NUM_WORKERS", "0")
+REPORT_OPTS = ("TEST.MAX_IMAGES", "-1", "DATALOADER.NUM_WORKERS", "0")
 
 
 def load_run(run_dir: str, root: str = "", opts: Sequence[str] = (), epoch: Optional[int] = None) -> Target:
@@ -119,10 +121,12 @@ def zero_shot_target(dataset_config: str, config_file: str = "", root: str = "",
     """Zero-shot CLIP on every class of ``dataset_config`` (its own transfer source: a check of the attack only)."""
     import_builtin()  # dataset loaders, trainers and their config keys
     files = [dataset_config] + ([config_file] if config_file else [])
-    cfg = _build_cfg(files, [*REPORT_OPTS, "TRAINER.NAME", "ZeroshotCLIP", *opts,
-                             *(["DATASET.ROOT", root] if root else [])])
+    from ..registry import TRAINER_REGISTRY
+
+    zero_shot = TRAINER_REGISTRY.with_role("zero_shot")
+    cfg = _build_cfg(files, [*REPORT_OPTS, "TRAINER.NAME", zero_shot, *opts, *(["DATASET.ROOT", root] if root else [])])
     trainer = _trainer(cfg)
-    info = {"trainer": "ZeroshotCLIP", "dataset": cfg.DATASET.NAME, "backbone": cfg.MODEL.BACKBONE.NAME,
+    info = {"trainer": zero_shot, "dataset": cfg.DATASET.NAME, "backbone": cfg.MODEL.BACKBONE.NAME,
             "subsample": str(cfg.DATASET.SUBSAMPLE_CLASSES)}
     return Target(name=f"zero-shot CLIP ({cfg.MODEL.BACKBONE.NAME}) on {cfg.DATASET.NAME}", source=dataset_config,
                   parts=[_part(trainer, "all", with_transfer=True)], test_eps=_test_eps(trainer), info=info)
