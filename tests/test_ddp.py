@@ -1,5 +1,5 @@
 """Multi-process data parallelism on CPU (gloo): torchrun training equals a single-process run with the same
-global batch, only rank 0 writes or prints outputs, and the collectives of ``promptengine.engine.distributed``
+global batch, only rank 0 writes or prints outputs, and the collectives of ``promptengine.distributed``
 give the expected values (one torchrun launch covers all of it: process start-up dominates the cost)."""
 
 import json

@@ -19,7 +19,7 @@ from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.clip.tuning import unfreeze
 from promptengine.config.domains import Int, OneOf, Precision
 from promptengine.engine import checkpoint as ckpt
-from promptengine.engine import distributed as dist
+from promptengine import distributed as dist
 from promptengine.errors import UserError
 from promptengine.registry import TRAINER_REGISTRY
 

@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     args, cfg = configure(argv)
 
     from promptengine.config.names import check_names
-    from promptengine.engine import distributed as dist
+    from promptengine import distributed as dist
     from promptengine.engine.run import check_output_dir
     from promptengine.engine.runfolder import FreshFolderGuard
     from promptengine.engine.runlock import acquire_run_lock
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
 def run(args: argparse.Namespace, argv: list, cfg, trainer_cls, started: float) -> int:
     import torch
 
-    from promptengine.engine import distributed as dist
+    from promptengine import distributed as dist
     from promptengine.engine import runfolder
     from promptengine.engine.logging import commit_log, start_logging
     from promptengine.engine.run import build_trainer, describe_run

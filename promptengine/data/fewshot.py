@@ -118,7 +118,7 @@ def fewshot_with_cache(
     first unseeded draw being reused forever. Under torchrun, rank 0 alone samples (and writes the cache);
     the other ranks wait and receive its selection, so every rank trains on the same images.
     """
-    from ..engine import distributed as dist
+    from .. import distributed as dist
 
     if dist.world_size() == 1:
         return _fewshot_local(dataset_name, base_dir, train, val, num_shots, seed, cache_dir)

@@ -8,7 +8,7 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..engine.distributed import rank_seed
+from ..distributed import rank_seed
 from ..errors import UserError
 from ..registry import DATASET_REGISTRY
 from .datum import DatasetBase

@@ -27,7 +27,7 @@ from ..evaluation.during_training import robust_val_check
 from ..evaluation.metrics import clean_summary, print_result_block
 from ..evaluation.robust import evaluate, worst_case
 from . import checkpoint as ckpt
-from . import distributed as dist
+from .. import distributed as dist
 from .meters import MetricMeter
 from .optim import build_lr_scheduler, build_optimizer
 from .precision import attack_autocast, autocast_factory, grad_scaler, resolve_precision

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from ..engine import distributed as dist
+from .. import distributed as dist
 from .robust import evaluate
 
 
