@@ -12,7 +12,7 @@ import torch
 import torch.distributed as tdist
 
 from promptengine.engine.checkpoint import safe_load
-from promptengine.reporting.perimage import unpack_bits
+from promptengine.evaluation.perimage import unpack_bits
 from tests.conftest import ROOT, TOY_OPTS, run_train
 
 pytestmark = pytest.mark.skipif(not (tdist.is_available() and tdist.is_gloo_available()), reason="needs gloo")

@@ -83,8 +83,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, cfg = configure(argv)
 
-    from promptengine.config.names import check_names
     from promptengine import distributed as dist
+    from promptengine.config.names import check_names
     from promptengine.engine.run import check_output_dir
     from promptengine.engine.runfolder import FreshFolderGuard
     from promptengine.engine.runlock import acquire_run_lock

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .perimage import PerImage
-from .perimage import parse_record as parse_per_image
+from ..evaluation.perimage import PerImage
+from ..evaluation.perimage import parse_record as parse_per_image
 
 RESULTS_NAME = "results.json"
 SUPPORTED_FORMAT = 1

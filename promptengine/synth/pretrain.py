@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..evaluation.metrics import accuracy
 from . import model as M
 from .captions import all_caption_token_ids, compatible, constraint_matrix, described, factor_matrix, tokenize
 from .worlds import World, derive_seed, get_world, render_scenes
@@ -235,7 +236,7 @@ def zero_shot_accuracy(model, name: str, split: str = "test", limit: int = -1, c
     txt = class_text_features(model, names, world.template)
     img = image_features(model, images)
     pred = (img @ txt.t()).argmax(1)
-    return float((pred == labels).float().mean() * 100.0)
+    return accuracy(pred == labels)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,17 +21,13 @@ from typing import Dict, Optional
 
 import torch
 
+from ..cache import cache_root
 from . import model as M
 
 FORMAT = "synthclip-compact/1"
 ASSET_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "synthclip.pt")
 TOKEN_KEY = "token_embedding.weight"
 ENV_WEIGHTS = "PROMPTENGINE_SYNTHCLIP"
-
-
-def default_cache_root() -> str:
-    """``$PROMPTENGINE_CACHE`` or ``~/.cache/promptengine`` (same rule as the few-shot cache)."""
-    return os.environ.get("PROMPTENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "promptengine")
 
 
 def file_digest(path: str) -> str:
@@ -150,7 +146,7 @@ def synth_clip_path(download_root: str = "") -> str:
 
             raise UserError(f"${ENV_WEIGHTS}={override} is not a file (unset it to use the shipped SynthCLIP)")
         return override
-    root = download_root or os.path.join(default_cache_root(), "synthclip")
+    root = download_root or os.path.join(cache_root(), "synthclip")
     if os.path.isfile(ASSET_PATH):
         digest = file_digest(ASSET_PATH)[:16]
         path = os.path.join(root, f"SynthCLIP-{digest}.pt")
