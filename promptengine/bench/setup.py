@@ -16,9 +16,13 @@ from typing import List
 import torch
 from PIL import Image
 
+from ..builtin import builtin_package
+from ..clip.loading import ARCHITECTURES
 from ..config.merge import build_cfg
-from ..data.datum import DatasetBase, Datum
-from ..registry import DATASET_REGISTRY
+from ..data.dataset import DatasetBase
+from ..data.datum import Datum
+from ..engine.trainer import set_random_seed
+from ..registry import DATASET_REGISTRY, TRAINER_REGISTRY
 
 # Words for class names of realistic token lengths (1-3 words), so text truncation behaves as on real datasets.
 _WORDS = (
@@ -99,14 +103,7 @@ def build_bench(arch: str = "tiny-p8-32", classes: int = 50, batch: int = 4, ste
                 device: str = "cpu", prompt_depth: int = 9, train_loss: str = "kl", seed: int = 1,
                 quiet: bool = True) -> BenchSetup:
     """The real CAPT trainer (K PGD steps, KL training attack by default) and a random batch in [0, 1]."""
-    from ..builtin import builtin_package
-
     builtin_package("trainers")  # registers CAPT
-
-    from ..clip.loading import ARCHITECTURES
-    from ..engine.trainer import set_random_seed
-    from ..registry import TRAINER_REGISTRY
-
     _register()
     _BenchState.num_classes = classes
     name = backbone_name(arch)

@@ -16,6 +16,7 @@ from typing import List, Tuple
 
 import yaml
 
+from ..errors import UserError
 from .upstream import note
 
 # flag dest -> (our key, APT's default)
@@ -68,8 +69,6 @@ def apt_flag_overrides(args: argparse.Namespace) -> List[Tuple[str, object]]:
 def robust_weights_path(cfg) -> str:
     """The vision-tower weights to load over CLIP's: MODEL.BACKBONE.PATH, else (ROBUST True) APT's file
     ``backbone/{vitb32|rn50}_eps{int(eps)}.pth.tar`` (relative to the working directory, as APT), else ''."""
-    from ..errors import UserError
-
     bcfg = cfg.MODEL.BACKBONE
     if bcfg.PATH:
         return bcfg.PATH

@@ -12,9 +12,13 @@ Every translation prints one ``Note:`` line on stderr, so ``--print-config`` out
 from __future__ import annotations
 
 import sys
+from ast import literal_eval
 from typing import Dict, List, Sequence
 
 from yacs.config import CfgNode as CN
+
+from ..clip.pixels import CLIP_MEAN, CLIP_STD
+from ..errors import UserError
 
 # FAP's node name -> ours (same keys; ZSROBUST.VISUAL_PROMPT_METHOD is declared by AdvVP)
 NODE_ALIASES: Dict[str, str] = {"ZSROBUST": "ADVVP", "ADVIVLP": "IVLP"}
@@ -98,8 +102,6 @@ def _default_of(cfg: CN, key: str):
 
 def translate_opts(cfg: CN, opts: Sequence[str]) -> List[str]:
     """Trailing ``KEY VALUE`` options in our vocabulary (values stay strings; ``1`` -> ``1.0`` for float keys)."""
-    from ast import literal_eval
-
     out: List[str] = []
     for i, item in enumerate(opts):
         if i % 2 == 0:
@@ -127,9 +129,6 @@ def resolve_trainer_alias(cfg: CN) -> None:
 
 def check_pixel_stats(cfg: CN) -> None:
     """INPUT.PIXEL_MEAN/STD must be CLIP's: normalisation happens once, inside the model, with CLIP's values."""
-    from ..clip.backbone import CLIP_MEAN, CLIP_STD
-    from ..errors import UserError
-
     for key, clip_values in (("PIXEL_MEAN", CLIP_MEAN), ("PIXEL_STD", CLIP_STD)):
         given = [float(v) for v in cfg.INPUT[key]]
         if len(given) != 3 or any(abs(a - b) > 1e-6 for a, b in zip(given, clip_values)):

@@ -15,6 +15,8 @@ from types import ModuleType
 from yacs.config import CfgNode as CN
 
 from ..builtin import CHECKOUT, REPO, builtin_package
+from ..config.defaults import get_cfg_default
+from ..config.merge import extend_cfg_all_trainers
 
 METHODS_ALIAS = "promptengine_methods"  # our trainers/ package when a Dassl repository's own trainers/ shadows it
 
@@ -43,9 +45,6 @@ def methods_package() -> ModuleType:
 
 def toolbox_defaults() -> CN:
     """Our defaults with every method's subtree."""
-    from ..config.defaults import get_cfg_default
-    from ..config.merge import extend_cfg_all_trainers
-
     methods_package()
     cfg = get_cfg_default()
     extend_cfg_all_trainers(cfg)

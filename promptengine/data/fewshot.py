@@ -16,6 +16,7 @@ import random
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .. import distributed as dist
 from ..cache import cache_root
 from ..errors import UserError
 from .datum import Datum
@@ -114,7 +115,6 @@ def fewshot_with_cache(
     first unseeded draw being reused forever. Under torchrun, rank 0 alone samples (and writes the cache);
     the other ranks wait and receive its selection, so every rank trains on the same images.
     """
-    from .. import distributed as dist
 
     if dist.world_size() == 1:
         return _fewshot_local(dataset_name, base_dir, train, val, num_shots, seed, cache_dir)

@@ -8,10 +8,11 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..builtin import builtin_package
 from ..distributed import rank_seed
 from ..errors import UserError
 from ..registry import DATASET_REGISTRY
-from .datum import DatasetBase
+from .dataset import DatasetBase
 from .transforms import build_transform
 
 
@@ -37,8 +38,6 @@ class DatasetWrapper(Dataset):
 
 
 def build_dataset(cfg) -> DatasetBase:
-    from ..builtin import builtin_package
-
     builtin_package("datasets")  # registers the loaders
 
     if not cfg.DATASET.NAME:

@@ -240,7 +240,7 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
                 set_random_seed(random.randrange(2**62))  # Python's own RNG is seeded from the OS per process
         if dist.is_main():
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # optional dependency (the tensorboard package)
 
                 self.writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"))
             except ImportError:

@@ -13,7 +13,8 @@ import torch
 from tqdm import tqdm
 
 from ..attacks import AttackSpec, attack
-from .robust import Forward, robust_correct
+from ..attacks.forward import Forward
+from .robust import robust_correct
 
 
 class ImageSetEvaluator:

@@ -17,9 +17,8 @@ import torch
 from tqdm import tqdm
 
 from ..attacks import AttackSpec, attack_outcome
+from ..attacks.forward import Forward
 from .metrics import accuracy
-
-Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 def robust_correct(classifier: Forward, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, clean_logits: torch.Tensor,

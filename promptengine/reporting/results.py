@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from ..engine.identity import fingerprint
 from ..evaluation.perimage import PerImage
 from ..evaluation.perimage import parse_record as parse_per_image
 
@@ -94,8 +95,6 @@ class RunResult:
     @property
     def setting(self) -> Optional[str]:
         """Fingerprint of ``setting_identity``: seeds may only be averaged when it is equal."""
-        from ..engine.identity import fingerprint
-
         identity = self.setting_identity
         return fingerprint(identity) if identity is not None else None
 

@@ -13,9 +13,12 @@ from typing import Callable, List, Optional, Sequence
 import torch
 from torch import nn
 
+from ..attacks.forward import Forward
+from ..builtin import import_builtin
+from ..clip.model import FrozenZeroShot
+from ..config.merge import build_cfg, merge_from_file, merge_from_list
 from ..errors import UserError
-
-Forward = Callable[[torch.Tensor], torch.Tensor]
+from ..registry import TRAINER_REGISTRY
 
 
 @dataclass
@@ -41,14 +44,7 @@ class Target:
     info: dict = field(default_factory=dict)
 
 
-def _register_everything() -> None:
-    import datasets  # noqa: F401  (registers dataset loaders)
-    import trainers  # noqa: F401  (registers trainers and their config keys)
-
-
 def _build_cfg(files: Sequence[str], opts: Sequence[str]):
-    from ..config.merge import build_cfg, merge_from_file, merge_from_list
-
     cfg = build_cfg(freeze=False)
     for path in files:
         merge_from_file(cfg, path)
@@ -57,8 +53,6 @@ def _build_cfg(files: Sequence[str], opts: Sequence[str]):
 
 
 def _part(trainer, name: str, with_transfer: bool) -> Part:
-    from ..clip.model import FrozenZeroShot
-
     trainer.set_model_mode("eval")
     classifier = trainer.attack_target()
     module = trainer.model if isinstance(getattr(trainer, "model", None), nn.Module) else None
@@ -79,8 +73,6 @@ REPORT_HINT = ("the report rebuilds the model from the run's config.yaml: drop t
 
 
 def _trainer(cfg):
-    from ..registry import TRAINER_REGISTRY
-
     cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     cfg.freeze()
     trainer = cls(cfg)
@@ -97,7 +89,7 @@ REPORT_OPTS = ("TEST.MAX_IMAGES", "0", "DATALOADER.NUM_WORKERS", "0")
 
 def load_run(run_dir: str, root: str = "", opts: Sequence[str] = (), epoch: Optional[int] = None) -> Target:
     """The trained model of ``run_dir`` (its config.yaml and checkpoint); base and new parts for a base2new run."""
-    _register_everything()
+    import_builtin()  # registers the dataset loaders, the trainers and their config keys
     config = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(config):
         raise UserError(f"{run_dir} has no config.yaml; pass a training output folder (e.g. .../seed1)")
@@ -123,7 +115,7 @@ def load_run(run_dir: str, root: str = "", opts: Sequence[str] = (), epoch: Opti
 
 def zero_shot_target(dataset_config: str, config_file: str = "", root: str = "", opts: Sequence[str] = ()) -> Target:
     """Zero-shot CLIP on every class of ``dataset_config`` (its own transfer source: a check of the attack only)."""
-    _register_everything()
+    import_builtin()
     files = [dataset_config] + ([config_file] if config_file else [])
     cfg = _build_cfg(files, [*REPORT_OPTS, "TRAINER.NAME", "ZeroshotCLIP", *opts,
                              *(["DATASET.ROOT", root] if root else [])])

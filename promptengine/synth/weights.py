@@ -22,12 +22,15 @@ from typing import Dict, Optional
 import torch
 
 from ..cache import cache_root
+from ..errors import UserError
 from . import model as M
+from .pretrain import PretrainConfig, pretrain
 
 FORMAT = "synthclip-compact/1"
 ASSET_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "synthclip.pt")
 TOKEN_KEY = "token_embedding.weight"
 ENV_WEIGHTS = "PROMPTENGINE_SYNTHCLIP"
+SYNTH_NAME = "SynthCLIP"  # the MODEL.BACKBONE.NAME that loads these weights
 
 
 def file_digest(path: str) -> str:
@@ -142,8 +145,6 @@ def synth_clip_path(download_root: str = "") -> str:
     override = os.environ.get(ENV_WEIGHTS, "")
     if override:
         if not os.path.isfile(override):
-            from ..errors import UserError
-
             raise UserError(f"${ENV_WEIGHTS}={override} is not a file (unset it to use the shipped SynthCLIP)")
         return override
     root = download_root or os.path.join(cache_root(), "synthclip")
@@ -158,8 +159,6 @@ def synth_clip_path(download_root: str = "") -> str:
         print(f"SynthCLIP: expanding the shipped weights into {path} (once, about a second)")
         return _write_with_fallback(expand_state(load_compact(ASSET_PATH)), path)
     # No artifact (e.g. deleted): build it once with the default pretraining.
-    from .pretrain import PretrainConfig, pretrain
-
     cfg = PretrainConfig()
     tag = hashlib.sha256(repr(sorted(vars(cfg).items())).encode()).hexdigest()[:12]
     path = os.path.join(root, f"SynthCLIP-built-{tag}.pt")
