@@ -203,3 +203,12 @@ def test_one_function_computes_accuracy_and_one_the_worst_case():
     one = ["promptengine/evaluation/metrics.py"]
     assert dict(defined) == {"accuracy": one, "worst_case": one}
     assert by_hand == [], "use promptengine.evaluation.metrics.accuracy"
+
+
+def test_reports_take_their_verdicts_from_the_one_evaluator():
+    """robustness/ and reporting/ craft no adversarial example and judge none: ``promptengine.evaluation`` does."""
+    attacking = {"attack", "attack_outcome", "run_autoattack", "logits_of", "pgd", "autoattack"}
+    judging = [f"{importer} imports {imported}" for importer, imported, node, _ in _package_imports()
+               if _unit(importer) in ("robustness", "reporting") and _unit(imported) == "attacks"
+               and (isinstance(node, ast.Import) or {a.name for a in node.names} & attacking)]
+    assert judging == []
