@@ -26,6 +26,7 @@ from .config.weights import robust_weights_path
 from .engine.precision import attack_autocast
 from .engine.trainer import TrainerX
 from .errors import UserError
+from .evaluation.metrics import accuracy
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 
@@ -110,7 +111,7 @@ class PromptTrainer(TrainerX):
         """Clean cross-entropy (CoOp and the other clean prompt learners)."""
         logits = self.model(x)
         loss = F.cross_entropy(logits.float(), y)
-        return loss, {"loss": loss.item(), "acc": accuracy(logits, y)}
+        return loss, {"loss": loss.item(), "acc": accuracy(logits.argmax(1) == y)}
 
 
 class AdversarialPromptTrainer(PromptTrainer):
@@ -175,7 +176,3 @@ class FrozenCLIPMixin:
     def frozen_zero_shot(self, templates: Optional[Sequence[str]] = None) -> FrozenZeroShot:
         templates = list(templates or [self.dataset_template])
         return FrozenZeroShot(self.backbone, self.classnames, templates).to(self.device)
-
-
-def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return 100.0 * (logits.argmax(1) == y).float().mean().item()

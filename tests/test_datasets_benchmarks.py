@@ -15,7 +15,8 @@ import pytest
 
 import promptengine.benchmarks  # noqa: F401
 from promptengine.config.merge import build_cfg
-from promptengine.data.datum import DatasetBase, Datum
+from promptengine.data.dataset import DatasetBase
+from promptengine.data.datum import Datum
 from promptengine.data.splits import (
     SPLIT_SEED,
     read_and_split_data,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from promptengine.evaluation.perimage import pack_bits
 from promptengine.lab import phenomena as P
 from promptengine.reporting.intervals import Interval
-from promptengine.reporting.perimage import pack_bits
 
 
 def iv(estimate, low, high):

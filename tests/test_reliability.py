@@ -214,7 +214,7 @@ def test_nonfinite_skip_option(tmp_path, capsys):
 
 
 def test_bad_image_reads_as_user_error(tmp_path):
-    from promptengine.data.datum import DatasetBase
+    from promptengine.data.dataset import DatasetBase
     from promptengine.errors import UserError
 
     p = tmp_path / "x.jpg"

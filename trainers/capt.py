@@ -9,7 +9,8 @@ from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import COUPLINGS, PromptSpec
 from promptengine.config.domains import Int, OneOf, Precision, Real
-from promptengine.prompting import AdversarialPromptTrainer, FrozenCLIPMixin, accuracy
+from promptengine.evaluation.metrics import accuracy
+from promptengine.prompting import AdversarialPromptTrainer, FrozenCLIPMixin
 from promptengine.registry import TRAINER_REGISTRY
 
 from .capt_loss import ALPHA_MODES, KL_DIRECTIONS, REDUCTIONS, CAPTLossConfig, capt_loss
@@ -74,7 +75,7 @@ class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
             logits_frz = self.frozen(x)  # frozen CLIP, clean images, once per batch
         loss, terms = capt_loss(self.capt_cfg, y, logits_clean, logits_adv, logits_frz)
         out = {k: v.item() for k, v in terms.items()}
-        out.update(loss=loss.item(), acc=accuracy(logits_clean, y), adv_acc=accuracy(logits_adv, y))
+        out.update(loss=loss.item(), acc=accuracy(logits_clean.argmax(1) == y), adv_acc=accuracy(logits_adv.argmax(1) == y))
         return loss, out
 
     def after_epoch(self) -> None:

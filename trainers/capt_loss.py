@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from promptengine.attacks.losses import kl_per_sample
-from promptengine.engine.distributed import global_mean
+from promptengine.distributed import global_mean
 
 ALPHA_MODES = ("confidence", "loss_ratio", "agreement", "fixed")
 KL_DIRECTIONS = ("target_adv", "adv_target")

@@ -9,7 +9,8 @@ import torch
 
 from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.config.domains import OneOf, Real
-from promptengine.prompting import AdversarialPromptTrainer, accuracy
+from promptengine.evaluation.metrics import accuracy
+from promptengine.prompting import AdversarialPromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
 from .maple import context_words, coupled_domains, coupled_keys, coupled_spec, prompt_init_domain, prompt_init_key
@@ -65,4 +66,4 @@ class FAP(AdversarialPromptTrainer):
         logits_adv = model.logits_from_features(f_adv, text)
         loss, nat, adv = fap_loss(y, logits_clean, logits_adv, f_clean, f_adv, self.lam, self.adv_term)
         return loss, {"loss": loss.item(), "nat_loss": nat.item(), "adv_loss": adv.item(),
-                      "acc": accuracy(logits_clean, y), "adv_acc": accuracy(logits_adv, y)}
+                      "acc": accuracy(logits_clean.argmax(1) == y), "adv_acc": accuracy(logits_adv.argmax(1) == y)}

@@ -15,11 +15,11 @@ from typing import Dict
 from torch import nn
 from yacs.config import CfgNode as CN
 
+from promptengine import distributed as dist
 from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.clip.tuning import unfreeze
 from promptengine.config.domains import Int, OneOf, Precision
 from promptengine.engine import checkpoint as ckpt
-from promptengine.engine import distributed as dist
 from promptengine.registry import TRAINER_REGISTRY
 
 from .objectives import TeCoAObjective

@@ -11,19 +11,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from typing import Callable, ContextManager, Iterator, Optional, Tuple
+from typing import ContextManager, Iterator, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..errors import UserError
+from .autoattack import run_autoattack
+from .forward import AutocastFactory, Forward, logits_of
 from .losses import per_sample_loss
 from .spec import AttackSpec
 
 logger = logging.getLogger(__name__)
-
-Forward = Callable[[torch.Tensor], torch.Tensor]
-AutocastFactory = Callable[[], ContextManager]
 
 
 def attack(
@@ -86,8 +85,6 @@ def _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, judge:
             return x.clone(), torch.zeros(0, dtype=torch.bool, device=x.device)
         with eval_mode(module):
             if spec.method == "autoattack":
-                from .autoattack import run_autoattack
-
                 x_adv = run_autoattack(forward, x, y, spec, autocast=autocast)
                 if not judge:
                     return x_adv, None
@@ -114,17 +111,6 @@ def eval_mode(module: Optional[nn.Module]) -> Iterator[None]:
     finally:
         for m, flag in previous:
             m.training = flag
-
-
-def logits_of(forward: Forward, inp: torch.Tensor, autocast: Optional[AutocastFactory]) -> torch.Tensor:
-    """fp32 logits of ``forward(inp)``, under ``autocast()`` when given."""
-    with autocast() if autocast is not None else contextlib.nullcontext():
-        out = forward(inp)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != inp.shape[0]:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise UserError(f"the attacked forward must return logits of shape (B, K); got {got} for a batch of "
-                        f"{inp.shape[0]} (a trainer whose forward returns a loss in training mode needs a logits path)")
-    return out.float()
 
 
 # ---------------------------------------------------------------------- inputs

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import UserError
+from .library import library_version
 
 METHODS = ("pgd", "autoattack")
 NORMS = ("linf", "l2")
@@ -119,17 +120,11 @@ class AttackSpec:
         if self.method == "autoattack":
             out.update(aa_version=self.aa_version, aa_attacks=list(self.aa_effective_attacks),
                        aa_iters=self.aa_iters, seed=self.seed, library="pyautoattack",
-                       library_version=_aa_library_version())
+                       library_version=library_version())
             return out
         out.update(alpha=self.alpha, steps=self.steps, restarts=self.restarts, random_start=self.random_start,
                    loss=self.loss, keep=self.keep, seed=self.seed)
         return out
-
-
-def _aa_library_version() -> Optional[str]:
-    from .autoattack import library_version
-
-    return library_version()
 
 
 # ---------------------------------------------------------------------- validation

@@ -16,8 +16,11 @@ from typing import List
 import torch
 from PIL import Image
 
+from ..clip.loading import ARCHITECTURES
 from ..config.merge import build_cfg
-from ..data.datum import DatasetBase, Datum
+from ..data.dataset import DatasetBase
+from ..data.datum import Datum
+from ..engine.trainer import set_random_seed
 from ..registry import DATASET_REGISTRY, TRAINER_REGISTRY, builtin_methods
 
 # Words for class names of realistic token lengths (1-3 words), so text truncation behaves as on real datasets.
@@ -100,10 +103,6 @@ def build_bench(arch: str = "tiny-p8-32", classes: int = 50, batch: int = 4, ste
                 quiet: bool = True) -> BenchSetup:
     """The real CAPT trainer (K PGD steps, KL training attack by default) and a random batch in [0, 1]."""
     builtin_methods()  # registers CAPT
-
-    from ..clip.loading import ARCHITECTURES
-    from ..engine.trainer import set_random_seed
-
     _register()
     method = TRAINER_REGISTRY.with_role("benchmark")  # CAPT (its class declares the role)
     _BenchState.num_classes = classes

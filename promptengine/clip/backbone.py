@@ -22,9 +22,7 @@ from torch import nn
 
 from ..errors import UserError
 from .openai_clip import clip
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from .pixels import CLIP_MEAN, CLIP_STD
 
 
 @dataclass

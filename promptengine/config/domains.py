@@ -107,7 +107,7 @@ def Precision() -> Domain:
 
 # ---------------------------------------------------------------------------------------------- core keys
 def _attack_domains(section: str) -> Dict[str, Domain]:
-    from ..attacks.spec import _ALIASES, AA_VERSIONS
+    from ..attacks.spec import _ALIASES, AA_VERSIONS  # deferred: the attacks package imports torch (config stays light)
 
     p = f"ATTACK.{section}."
     return {
@@ -138,6 +138,7 @@ def attack_domains() -> Dict[str, Domain]:
 
 
 def core_domains() -> Dict[str, Domain]:
+    # deferred: these modules import torch/torchvision, and parsing a config (the sweep, the reports) needs neither
     from ..data.fewshot import SUBSAMPLE_CHOICES
     from ..data.transforms import INTERPOLATIONS
     from ..engine.optim import OPTIMIZERS, SCHEDULERS

@@ -21,6 +21,8 @@ from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from yacs.config import CfgNode as CN
 
+from ..clip.pixels import CLIP_MEAN, CLIP_STD
+from ..errors import UserError
 from ..registry import TRAINER_REGISTRY
 
 FAP_KEYS = "ATTACK.PGD."  # FAP's attack namespace; setting any of its keys switches its translation on (USE)
@@ -132,9 +134,6 @@ def resolve_trainer_alias(cfg: CN) -> None:
 
 def check_pixel_stats(cfg: CN) -> None:
     """INPUT.PIXEL_MEAN/STD must be CLIP's: normalisation happens once, inside the model, with CLIP's values."""
-    from ..clip.backbone import CLIP_MEAN, CLIP_STD
-    from ..errors import UserError
-
     for key, clip_values in (("PIXEL_MEAN", CLIP_MEAN), ("PIXEL_STD", CLIP_STD)):
         given = [float(v) for v in cfg.INPUT[key]]
         if len(given) != 3 or any(abs(a - b) > 1e-6 for a, b in zip(given, clip_values)):

@@ -28,7 +28,7 @@ from ..engine.precision import attack_autocast, autocast_factory, grad_scaler, r
 from ..engine.trainer import TrainerX as EngineTrainerX
 from ..errors import UserError
 from ..evaluation.metrics import print_robust_lines
-from ..evaluation.robust import evaluate
+from ..evaluation.robust import evaluate, robust_results
 from . import state as engine_state
 from .config import plugin_domains
 from .pixels import pipeline_stats, to_pixels
@@ -184,8 +184,7 @@ class DasslEngineBridge:
         module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
         per_sample = evaluate(self.attack_target(), PixelBatches(self, loader), self.test_attacks, self.device,
                               module=module, desc="robust", attack_autocast=self.test_attack_autocast)
-        return [{"name": spec.label(), "accuracy": 100.0 * per_sample[f"correct_{i}"].float().mean().item()}
-                for i, spec in enumerate(self.test_attacks)]
+        return [{"name": r["name"], "accuracy": r["accuracy"]} for r in robust_results(per_sample, self.test_attacks)]
 
 
 def dassl_trainer(method: type) -> type:

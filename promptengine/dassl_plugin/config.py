@@ -11,15 +11,14 @@ from typing import Dict
 
 from yacs.config import CfgNode as CN
 
+from ..config.defaults import get_cfg_default
 from ..config.domains import Domain, declared_domains
+from ..config.merge import all_keys, extend_cfg_all_trainers
 from ..registry import builtin_methods
 
 
 def toolbox_defaults() -> CN:
     """Our defaults with every method's subtree."""
-    from ..config.defaults import get_cfg_default
-    from ..config.merge import extend_cfg_all_trainers
-
     builtin_methods()  # every method's extend_cfg is registered
     cfg = get_cfg_default()
     extend_cfg_all_trainers(cfg)
@@ -30,9 +29,7 @@ def plugin_domains() -> Dict[str, Domain]:
     """The declared domains (``promptengine.config.domains``) of the keys this toolbox adds to a Dassl cfg: attack
     keys and method subtrees. Dassl's own keys (``OPTIM.*``, ``INPUT.*``, ...) are read by Dassl's engine, with its
     own choices, and are left to it."""
-    from dassl.config import get_cfg_default as dassl_defaults
-
-    from ..config.merge import all_keys
+    from dassl.config import get_cfg_default as dassl_defaults  # optional: the user's Dassl, only in a Dassl repo
 
     builtin_methods()
     dassl_keys = set(all_keys(dassl_defaults()))

@@ -8,10 +8,10 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..engine.distributed import rank_seed
+from ..distributed import rank_seed
 from ..errors import UserError
 from ..registry import DATASET_REGISTRY, builtin_benchmarks
-from .datum import DatasetBase
+from .dataset import DatasetBase
 from .transforms import build_transform
 
 

@@ -20,17 +20,17 @@ Conventions (documented in docs/COMPARE.md, tested in tests/test_reporting.py an
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .intervals import DEFAULT_DRAWS, Expr
+from . import significance
+from .bootstrap import Simulator
+from .grid import AVERAGE, HM, Cell, Grid
+from .intervals import DEFAULT_DRAWS
 from .results import LOOSE
 from .selection import BASE, NEW, CellKey, Selection
 from .selection import select as select  # re-exported: aggregate.select stays the entry point of the tables
 from .stats import harmonic_mean, mean, pstd
 
-AVERAGE = "Average"
-HM = "HM"
 METRICS = ("clean", "robust")
 DEFAULT_LAYOUT = {"base2new": "wide", "fewshot": "long", "xd": "wide", "dg": "wide", LOOSE: "wide"}
 TITLES = {
@@ -40,46 +40,6 @@ TITLES = {
     "dg": "Domain generalization",
     LOOSE: "Runs outside the protocol layout",
 }
-
-
-@dataclass
-class Cell:
-    """One table entry. ``n`` is set for seed statistics and None for derived entries (HM, averages)."""
-
-    mean: Optional[float] = None
-    std: Optional[float] = None
-    n: Optional[int] = None
-    short: bool = False  # fewer seeds than expected (here or, for derived entries, in an input)
-    partial: Optional[Tuple[int, int]] = None  # average over only k of N datasets
-    best: bool = False
-    low: Optional[float] = None  # 95% interval (None: none could be computed)
-    high: Optional[float] = None
-    interval: Optional[str] = None  # how: intervals.BOOTSTRAP, SEEDS or NONE
-
-    @property
-    def missing(self) -> bool:
-        return self.mean is None
-
-
-@dataclass
-class Grid:
-    """A finished table: blocks (datasets, then Average) x rows (methods) x columns (metrics or shots)."""
-
-    protocol: str
-    metric: str
-    title: str
-    blocks: List[str]
-    rows: List[str]
-    columns: List[str]
-    cells: Dict[CellKey, Cell]
-    footnotes: List[str]
-    layout: str
-    block_header: str = "Dataset"
-    signed: bool = False  # entries are differences (the --pairwise view)
-    exprs: Dict[CellKey, Expr] = field(default_factory=dict, repr=False)  # what each entry's interval is of
-
-    def cell(self, block: str, row: str, column: str) -> Cell:
-        return self.cells.get((block, row, column), Cell())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -139,9 +99,6 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
     ``draws`` bootstrap draws (``simulator``: a ``bootstrap.Simulator`` shared with other grids of the selection);
     ``intervals=False`` leaves out intervals and best marks (the grid then only feeds the --pairwise view).
     """
-    from . import significance
-    from .bootstrap import Simulator
-
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
     expected = len(sel.expected_seeds)
@@ -186,14 +143,12 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
 
 
 def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool, draws: int, undecided: int) -> List[str]:
-    from .significance import interval_notes
-
     seeds = ", ".join(map(str, sel.expected_seeds))
     notes = [
         f"Mean over seeds {{{seeds}}} with its 95% interval [low, high]. "
         "(n=k): only k of the expected seeds found; †: computed from such an entry; —: missing."
     ]
-    notes += interval_notes(grid, draws)
+    notes += significance.interval_notes(grid, draws)
     if undecided:
         notes.append(f"No best mark in {undecided} dataset/column pair(s): the runner-up is within noise of the best "
                      "(the paired 95% interval of their difference includes zero).")
@@ -216,8 +171,6 @@ def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool, 
 def build_grids(sel: Selection, partial_averages: bool = False, layout: Optional[str] = None,
                 draws: int = DEFAULT_DRAWS, simulator=None, intervals: bool = True) -> List[Grid]:
     """Clean grid, plus the robust grid when any run of the selection was attacked (one shared simulator)."""
-    from .bootstrap import Simulator
-
     sim = simulator or Simulator(draws)
     metrics = ["clean"] + (["robust"] if sel.has_metric("robust") else [])
     return [build_grid(sel, m, partial_averages, layout, simulator=sim, intervals=intervals) for m in metrics]

@@ -12,9 +12,11 @@ from typing import Dict, List, Optional, Sequence, TextIO
 from ..errors import UserError
 from . import aggregate, logs, plots, selection, significance, tables
 from .bootstrap import Simulator
+from .grid import Grid
 from .intervals import DEFAULT_DRAWS, MIN_DRAWS
 from .results import TABLES, load_results
 from .stats import ci95, mean, pstd
+from .tradeoff import collect_points, plot_tradeoff
 
 # ----------------------------------------------------------------------------------------------------------------
 # parse_test_res
@@ -144,8 +146,6 @@ def parse_test_res_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.
 
 
 def _tradeoff(root: Path, out_dir: Path, out: TextIO) -> int:
-    from .tradeoff import collect_points, plot_tradeoff
-
     plots.require_matplotlib()
     points, warnings = collect_points(root)
     for warning in warnings:
@@ -158,8 +158,9 @@ def _tradeoff(root: Path, out_dir: Path, out: TextIO) -> int:
     return 0
 
 
-def _pairwise(grids: List[aggregate.Grid], ref: str, sim: Simulator) -> List[aggregate.Grid]:
-    out = [p for p in (significance.pairwise_grid(g, ref, sim) for g in grids) if p is not None]
+def _pairwise(grids: List[Grid], ref: str, sim: Simulator) -> List[Grid]:
+    out = [p for p in (significance.pairwise_grid(g, ref, sim, aggregate.TITLES[g.protocol]) for g in grids)
+           if p is not None]
     if not out:
         rows = sorted({r for g in grids for r in g.rows})
         raise UserError(f"--pairwise {ref}: no such method in the tables; choose one of {', '.join(rows)}")

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .perimage import PerImage
-from .perimage import parse_record as parse_per_image
+from ..engine.identity import fingerprint
+from ..evaluation.perimage import PerImage
+from ..evaluation.perimage import parse_record as parse_per_image
 
 RESULTS_NAME = "results.json"
 SUPPORTED_FORMAT = 1
@@ -94,8 +95,6 @@ class RunResult:
     @property
     def setting(self) -> Optional[str]:
         """Fingerprint of ``setting_identity``: seeds may only be averaged when it is equal."""
-        from ..engine.identity import fingerprint
-
         identity = self.setting_identity
         return fingerprint(identity) if identity is not None else None
 

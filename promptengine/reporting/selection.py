@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..engine.identity import describe_difference, first_difference
 from .results import LOOSE, TABLES, RunResult, shots_label
 
 BASE, NEW = "Base", "New"
@@ -82,8 +83,6 @@ def _method_labels(keys: Iterable[MethodKey], trainers: Optional[Sequence[str]])
 def _setting_variants(runs: Sequence[RunResult], base_key) -> Tuple[Dict[str, int], List[str]]:
     """Number the run settings (identity minus seed and data) of each method row that holds more than one, so
     results of different identities are never averaged into one cell; a warning names what differs."""
-    from ..engine.identity import describe_difference, first_difference
-
     by_row: Dict[Tuple, Dict[str, Dict]] = defaultdict(dict)
     for run in runs:
         if run.setting is not None:

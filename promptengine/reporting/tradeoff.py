@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import UserError
+from .plots import _colors, require_matplotlib
 from .results import RunResult, load_results
 from .stats import harmonic_mean, mean, pstd
 
@@ -114,8 +115,6 @@ def _numeric(value: str):
 def plot_tradeoff(points: List[Point], path: Path) -> Path:
     """Three panels (Base, New, HM): clean (x) vs robust (y), one colour per series, a numeric series joined in
     order of its swept value and each point labelled with it."""
-    from .plots import _colors, require_matplotlib
-
     Figure = require_matplotlib()
     series = list(dict.fromkeys(p.series for p in points))
     colors = _colors(series)

@@ -13,10 +13,11 @@ from typing import Callable, List, Optional, Sequence
 import torch
 from torch import nn
 
+from ..attacks.forward import Forward
+from ..clip.model import FrozenZeroShot
+from ..config.merge import build_cfg, check_domains, merge_from_file, merge_from_list
 from ..errors import UserError
 from ..registry import TRAINER_REGISTRY, import_builtin
-
-Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -43,8 +44,6 @@ class Target:
 
 
 def _build_cfg(files: Sequence[str], opts: Sequence[str]):
-    from ..config.merge import build_cfg, check_domains, merge_from_file, merge_from_list
-
     cfg = build_cfg(freeze=False)
     provenance: dict = {}
     for path in files:
@@ -55,8 +54,6 @@ def _build_cfg(files: Sequence[str], opts: Sequence[str]):
 
 
 def _part(trainer, name: str, with_transfer: bool) -> Part:
-    from ..clip.model import FrozenZeroShot
-
     trainer.set_model_mode("eval")
     classifier = trainer.attack_target()
     module = trainer.model if isinstance(getattr(trainer, "model", None), nn.Module) else None
@@ -121,8 +118,6 @@ def zero_shot_target(dataset_config: str, config_file: str = "", root: str = "",
     """Zero-shot CLIP on every class of ``dataset_config`` (its own transfer source: a check of the attack only)."""
     import_builtin()  # dataset loaders, trainers and their config keys
     files = [dataset_config] + ([config_file] if config_file else [])
-    from ..registry import TRAINER_REGISTRY
-
     zero_shot = TRAINER_REGISTRY.with_role("zero_shot")
     cfg = _build_cfg(files, [*REPORT_OPTS, "TRAINER.NAME", zero_shot, *opts, *(["DATASET.ROOT", root] if root else [])])
     trainer = _trainer(cfg)

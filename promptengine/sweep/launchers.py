@@ -116,7 +116,7 @@ def slurm_parameters(how: Launch) -> Dict[str, Any]:
 
 def launch_slurm(state: SweepState, chains: List[List[str]], how: Launch) -> int:
     try:
-        import submitit
+        import submitit  # optional dependency: the slurm launcher only
     except ImportError:
         raise UserError("the slurm launcher needs submitit: pip install submitit") from None
     try:

@@ -24,7 +24,7 @@ def protocol_runner():
     tools = str(REPO / "tools")
     if tools not in sys.path:
         sys.path.insert(0, tools)
-    import run_protocol
+    import run_protocol  # deferred: a script under tools/, importable only once its folder is on the path
 
     return run_protocol
 
