@@ -74,8 +74,11 @@ def configure(argv: list):
 
     import_builtin()  # registers the dataset loaders, the trainers and their config keys
     from promptengine.config.merge import build_cfg
+    from promptengine.weights.resolve import resolve_backbone
 
-    return args, build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
+    cfg = build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
+    resolve_backbone(cfg)  # catalogued weights names -> their verified files (docs/WEIGHTS.md)
+    return args, cfg
 
 
 def main(argv=None) -> int:
