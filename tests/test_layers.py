@@ -22,7 +22,7 @@ IMPORT_LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("data", ("data",)),
     ("evaluation", ("evaluation",)),
     ("engine", ("engine",)),
-    ("configuration and the embedded world", ("config", "synth")),
+    ("configuration, weights files and the embedded world", ("config", "weights", "synth")),
     ("method composition", ("prompting",)),
     ("command-line plumbing, result tables, benchmarks", ("cli", "reporting", "bench")),
     ("robustness reports, the Dassl plug-in, studies", ("robustness", "dassl_plugin", "lab")),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,18 @@ def test_method_names_appear_only_in_their_trainer_file_and_the_registry():
                 misplaced.append(f"{path.relative_to(ROOT)}:{line} '{value}'")
     assert not misplaced, ("method names outside their trainer file and the registry (declare a role or an upstream "
                            f"name on the trainer class and ask promptengine.registry.TRAINER_REGISTRY): {misplaced}")
+
+
+SOURCE_DIRS = ("configs", "datasets", "docs", "promptengine", "scripts", "tests", "tools", "trainers")
+
+
+def test_openai_checksums_live_only_in_the_clip_package():
+    """OpenAI's SHA-256s are part of the clip package's download URLs; the weights catalogue reads them from there.
+    A copy anywhere in the repository could silently disagree with the URL clip.load checks."""
+    from promptengine.clip.openai_clip import clip
+
+    hashes = {re.search(r"/([0-9a-f]{64})/", url)[1] for url in clip.clip._MODELS.values()}
+    files = [p for d in SOURCE_DIRS for p in (ROOT / d).rglob("*") if p.is_file() and p.suffix in
+             (".py", ".yaml", ".md", ".sh", ".json", ".txt")] + [ROOT / "README.md", ROOT / "DATASETS.md"]
+    copies = [(str(p.relative_to(ROOT)), h[:12]) for p in files for h in hashes if h in p.read_text(errors="ignore")]
+    assert not copies, f"OpenAI checksums copied into the repository (read them from the clip package): {copies}"

@@ -10,6 +10,7 @@ import argparse
 from promptengine.config.apt_flags import add_apt_flags, apt_flag_overrides
 from promptengine.config.merge import build_cfg
 from promptengine.registry import import_builtin
+from promptengine.weights.resolve import resolve_backbone
 
 USAGE = """Train or evaluate a prompt-learning method on CLIP (CoOp-compatible command line).
 
@@ -71,4 +72,6 @@ def configure(argv: list):
     built or written). The sweep runner checks every run of a grid with it before starting any."""
     args = build_parser().parse_args(argv)
     import_builtin()  # registers the dataset loaders, the trainers and their config keys
-    return args, build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
+    cfg = build_cfg(args.dataset_config_file, args.config_file, cli_overrides(args), args.opts or [])
+    resolve_backbone(cfg)  # catalogued weights names -> their verified files (docs/WEIGHTS.md)
+    return args, cfg
