@@ -37,8 +37,9 @@ def check_val_layout(name: str, val_dir: str) -> None:
     if not loose:
         return
     folders = len(listdir_nohidden(val_dir)) - len(loose)
-    state = "is flat" if not folders else f"holds {folders} class folders and"
-    raise UserError(f"{name}: {val_dir} {state} {len(loose)} loose images (e.g. {loose[0]}); the loader reads one "
+    state = (f"is flat ({len(loose)} loose images, e.g. {loose[0]}, no class folders)" if not folders else
+             f"holds {len(loose)} loose images (e.g. {loose[0]}) beside {folders} class folders")
+    raise UserError(f"{name}: {val_dir} {state}; the loader reads one "
                     f"folder per wnid, so lay it out by class with: {FIX} (or the devkit's "
                     f"ILSVRC2012_validation_ground_truth.txt, or the widely used valprep.sh; see {docs_ref(name)})")
 
