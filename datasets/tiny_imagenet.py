@@ -53,6 +53,7 @@ class TinyImageNet(DatasetBase):
 
     dataset_dir = "tiny-imagenet-200"
     template = "a photo of a {}."
+    split_source = "official files"  # what tools/check_datasets.py reports as the split's origin
 
     def __init__(self, cfg) -> None:
         name = type(self).__name__

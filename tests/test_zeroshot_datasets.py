@@ -186,3 +186,15 @@ def test_train_py_on_an_array_dataset(tmp_path):
 
     record = json.loads((tmp_path / "out" / "results.json").read_text())
     assert record["dataset"] == "CIFAR10" and record["clean"]["total"] == 20 and record["robust"]
+
+
+def test_reference_counts_of_the_new_sets():
+    """Caltech-256 has no official split: only its classes and its 30,607 images over the three splits compare."""
+    def result(name, counts, classes):
+        bench = next(b for b in check.ZEROSHOT_BENCHMARKS if b.name == name)
+        return check.Result(bench, "present", "", classes=classes, counts=dict(zip(check.SPLITS, counts)))
+
+    assert check.counts_match(result("Caltech256", (15304, 6121, 9182), 257))
+    assert not check.counts_match(result("Caltech256", (15304, 6121, 9181), 257))
+    assert check.counts_match(result("CIFAR10", (50000, 10000, 10000), 10))  # val is the test set
+    assert not check.counts_match(result("PCAM", (262144, 32768, 32767), 2))
