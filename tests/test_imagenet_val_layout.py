@@ -150,3 +150,24 @@ def test_cli_reports_one_line_and_exit_2(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: labels file not found:")
+
+
+def test_a_run_stopped_between_the_renames_says_how_to_finish(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    truth = flat_val(data)
+    csv = write_kaggle_csv(tmp_path / "LOC_val_solution.csv", truth)
+    images = data / "imagenet" / "images"
+    real_rename = os.rename
+
+    def rename_then_die(src, dst):
+        real_rename(src, dst)
+        if dst.endswith(".flat"):
+            raise KeyboardInterrupt  # killed right after the first rename
+
+    monkeypatch.setattr(os, "rename", rename_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        layout_main(["--root", str(data / "imagenet"), "--labels", str(csv)])
+    monkeypatch.undo()
+    with pytest.raises(UserError, match=r"stopped between its two renames: rename .*val.by-class.tmp .* to .*val, then"):
+        layout_main(["--root", str(data / "imagenet"), "--labels", str(csv)])
+    assert {p.name: p.parent.name for p in (images / "val.by-class.tmp").rglob("*.JPEG")} == truth  # complete

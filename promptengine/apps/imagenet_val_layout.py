@@ -16,7 +16,7 @@ import sys
 from typing import Optional, Sequence
 
 from promptengine.cli import run_main
-from promptengine.data.imagenet_val import layout_val_by_class, read_val_labels
+from promptengine.data.imagenet_val import STAGING, layout_val_by_class, read_val_labels
 from promptengine.errors import UserError
 
 
@@ -24,7 +24,7 @@ def val_folder(root: str) -> str:
     """``<root>/images/val`` (the loader's layout), else ``<root>/val``."""
     root = os.path.abspath(os.path.expandvars(os.path.expanduser(root)))
     for candidate in (os.path.join(root, "images", "val"), os.path.join(root, "val")):
-        if os.path.isdir(candidate):
+        if os.path.isdir(candidate) or os.path.isdir(candidate + STAGING):  # the latter: an interrupted run
             return candidate
     raise UserError(f"no validation folder under {root}: expected {os.path.join(root, 'images', 'val')} (pass --root "
                     "with the ImageNet folder of the data root; see DATASETS.md#imagenet)")

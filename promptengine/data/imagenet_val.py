@@ -103,13 +103,17 @@ def read_val_labels(labels_path: str, meta_path: Optional[str] = None) -> Dict[s
 
 def plan_layout(val_dir: str, labels: Dict[str, str]) -> List[Tuple[str, str]]:
     """(file name, wnid) for every image of a flat ``val_dir``; refuses anything but a flat, fully labelled folder."""
+    staging, flat = val_dir + STAGING, val_dir + FLAT
+    if not os.path.isdir(val_dir) and os.path.isdir(staging) and os.path.isdir(flat):
+        raise UserError(f"an earlier run stopped between its two renames: rename {staging} (the complete by-class "
+                        f"tree) to {val_dir}, then remove {flat}")
     if not os.path.isdir(val_dir):
         raise UserError(f"validation folder not found: {val_dir} (pass --root with the ImageNet folder that holds "
                         "images/val)")
-    for suffix in (STAGING, FLAT):
-        if os.path.exists(val_dir + suffix):
-            raise UserError(f"{val_dir + suffix} exists (left by an earlier run): check that {val_dir} is complete, "
-                            "then remove it and run again")
+    for leftover in (staging, flat):
+        if os.path.exists(leftover):
+            raise UserError(f"{leftover} exists (left by an earlier run): check that {val_dir} is complete, then "
+                            "remove it and run again")
     files = loose_files(val_dir)
     folders = len(listdir_nohidden(val_dir)) - len(files)
     if folders and not files:
