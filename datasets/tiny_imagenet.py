@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Dict, List
 
-from promptengine.data.datum import DatasetBase, Datum
+from promptengine.data.dataset import DatasetBase
+from promptengine.data.datum import Datum
 from promptengine.data.fewshot import prepare_splits
 from promptengine.data.splits import (
     bad_line,

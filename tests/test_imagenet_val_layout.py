@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datasets  # noqa: F401
+import promptengine.benchmarks  # noqa: F401
 from promptengine.apps.imagenet_val_layout import main as layout_main
 from promptengine.config.merge import build_cfg
 from promptengine.data import imagenet_val

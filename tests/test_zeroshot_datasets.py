@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datasets  # noqa: F401
+import promptengine.benchmarks  # noqa: F401
 from promptengine.apps import check_datasets as check
 from promptengine.config.merge import build_cfg
 from promptengine.errors import UserError

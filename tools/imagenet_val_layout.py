@@ -3,12 +3,9 @@
     python tools/imagenet_val_layout.py --root $DATA/imagenet --labels LOC_val_solution.csv
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from promptengine.apps.imagenet_val_layout import entry  # noqa: E402
+from promptengine.apps.imagenet_val_layout import entry
 
 if __name__ == "__main__":
     sys.exit(entry())

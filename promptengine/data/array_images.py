@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
-from .datum import DatasetBase, Datum
+from .dataset import DatasetBase
+from .datum import Datum
 from .fewshot import prepare_splits
 from .images import to_rgb8
 from .splits import dataset_folder, docs_ref
