@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..protocols.layout import TEST_BASE, TEST_NEW
 from ..reporting.intervals import (
     Interval,
     average_diff_interval,
@@ -77,10 +78,10 @@ class Cells:
 
     def base(self, trainer: str, metric: str):
         """Per base-to-new dataset, the records of the base-class test."""
-        return [self.records("base2new", "test_base", d, trainer, metric) for d in B2N_DATASETS]
+        return [self.records("base2new", TEST_BASE, d, trainer, metric) for d in B2N_DATASETS]
 
     def new(self, trainer: str, metric: str):
-        return [self.records("base2new", "test_new", d, trainer, metric) for d in B2N_DATASETS]
+        return [self.records("base2new", TEST_NEW, d, trainer, metric) for d in B2N_DATASETS]
 
     def targets(self, trainer: str, metric: str):
         return [self.records("xd", "test", t, trainer, metric) for t in TARGETS]

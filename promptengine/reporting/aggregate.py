@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..protocols.layout import FEWSHOT, SPECS
 from .intervals import DEFAULT_DRAWS, Expr
 from .results import LOOSE
 from .selection import BASE, NEW, CellKey, Selection
@@ -32,14 +33,9 @@ from .stats import harmonic_mean, mean, pstd
 AVERAGE = "Average"
 HM = "HM"
 METRICS = ("clean", "robust")
-DEFAULT_LAYOUT = {"base2new": "wide", "fewshot": "long", "xd": "wide", "dg": "wide", LOOSE: "wide"}
-TITLES = {
-    "base2new": "Base-to-new generalization",
-    "fewshot": "Few-shot learning",
-    "xd": "Cross-dataset transfer",
-    "dg": "Domain generalization",
-    LOOSE: "Runs outside the protocol layout",
-}
+LONG_TABLES = (FEWSHOT.name,)  # one column per shot count: a long table by default; the others are wide
+TITLES = {**{name: spec.title[:1].upper() + spec.title[1:] for name, spec in SPECS.items()},
+          LOOSE: "Runs outside the protocol layout"}
 
 
 @dataclass
@@ -173,7 +169,7 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
         columns=columns,
         cells=cells,
         footnotes=[],
-        layout=layout or DEFAULT_LAYOUT[sel.protocol],
+        layout=layout or ("long" if sel.protocol in LONG_TABLES else "wide"),
     )
     sim = simulator or Simulator(draws)
     grid.exprs = significance.cell_exprs(sel, metric, cells)
