@@ -255,7 +255,8 @@ class TinyPlug(PromptTrainer):
         return PromptSpec(text_n_ctx=2)
 '''
 PLUGIN_CONFIG = """DATALOADER: {TRAIN_X: {BATCH_SIZE: 8}, TEST: {BATCH_SIZE: 50}, NUM_WORKERS: 0}
-INPUT: {SIZE: (32, 32)}
+INPUT:
+  SIZE: (32, 32)
 OPTIM: {NAME: sgd, LR: 0.01, MAX_EPOCH: 1}
 MODEL: {BACKBONE: {NAME: SynthCLIP}}
 ATTACK: {TEST: {ENABLED: False}}
@@ -307,3 +308,15 @@ def test_a_plugin_method_trains_and_is_evaluated_through_its_generated_wrapper(p
     assert sorted((r.protocol, r.phase, r.trainer, r.seed) for r in runs) == [
         ("base2new", "test_base", "TinyPlug", 1), ("base2new", "test_new", "TinyPlug", 1)]
     assert all(r.raw["num_images"] == 20 and r.raw["load_epoch"] == 1 for r in runs)
+
+
+def test_a_plugin_module_that_cannot_be_imported_is_one_line(monkeypatch, capsys, tmp_path):
+    from promptengine.protocols.cli import main
+
+    monkeypatch.setenv("PROMPTENGINE_PLUGINS", "tinyplug_nowhere")
+    monkeypatch.setenv("OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("DRY_RUN", "1")
+    assert main(["capt", "base2new", "synth_shapes", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: PROMPTENGINE_PLUGINS: cannot import 'tinyplug_nowhere'") and "PYTHONPATH" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
