@@ -83,7 +83,7 @@ def extra_options(env: Mapping[str, str]) -> List[str]:
     try:
         tokens = shlex.split(env.get("EXTRA_OPTS", ""))
     except ValueError as exc:
-        raise UserError(f"EXTRA_OPTS is not valid shell words ({exc}): {env.get('EXTRA_OPTS')}") from exc
+        raise UserError(f"EXTRA_OPTS is not valid shell words ({exc}); balance its quotes: {env.get('EXTRA_OPTS')}") from exc
     if len(tokens) % 2:
         raise UserError(f"EXTRA_OPTS must be KEY VALUE pairs; got an odd number of words: {' '.join(tokens)}")
     return tokens
@@ -112,6 +112,8 @@ def default_python() -> str:
 
 @dataclass(frozen=True)
 class Run:
+    """One run's folder and the classes it trains or tests on (DATASET.SUBSAMPLE_CLASSES)."""
+
     where: RunFolder
     subsample: str = "all"
 
