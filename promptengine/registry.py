@@ -12,6 +12,7 @@ import difflib
 import importlib
 import os
 import pkgutil
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +30,8 @@ CONFIGS = (PACKAGE / "configs").resolve()
 #: where the protocol scripts (``scripts/``) and the tools (``tools/``) are: the checkout, or their copy in the wheel
 HOME = PACKAGE / "_home" if (PACKAGE / "_home").is_dir() else PACKAGE.parent
 CHECKOUT = HOME == PACKAGE.parent  # a checkout (or an editable install of one), not an installed wheel
+#: modules of the user's own trainers and dataset loaders, imported after the built-ins (docs/METHODS.md)
+PLUGINS_VARIABLE = "PROMPTENGINE_PLUGINS"
 
 
 # --- the registries --------------------------------------------------------------------------------------------------
@@ -115,10 +118,25 @@ def builtin_benchmarks() -> ModuleType:
     return importlib.import_module(BENCHMARKS)
 
 
+def import_plugins() -> None:
+    """Import the modules named in $PROMPTENGINE_PLUGINS (commas or spaces between names; importable from sys.path,
+    e.g. through PYTHONPATH), so that a method or dataset outside the toolbox registers itself as the built-ins do."""
+    for name in re.split(r"[,\s]+", os.environ.get(PLUGINS_VARIABLE, "")):
+        if not name:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise UserError(f"{PLUGINS_VARIABLE}: cannot import '{name}' ({exc}); put its folder on PYTHONPATH or "
+                            "correct the module name") from exc
+
+
 def import_builtin() -> None:
-    """Register every built-in dataset loader and trainer (and so every trainer's config keys)."""
+    """Register every built-in dataset loader and trainer (and so every trainer's config keys), then the user's
+    plug-ins."""
     builtin_benchmarks()
     builtin_methods()
+    import_plugins()
 
 
 @dataclass(frozen=True)
@@ -127,7 +145,9 @@ class Method:
 
     trainer: str  # registered class name (--trainer)
     script_folder: str  # scripts/<folder>/*.sh; "" when the method has no protocol scripts
-    default_config: str  # configs/trainers/<trainer>/<default_config>.yaml used by its scripts
+    default_config: str  # <config_dir>/<default_config>.yaml used by its scripts
+    config_dir: Path  # its configs: configs/trainers/<trainer>/, or the folder its class names (a plug-in's)
+    training_free: bool = False  # nothing to train: the protocols only evaluate it
 
 
 def registered_methods(with_scripts: bool = False) -> List[Method]:
@@ -136,10 +156,14 @@ def registered_methods(with_scripts: bool = False) -> List[Method]:
     A trainer class names its protocol scripts and default config itself (``script_folder``, ``default_config``), so
     adding a method never means editing a list elsewhere."""
     builtin_methods()
+    import_plugins()  # and the user's own ($PROMPTENGINE_PLUGINS)
     out = []
     for name in TRAINER_REGISTRY.registered_names():
-        own = vars(TRAINER_REGISTRY.get(name))  # a subclass does not inherit its parent's scripts
-        method = Method(name, own.get("script_folder", ""), own.get("default_config", ""))
+        cls = TRAINER_REGISTRY.get(name)
+        own = vars(cls)  # a subclass does not inherit its parent's scripts or configs
+        config_dir = Path(own["config_dir"]) if own.get("config_dir") else CONFIGS / "trainers" / name
+        method = Method(name, own.get("script_folder", ""), own.get("default_config", ""), config_dir,
+                        bool(getattr(cls, "training_free", False)))
         if method.script_folder or not with_scripts:
             out.append(method)
     return out

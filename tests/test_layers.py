@@ -24,7 +24,7 @@ IMPORT_LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("engine", ("engine",)),
     ("configuration, weights files and the embedded world", ("config", "weights", "synth")),
     ("method composition", ("prompting",)),
-    ("command-line plumbing, result tables, benchmarks", ("cli", "reporting", "bench")),
+    ("command-line plumbing, protocols, result tables, benchmarks", ("cli", "protocols", "reporting", "bench")),
     ("robustness reports, the Dassl plug-in, studies", ("robustness", "dassl_plugin", "lab")),
     ("programs", ("apps",)),
     ("sweeps", ("sweep",)),

@@ -26,6 +26,7 @@ class ZeroshotCLIP(FrozenCLIPMixin, PromptTrainer):
     script_folder, default_config = "zsclip", "vit_b16"
     roles = ("zero_shot",)
     upstream_names = ("AdvZeroshotCLIP",)  # FAP's name for zero-shot evaluation
+    training_free = True
 
     config_domains = {"TRAINER.ZEROSHOTCLIP.PREC": Precision()}
 

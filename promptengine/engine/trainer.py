@@ -52,6 +52,10 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
     #: default precision of this trainer when TRAIN.PRECISION is empty and it has no PREC key
     default_precision = "fp32"
 
+    #: True for a method with nothing to train (zero-shot CLIP): its evaluation loads no weights, and the protocols
+    #: evaluate it directly, with no training run (read from the class through the registry, before anything is built)
+    training_free = False
+
     #: domains of this trainer's own keys ({"TRAINER.X.KEY": Int(0), ...}, see promptengine.config.domains),
     #: checked with every other key after merging, before anything is built
     config_domains: dict = {}
@@ -92,7 +96,7 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
 
     def needs_weights(self) -> bool:
         """Whether evaluation needs trained weights (False for training-free methods such as zero-shot CLIP)."""
-        return any(p.requires_grad for m in self._models.values() for p in m.parameters())
+        return not self.training_free and any(p.requires_grad for m in self._models.values() for p in m.parameters())
 
     def build_data_loader(self) -> None:
         self.dm = DataManager(self.cfg, world_size=self.world_size, rank=self.rank)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..protocols.layout import TEST_BASE, TEST_NEW
 from ..registry import registered_methods
 from ..reporting.intervals import (
     Interval,
@@ -84,10 +85,10 @@ class Cells:
 
     def base(self, method: str, metric: str):
         """Per base-to-new dataset, the records of the base-class test."""
-        return [self.records("base2new", "test_base", d, method, metric) for d in B2N_DATASETS]
+        return [self.records("base2new", TEST_BASE, d, method, metric) for d in B2N_DATASETS]
 
     def new(self, method: str, metric: str):
-        return [self.records("base2new", "test_new", d, method, metric) for d in B2N_DATASETS]
+        return [self.records("base2new", TEST_NEW, d, method, metric) for d in B2N_DATASETS]
 
     def targets(self, method: str, metric: str):
         return [self.records("xd", "test", t, method, metric) for t in TARGETS]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..protocols.layout import FEWSHOT, SPECS
 from . import significance
 from .bootstrap import Simulator
 from .grid import AVERAGE, HM, Cell, Grid
@@ -32,14 +33,9 @@ from .selection import select as select  # re-exported: aggregate.select stays t
 from .stats import harmonic_mean, mean, pstd
 
 METRICS = ("clean", "robust")
-DEFAULT_LAYOUT = {"base2new": "wide", "fewshot": "long", "xd": "wide", "dg": "wide", LOOSE: "wide"}
-TITLES = {
-    "base2new": "Base-to-new generalization",
-    "fewshot": "Few-shot learning",
-    "xd": "Cross-dataset transfer",
-    "dg": "Domain generalization",
-    LOOSE: "Runs outside the protocol layout",
-}
+LONG_TABLES = (FEWSHOT.name,)  # one column per shot count: a long table by default; the others are wide
+TITLES = {**{name: spec.title[:1].upper() + spec.title[1:] for name, spec in SPECS.items()},
+          LOOSE: "Runs outside the protocol layout"}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -130,7 +126,7 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
         columns=columns,
         cells=cells,
         footnotes=[],
-        layout=layout or DEFAULT_LAYOUT[sel.protocol],
+        layout=layout or ("long" if sel.protocol in LONG_TABLES else "wide"),
     )
     sim = simulator or Simulator(draws)
     grid.exprs = significance.cell_exprs(sel, metric, cells)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, TextIO
 
 from ..errors import UserError
+from ..protocols.layout import LAYOUT
 from . import aggregate, logs, plots, selection, significance, tables
 from .bootstrap import Simulator
 from .grid import Grid
@@ -222,7 +223,7 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
             where = "" if args.protocol == "all" else f" for protocol {args.protocol}"
             raise UserError(
                 f"no results.json{where} under {args.root} (after filters); expected "
-                "<root>/<protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S>/results.json"
+                f"<root>/{LAYOUT}/results.json"
             )
         sim = Simulator(args.bootstrap)
         grids = {s.protocol: aggregate.build_grids(s, args.partial_averages, args.layout, simulator=sim,

@@ -1,12 +1,8 @@
 """Loading ``results.json`` records from an output tree written by the protocol scripts.
 
-Layout (fixed contract with the protocol scripts)::
-
-    <root>/<protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S>/results.json
-
-``protocol``/``phase`` is one of ``base2new/{train_base,test_base,test_new}``, ``fewshot/train``,
-``xd/{train,test}`` and ``dg/{train,test}``; ``shots_all`` means all shots (``num_shots`` -1). The path is read from
-the right, so ``root`` may be the output root or any folder inside it. The protocol and phase come from the path;
+The run folders are those of ``promptengine/protocols/layout.py`` (the layout the protocol runner writes), each with
+its ``results.json``; ``shots_all`` means all shots (``num_shots`` -1). The path is read from the right, so ``root``
+may be the output root or any folder inside it. The protocol and phase come from the path;
 dataset, trainer, shots and seed come from the JSON (the path is the fallback, and a disagreement is reported).
 A ``results.json`` outside this layout (a plain ``train.py --output-dir DIR`` run) is placed by its JSON alone, in the
 pseudo-protocol ``runs``. Logs are never read here: ``results.json`` is the machine-readable source of truth.
@@ -20,35 +16,20 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..engine.identity import fingerprint
 from ..evaluation.perimage import PerImage
 from ..evaluation.perimage import parse_record as parse_per_image
+from ..protocols.layout import ALL_SHOTS, LAYOUT, PROTOCOLS, SUBSAMPLE_OF_PHASE, RunFolder
 
 RESULTS_NAME = "results.json"
 SUPPORTED_FORMAT = 1
-PROTOCOL_PHASES: Dict[str, Tuple[str, ...]] = {
-    "base2new": ("train_base", "test_base", "test_new"),
-    "fewshot": ("train",),
-    "xd": ("train", "test"),
-    "dg": ("train", "test"),
-}
-PROTOCOLS: Tuple[str, ...] = tuple(PROTOCOL_PHASES)
 #: results.json files outside the protocol layout (a plain train.py run), placed by what the file records
 LOOSE, LOOSE_PHASE = "runs", "run"
 TABLES: Tuple[str, ...] = PROTOCOLS + (LOOSE,)
-SUBSAMPLE_OF_PHASE = {"train_base": "base", "test_base": "base", "test_new": "new"}
-ALL_SHOTS = -1
-_SHOTS_DIR = re.compile(r"^shots_(\d+|all)$")
-_SEED_DIR = re.compile(r"^seed(-?\d+)$")
-
-
-def shots_label(shots: int) -> str:
-    return "all" if shots < 1 else str(shots)
 
 
 @dataclass(frozen=True)
@@ -133,24 +114,9 @@ def same_dataset(folder: str, name: str) -> bool:
 
 
 def _place(path: Path) -> Optional[Dict[str, Any]]:
-    """Protocol, phase, dataset, shots, trainer, config and seed from the 8 last path parts, or None."""
-    parts = Path(os.path.abspath(path)).parts
-    if len(parts) < 8:
-        return None
-    protocol, phase, dataset, shots_dir, trainer, config, seed_dir = parts[-8:-1]
-    shots = _SHOTS_DIR.match(shots_dir)
-    seed = _SEED_DIR.match(seed_dir)
-    if protocol not in PROTOCOL_PHASES or phase not in PROTOCOL_PHASES[protocol] or not shots or not seed:
-        return None
-    return {
-        "protocol": protocol,
-        "phase": phase,
-        "dataset": dataset,
-        "shots": ALL_SHOTS if shots.group(1) == "all" else int(shots.group(1)),
-        "trainer": trainer,
-        "config": config,
-        "seed": int(seed.group(1)),
-    }
+    """Protocol, phase, dataset, shots, trainer, config and seed of a results.json from its run folder, or None."""
+    where = RunFolder.parse(Path(path).parent)
+    return asdict(where) if where is not None else None
 
 
 def _loose_place(path: Path, data: Dict[str, Any], warnings: List[str]) -> Optional[Dict[str, Any]]:
@@ -161,7 +127,7 @@ def _loose_place(path: Path, data: Dict[str, Any], warnings: List[str]) -> Optio
     bad = [k for k in ("shots", "seed") if isinstance(fields[k], bool) or not isinstance(fields[k], int)]
     bad += [k for k in ("dataset", "trainer") if not isinstance(fields[k], str) or not fields[k]]
     if bad:
-        warnings.append(f"{path}: outside the <protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S> layout "
+        warnings.append(f"{path}: outside the {LAYOUT} layout "
                         f"and no usable {', '.join(bad)} recorded in it; skipped")
         return None
     return {"protocol": LOOSE, "phase": LOOSE_PHASE, "dataset": str(fields["dataset"]),

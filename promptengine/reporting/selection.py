@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..engine.identity import describe_difference, first_difference
-from .results import LOOSE, TABLES, RunResult, shots_label
+from ..protocols.layout import TEST_BASE, TEST_NEW, TRAIN, TRAIN_BASE, shots_label
+from .results import LOOSE, TABLES, RunResult
 
 BASE, NEW = "Base", "New"
 ACCURACY = "Accuracy"
@@ -161,7 +162,7 @@ def select(
         chosen = [r for r in chosen if r.seed in seeds]
     if datasets:
         keep_sources = protocol in ("xd", "dg")
-        chosen = [r for r in chosen if r.dataset in datasets or (keep_sources and r.phase == "train")]
+        chosen = [r for r in chosen if r.dataset in datasets or (keep_sources and r.phase == TRAIN)]
     if not chosen:
         return None
 
@@ -189,16 +190,16 @@ def select(
         blocks = _ordered((r.dataset for r in chosen), datasets)
         columns, average_blocks = [BASE, NEW], list(blocks)
         from_train = 0
-        for run in sorted(chosen, key=lambda r: r.phase != "test_base"):  # test_base first: it wins
-            column = NEW if run.phase == "test_new" else BASE
+        for run in sorted(chosen, key=lambda r: r.phase != TEST_BASE):  # test_base first: it wins
+            column = NEW if run.phase == TEST_NEW else BASE
             slot = cells[(run.dataset, label(run), column)]
             if run.seed not in slot:
                 slot[run.seed] = run
-                from_train += run.phase == "train_base"
+                from_train += run.phase == TRAIN_BASE
         if from_train:
             notes.append(
-                f"Base comes from test_base where present, else from the final test of train_base "
-                f"({from_train} run(s) from train_base)."
+                f"Base comes from {TEST_BASE} where present, else from the final test of {TRAIN_BASE} "
+                f"({from_train} run(s) from {TRAIN_BASE})."
             )
     elif protocol == "fewshot":
         blocks = _ordered((r.dataset for r in chosen), datasets)
