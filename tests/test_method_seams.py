@@ -106,6 +106,41 @@ def test_every_method_has_a_docs_row_and_configs():
             assert (ROOT / "configs" / "trainers" / m.trainer / f"{m.default_config}.yaml").is_file(), m
 
 
+BUILT = ("build", "dist", "output")  # what builds and runs write into a checkout (.gitignore)
+
+
+def _readme_section(title: str) -> str:
+    """The README's text under ``## title`` (up to the next heading of that level); the text before the first
+    heading for an empty title."""
+    text = (ROOT / "README.md").read_text()
+    if not title:
+        return text.split("\n## ", 1)[0]
+    assert f"\n## {title}\n" in text, f"README.md has no '## {title}' section"
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_intro_names_every_method():
+    """The README's opening method list is the registry's: a new trainer without a mention there fails."""
+    intro = _readme_section("")
+    zero_shot = TRAINER_REGISTRY.with_role("zero_shot")
+    missing = [m.trainer for m in _package_trainers() if m.trainer != zero_shot and
+               not re.search(rf"\b{re.escape(m.trainer)}\b", intro)]
+    assert "zero-shot CLIP" in intro and not missing, f"README.md's method list does not name {missing}"
+
+
+def test_readme_map_names_every_folder():
+    """"Where things live" names every top-level folder and every package folder, so a new one gets its line."""
+    section = _readme_section("Where things live")
+    top = [d.name for d in ROOT.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in BUILT and
+           (any(d.glob("*.py")) or any(d.glob("*.md")) or any(d.glob("*/*.yaml")) or any(d.glob("*.sh")))]
+    package = [d.name for d in (ROOT / "promptengine").iterdir()
+               if d.is_dir() and not d.is_symlink() and (d / "__init__.py").is_file()]
+    assert {"trainers", "promptengine", "docs"} <= set(top) and {"engine", "protocols"} <= set(package)
+    missing = [f"{d}/" for d in top if f"`{d}/`" not in section]
+    missing += [f"promptengine/{d}/" for d in package if not re.search(rf"[`/ ]{d}/`", section)]
+    assert not missing, f"README.md's 'Where things live' does not name {missing}"
+
+
 # ---- docs cite files that exist ----------------------------------------------------------------------------------
 REPO_DIRS = ("configs/", "docs/", "promptengine/", "scripts/", "tests/", "tools/", "trainers/", "datasets/")
 INTERNAL = re.compile(r"anchors pitfall|papers\.md|environment\.md|user-needs|synthetic-world\.md|style\.md")

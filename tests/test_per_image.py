@@ -1,5 +1,5 @@
 """Per-image records in results.json: written by every test evaluation, in dataset order, consistent with the counts
-next to them, and read back by the interval tools (docs/COMPARE.md)."""
+next to them, and read back by the interval tools (docs/EXPERIMENTS.md)."""
 
 import json
 

@@ -4,7 +4,7 @@
     python tools/compare.py output --protocol base2new --format latex --out table.tex
     python tools/compare.py output --format markdown --plots plots/
 
-See docs/COMPARE.md for what each number means.
+See docs/EXPERIMENTS.md for what each number means.
 """
 
 import sys

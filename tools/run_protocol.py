@@ -3,7 +3,7 @@
     python tools/run_protocol.py METHOD {base2new|fewshot|xd|dg} ARGS...
     python tools/run_protocol.py compare PROTOCOL [OPTIONS...]
 
-See docs/SCRIPTS.md.
+See docs/EXPERIMENTS.md.
 """
 
 import sys

@@ -4,7 +4,7 @@
     python tools/sweep.py status GRID.yaml        (or --state DIR)
     python tools/sweep.py collect GRID.yaml [-- compare.py options]
 
-See docs/SCALING.md.
+See docs/EXPERIMENTS.md.
 """
 
 import sys

@@ -1,4 +1,4 @@
-"""``capt-protocol``: the protocol scripts from anywhere, including an installed wheel (docs/SCRIPTS.md).
+"""``capt-protocol``: the protocol scripts from anywhere, including an installed wheel (docs/EXPERIMENTS.md).
 
     capt-protocol METHOD PROTOCOL ARGS...      = bash scripts/<method>/<protocol>.sh ARGS...   (capt base2new synth_shapes 1)
     capt-protocol compare PROTOCOL OPTIONS...  = bash scripts/compare_<protocol>.sh OPTIONS...

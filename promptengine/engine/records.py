@@ -120,7 +120,7 @@ class RunRecordsMixin:
     def per_image_record(self, split: str, per_sample: Dict[str, torch.Tensor], n_attacks: int,
                          worst: Optional[torch.Tensor]) -> Dict[str, Any]:
         """Which evaluated images were right (clean, per attack, worst case) with the digest of those items, so
-        that intervals over test images and paired comparisons can be computed later (docs/COMPARE.md).
+        that intervals over test images and paired comparisons can be computed later (docs/EXPERIMENTS.md).
 
         ``per_sample`` is the gathered evaluation (all ranks), ordered by dataset index.
         """

@@ -1,4 +1,4 @@
-"""The protocol runner's command line, behind ``scripts/lib/protocol.sh`` (docs/SCRIPTS.md):
+"""The protocol runner's command line, behind ``scripts/lib/protocol.sh`` (docs/EXPERIMENTS.md):
 
     protocol.sh METHOD {base2new|fewshot|xd|dg} ARGS...     (METHOD: a script folder or trainer name)
     protocol.sh compare PROTOCOL [OPTIONS...]               (scripts/compare_<protocol>.sh)

@@ -1,7 +1,7 @@
 """From run records to comparison grids: seed statistics, HM, averages, intervals, best marks (which runs feed
 which entry is ``selection``).
 
-Conventions (documented in docs/COMPARE.md, tested in tests/test_reporting.py and tests/test_intervals.py):
+Conventions (documented in docs/EXPERIMENTS.md, tested in tests/test_reporting.py and tests/test_intervals.py):
 
 - A cell is the mean over seeds, with its 95% interval over seeds and test images (``intervals``,
   ``significance``); the population standard deviation (ddof=0, as CoOp's parser) is kept in the JSON output. A cell

@@ -173,7 +173,7 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
         prog="compare.py",
         description="Side-by-side tables (and plots) of every results.json under an output root: base2new, "
         "fewshot, xd and dg, clean and robust, the mean over seeds with its 95%% interval over seeds and test images. "
-        "See docs/COMPARE.md.",
+        "See docs/EXPERIMENTS.md.",
     )
     parser.add_argument("root", type=Path, help="output root (or any folder inside it)")
     parser.add_argument("--protocol", choices=TABLES + ("all",), default="all",

@@ -1,4 +1,4 @@
-"""95 % intervals of accuracies and of differences between methods, over seeds and test images (docs/COMPARE.md).
+"""95 % intervals of accuracies and of differences between methods, over seeds and test images (docs/EXPERIMENTS.md).
 
 Stable API (pure Python, torch-free; results are reproducible for a given ``draws`` and ``seed``)::
 

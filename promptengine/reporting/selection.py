@@ -2,7 +2,7 @@
 
 ``select`` arranges the loaded runs of one protocol into blocks (datasets), rows (methods) and columns (Base/New,
 shots, Accuracy), keeping apart what must not be averaged (other configs, other run settings) and naming missing
-runs; ``aggregate`` turns a selection into grids (conventions in its docstring and docs/COMPARE.md).
+runs; ``aggregate`` turns a selection into grids (conventions in its docstring and docs/EXPERIMENTS.md).
 """
 
 from __future__ import annotations

@@ -4,5 +4,5 @@ The grid spans methods x protocols x datasets x seeds x shots x options; the lau
 pool, or Slurm job arrays through submitit.
 
 Each grid point is one call of ``scripts/<method>/<protocol>.sh``; identity checks, skipping and folder naming stay
-in the protocol runner and ``train.py``. See docs/SCALING.md.
+in the protocol runner and ``train.py``. See docs/EXPERIMENTS.md.
 """

@@ -1,4 +1,4 @@
-"""``tools/sweep.py {run,status,collect}``: the sweep runner's command line (docs/SCALING.md).
+"""``tools/sweep.py {run,status,collect}``: the sweep runner's command line (docs/EXPERIMENTS.md).
 
 ``script`` is how ``scripts/lib/protocol.sh`` hands a protocol or comparison call to a launcher when ``LAUNCHER`` or
 ``JOBS`` is set: the call's runs become the points of a one-off grid.

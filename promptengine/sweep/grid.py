@@ -18,7 +18,7 @@ from ..registry import HOME as REPO  # the checkout, or the wheel's copy of scri
 
 SCRIPTS = REPO / "scripts"
 AXES = ("protocols", "methods", "datasets", "seeds", "shots", "options")
-#: environment of the protocol scripts a grid may set for all its points (docs/SCRIPTS.md)
+#: environment of the protocol scripts a grid may set for all its points (docs/EXPERIMENTS.md)
 SCRIPT_ENV = ("OUTPUT", "DATA", "CFG", "BACKBONE", "PYTHON", "SOURCE", "WORLD", "EXTRA_OPTS")
 SECTIONS = set(AXES) | {"name", "env", "slurm"}
 

@@ -3,7 +3,7 @@
 # picks the Python interpreter (PYTHON, else the repository's .venv, else python) and runs the protocol runner
 # (promptengine/protocols, through tools/run_protocol.py), which asks the trainer registry for the method's trainer
 # and default config; or, when LAUNCHER or JOBS is set, tools/sweep.py, which runs the same calls through a launcher
-# (docs/SCALING.md).
+# (docs/EXPERIMENTS.md).
 #   protocol.sh METHOD PROTOCOL ARGS...       (METHOD: a script folder or trainer name; from a method's wrapper)
 #   protocol.sh compare PROTOCOL [OPTIONS...] (from a compare_<protocol>.sh script)
 set -euo pipefail
