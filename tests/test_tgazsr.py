@@ -201,7 +201,10 @@ def test_resume_keeps_the_pretrained_reference_and_is_bit_identical(full_run, tm
 
 @pytest.mark.slow
 def test_tgazsr_makes_the_zero_shot_classifier_robust_at_the_training_eps(tmp_path):
-    """SynthShapes, eps 2/255 for training and test (the recipe's), PGD-5 on 480 test images, seeds 1 and 2."""
+    """SynthShapes, eps 2/255 for training and test (the recipe's), PGD-5 on 480 test images, seeds 1 and 2.
+
+    Measured on the embedded world v2 (this recipe): zero-shot clean / robust 50.6% / 10.4%; TGA-ZSR 52.3% / 19.2%
+    (seed 1) and 49.8% / 20.8% (seed 2): +8.8 and +10.4 robust. The required gain is 6, as TeCoA's."""
     common = ["--dataset-config-file", os.path.join(ROOT, "configs/datasets/synth_shapes.yaml"),
               "DATASET.NUM_SHOTS", "16", "TEST.MAX_IMAGES", "480", "ATTACK.TEST.STEPS", "5"]
 
