@@ -129,7 +129,7 @@ def test_the_attention_terms_compare_with_the_frozen_pretrained_tower(tmp_path):
     _, terms = trainer.compute_loss(x, y)
     assert terms["constrain"] > 1e-3
     loaded = random_clip("tiny-p8-32").visual.state_dict()
-    frozen, tuned = trainer.frozen.clip.visual.state_dict(), trainer.backbone.clip.visual.state_dict()
+    frozen, tuned = trainer.reference.clip.visual.state_dict(), trainer.backbone.clip.visual.state_dict()
     assert all(torch.equal(frozen[k], v) for k, v in loaded.items())
     assert not torch.equal(tuned["proj"], loaded["proj"])
 

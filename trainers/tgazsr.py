@@ -114,7 +114,7 @@ class TGAZSR(TeCoAObjective):
     def build_network(self) -> nn.Module:
         if not self.backbone.is_vit:
             raise UserError(f"{type(self).__name__} reads patch tokens: it needs a ViT CLIP backbone")
-        self.frozen = frozen_copy(self.backbone)  # before unfreezing: the reference attention's tower
+        self.reference = frozen_copy(self.backbone)  # before unfreezing: the reference attention's tower
         n = unfreeze(self.backbone, self.node.TUNE, int(self.node.LAST_N))
         print(f"{type(self).__name__} tunes {self.node.TUNE}"
               + (f" (last {self.node.LAST_N} blocks)" if self.node.TUNE == "vision_last" else "")
@@ -138,7 +138,7 @@ class TGAZSR(TeCoAObjective):
         feats_adv, att_adv = self.attention(self.backbone, x_adv, bundle, text_y)
         _, att_clean = self.attention(self.backbone, x, bundle, text_y)
         with torch.no_grad():
-            _, att_frozen = self.attention(self.frozen, x, bundle, text_y)
+            _, att_frozen = self.attention(self.reference, x, bundle, text_y)
         logits_adv = self.model.logits_from_features(F.normalize(feats_adv, dim=-1), text)
         loss, ce, refine, constrain = tgazsr_loss(y, logits_adv, att_adv, att_clean, att_frozen, float(self.node.ALPHA),
                                                   float(self.node.BETA), self.node.DISTANCE)
