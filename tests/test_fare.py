@@ -86,4 +86,4 @@ def test_fare_without_its_embedding_attack_stops_in_one_line(tmp_path, capsys):
 def test_fare_makes_the_zero_shot_classifier_robust_at_the_training_eps(tmp_path):
     """The recipe configs/trainers/FARE/synth.yaml on SynthShapes (16 shots), PGD-5 at 2/255 on 480 test images,
     seeds 1 and 2: see docs/METHODS.md for the measured numbers and the margin."""
-    assert min(robust_gains(tmp_path, "FARE")) > MARGIN
+    assert min(robust_gains(tmp_path, "FARE")) > 4
