@@ -85,5 +85,6 @@ def test_fare_without_its_embedding_attack_stops_in_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_fare_makes_the_zero_shot_classifier_robust_at_the_training_eps(tmp_path):
     """The recipe configs/trainers/FARE/synth.yaml on SynthShapes (16 shots), PGD-5 at 2/255 on 480 test images,
-    seeds 1 and 2: see docs/METHODS.md for the measured numbers and the margin."""
-    assert min(robust_gains(tmp_path, "FARE")) > 4
+    seeds 1 and 2. Measured (embedded world v2): zero-shot 50.6% clean / 10.4% robust; FARE 48.5% / 20.2% (seed 1),
+    48.8% / 19.8% (seed 2): +9.4 at least; the required gain is 6 (TeCoA's margin)."""
+    assert min(robust_gains(tmp_path, "FARE")) > 6

@@ -79,5 +79,6 @@ def test_pmgaft_exports_the_tower_as_tecoa_does_and_it_loads_through_backbone_pa
 @pytest.mark.slow
 def test_pmgaft_makes_the_zero_shot_classifier_robust_at_the_training_eps(tmp_path):
     """The recipe configs/trainers/PMGAFT/synth.yaml on SynthShapes (16 shots), PGD-5 at 2/255 on 480 test images,
-    seeds 1 and 2: see docs/METHODS.md for the measured numbers and the margin."""
-    assert min(robust_gains(tmp_path, "PMGAFT")) > 6
+    seeds 1 and 2. Measured (embedded world v2): zero-shot 50.6% clean / 10.4% robust; PMG-AFT 49.4% / 23.8%
+    (seed 1), 49.0% / 22.5% (seed 2): +12.1 at least; the required gain is 8."""
+    assert min(robust_gains(tmp_path, "PMGAFT")) > 8
