@@ -4,12 +4,13 @@ embedded world (slow)."""
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from promptengine.clip.loading import random_clip
-from promptengine.methods.pmgaft import pmg_aft_loss
+from promptengine.methods.pmgaft import PMGAFT, pmg_aft_loss
 from promptengine.methods.tower import VISION_ENCODER_FILE
 from tests.conftest import TOY_OPTS, run_train
 from tests.tower_learning import robust_gains
@@ -55,11 +56,20 @@ def test_pmg_aft_loss_sends_gradient_through_the_clean_branch():
     assert torch.allclose(clean.grad, torch.tensor([[g, -g], [0.0, 0.0]]), atol=1e-5)
 
 
+def test_logit_scale_1_gives_the_authors_cosine_logits_and_0_keeps_clips():
+    """CLIP's scale 100 on cosines (.5, -.2) gives logits (50, -20); LOGIT_SCALE 1 -> (.5, -.2), 0 -> unchanged."""
+    logits = torch.tensor([[50.0, -20.0]])
+    for scale, expected in ((1.0, [[0.5, -0.2]]), (0.0, [[50.0, -20.0]])):
+        trainer = SimpleNamespace(tower_cfg=SimpleNamespace(LOGIT_SCALE=scale),
+                                  model=SimpleNamespace(logit_scale=torch.tensor(100.0)))
+        assert torch.allclose(PMGAFT.rescale(trainer, logits), torch.tensor(expected))
+
+
 @pytest.fixture(scope="module")
 def pmgaft_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pmgaft") / "run"
-    assert run_train(["--trainer", "PMGAFT", "--seed", "1", "--output-dir", out, *TOY_OPTS, *ATTACKS,
-                      "TRAINER.PMGAFT.LOGIT_SCALE", "0"]) == 0
+    # the authors' defaults: cosine logits (LOGIT_SCALE 1) in the loss and the training attack, KL summed
+    assert run_train(["--trainer", "PMGAFT", "--seed", "1", "--output-dir", out, *TOY_OPTS, *ATTACKS]) == 0
     return out
 
 
