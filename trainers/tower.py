@@ -71,6 +71,7 @@ class TowerTuning:
     ``tower_node`` and ``export_name``, and overrides ``export_payload`` for another file layout)."""
 
     tower_node = ""  # the trainer's config node under TRAINER
+    tunes_tower = True  # read by the registry's method records (the zero-shot robustness protocol judges these)
     export_name = VISION_ENCODER_FILE
     keeps_frozen_tower = False  # build ``self.frozen_tower`` (the pre-trained tower) before unfreezing
 
