@@ -151,13 +151,15 @@ class AdversarialPromptTrainer(PromptTrainer):
         return self.training_attack(classifier, x, y, spec, clean_logits)
 
     def training_attack(self, classifier, x: torch.Tensor, y: torch.Tensor, spec: Optional[AttackSpec] = None,
-                        clean_logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+                        clean_logits: Optional[torch.Tensor] = None,
+                        target_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Run the training attack on ``classifier`` with this step's random starts and the attack precision.
 
         Random starts are drawn per image from (attack seed, run SEED, epoch, image index): fresh every epoch,
         different for every run seed, and independent of how images are batched (a torchrun rank's half batch gets
         the same starts as the full batch). Without image indices the batch's noise is drawn from (attack seed,
-        run SEED, epoch, batch number)."""
+        run SEED, epoch, batch number). ``target_embedding`` is the reference of the embedding attack loss
+        (``classifier`` then returns embeddings)."""
         spec = spec or self.train_attack
         ids = getattr(self, "batch_index", None)
         if ids is not None and ids.shape[0] == x.shape[0]:
@@ -167,7 +169,8 @@ class AdversarialPromptTrainer(PromptTrainer):
             seed = mix_seed(spec.seed, int(self.cfg.SEED), self.epoch, getattr(self, "batch_idx", 0))
         return attack(classifier, x, y, replace(spec, seed=seed),
                       clean_logits=None if clean_logits is None else clean_logits.detach(),
-                      module=self.model, autocast=self.train_attack_autocast, sample_ids=ids)
+                      module=self.model, autocast=self.train_attack_autocast, sample_ids=ids,
+                      target_embedding=target_embedding)
 
 
 class FrozenCLIPMixin:

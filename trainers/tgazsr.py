@@ -35,7 +35,8 @@ from promptengine.evaluation.metrics import accuracy
 from promptengine.registry import TRAINER_REGISTRY
 
 from .objectives import TeCoAObjective
-from .tecoa import EXPORT_NAME, TUNE_CHOICES
+from .tower import TUNE_CHOICES
+from .tower import VISION_ENCODER_FILE as EXPORT_NAME
 
 DISTANCES = ("l2", "cos", "l1")
 MINMAX_FLOOR = 1e-12  # a constant attention map scales to 0 instead of 0/0

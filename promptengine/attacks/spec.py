@@ -14,10 +14,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import UserError
 from .library import library_version
+from .losses import REFERENCE_LOSSES
 
 METHODS = ("pgd", "autoattack")
 NORMS = ("linf", "l2")
-LOSSES = ("ce", "kl", "cw")
 KEEPS = ("fooled", "last")
 AA_VERSIONS = ("standard", "plus", "rand", "custom")
 AA_ATTACK_NAMES = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
@@ -31,7 +31,8 @@ AA_VERSION_ATTACKS = {
 _ALIASES = {
     "method": {"pgd": "pgd", "autoattack": "autoattack", "aa": "autoattack"},
     "norm": {"linf": "linf", "l_inf": "linf", "inf": "linf", "l2": "l2", "l_2": "l2"},
-    "loss": {"ce": "ce", "xent": "ce", "kl": "kl", "trades": "kl", "cw": "cw", "margin": "cw"},
+    "loss": {"ce": "ce", "xent": "ce", "kl": "kl", "trades": "kl", "cw": "cw", "margin": "cw",
+             "embed": "embed", "embedding": "embed", "l2emb": "embed"},
 }
 
 # Train / test default step sizes when ALPHA is -1 (APT: 2/3*eps for the PGD-3 training attack, eps/4 for PGD-100).
@@ -56,8 +57,8 @@ class AttackSpec:
 
     ``keep`` (PGD): "fooled" returns, per sample, the first misclassified iterate (the clean point counts as iterate
     -1), else the last iterate of the highest-loss restart: the per-sample worst case an evaluation wants. "last"
-    returns the last iterate of the highest-loss restart, as the APT/FAP training attacks do. The KL loss has no
-    success notion and always behaves as "last".
+    returns the last iterate of the highest-loss restart, as the APT/FAP training attacks do. The KL and embedding
+    losses have no success notion and always behave as "last".
     ``aa_iters`` (AutoAttack): 0 = the library's iteration counts (100); > 0 overrides APGD/FAB iterations (quick
     checks only; the label shows it).
     """
@@ -106,7 +107,7 @@ class AttackSpec:
             parts.append(f"restarts={self.restarts}")
         if not self.random_start:
             parts.append("no random start")
-        if self.keep == "last" and self.loss != "kl":
+        if self.keep == "last" and self.loss not in REFERENCE_LOSSES:
             parts.append("last iterate")
         return ", ".join(parts)
 
