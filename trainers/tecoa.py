@@ -30,6 +30,8 @@ EXPORT_NAME = "vision_encoder.pth.tar"
 
 @TRAINER_REGISTRY.register()
 class TeCoA(TeCoAObjective):
+    script_folder, default_config = "tecoa", "vit_b32_eps1"
+    tunes_tower = True  # judged by the zero-shot robustness protocol too (scripts/tecoa/zsrobust.sh)
     config_domains = {"TRAINER.TECOA.TUNE": OneOf(*TUNE_CHOICES),
                       "TRAINER.TECOA.LAST_N": Int(0, meaning="the number of last vision blocks for TUNE vision_last"),
                       "TRAINER.TECOA.PREC": Precision()}

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..protocols.layout import FEWSHOT, SPECS
+from ..protocols.layout import FEWSHOT, SPECS, TARGET_PROTOCOLS
 from . import significance
 from .bootstrap import Simulator
 from .grid import AVERAGE, HM, Cell, Grid
@@ -153,7 +153,7 @@ def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool, 
     if sel.hm:
         notes.append("HM = 2·Base·New/(Base+New) of the seed-averaged Base and New (CoCoOp/MaPLe convention).")
     if AVERAGE in grid.blocks:
-        what = "target datasets" if sel.protocol in ("xd", "dg") else "datasets"
+        what = "target datasets" if sel.protocol in TARGET_PROTOCOLS else "datasets"
         rule = (
             "[k/N]: only k of N datasets present (never marked best)"
             if partial_averages

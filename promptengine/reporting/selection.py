@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..engine.identity import describe_difference, first_difference
-from ..protocols.layout import TEST_BASE, TEST_NEW, TRAIN, TRAIN_BASE, shots_label
+from ..protocols.layout import TARGET_PROTOCOLS, TEST_BASE, TEST_NEW, TRAIN, TRAIN_BASE, shots_label
 from .results import LOOSE, TABLES, RunResult
 
 BASE, NEW = "Base", "New"
@@ -161,7 +161,7 @@ def select(
     if seeds is not None:
         chosen = [r for r in chosen if r.seed in seeds]
     if datasets:
-        keep_sources = protocol in ("xd", "dg")
+        keep_sources = protocol in TARGET_PROTOCOLS
         chosen = [r for r in chosen if r.dataset in datasets or (keep_sources and r.phase == TRAIN)]
     if not chosen:
         return None
