@@ -69,10 +69,12 @@ def average_cell(cells: Sequence[Cell], allow_partial: bool) -> Cell:
 def _attack_sets_note(sel: Selection) -> str:
     sets: Dict[Tuple[str, ...], set] = defaultdict(set)
     budgets: Dict[Tuple[str, ...], set] = defaultdict(set)
-    for (_, row, _), seeds in sel.runs.items():
+    by_column: Dict[str, set] = defaultdict(set)
+    for (_, row, column), seeds in sel.runs.items():
         for run in seeds.values():
             if run.worst_case is not None:
                 sets[run.attack_names].add(row)
+                by_column[column].add(run.attack_names)
                 budgets[run.attack_names].update(repr(a.attack.get("eps")) for a in run.robust)
 
     def describe(names: Tuple[str, ...]) -> str:
@@ -81,6 +83,9 @@ def _attack_sets_note(sel: Selection) -> str:
 
     if len(sets) == 1:
         return f"Robust = per-sample worst case over the attacks {describe(next(iter(sets)))} of each run."
+    if all(len(names) == 1 for names in by_column.values()):  # one attack set per column (zsrobust's budgets)
+        parts = [f"{column}: {describe(next(iter(by_column[column])))}" for column in sel.columns if column in by_column]
+        return "Robust = per-sample worst case over the attacks of each run in the column's set: " + " | ".join(parts) + "."
     parts = [f"{describe(names)} for {', '.join(sorted(rows))}" for names, rows in sorted(sets.items())]
     return (
         "Robust = per-sample worst case over each run's attacks; the attack sets differ, so robust numbers are not "
