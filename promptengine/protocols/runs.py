@@ -200,7 +200,6 @@ class Setting:
             evals.insert(0, self.run(protocol, TRAIN, source, shots, seed))
         return self.train_then_evaluate(train, evals)
 
-
     def zsrobust(self, source: str, targets: List[str], seed: int, shots: int) -> List[Step]:
         """Tune on the source (all its classes; a training-free method: nothing), then evaluate zero-shot on each
         target's own classes with the preset's image budget and attacks."""
