@@ -119,7 +119,7 @@ def test_sweep_plans_zsrobust_points(tmp_path, monkeypatch):
 
 def write_result(folder, robust, per_image=None):
     folder.mkdir(parents=True)
-    data = {"format": 1, "dataset": folder.parts[-5], "trainer": "TeCoA", "num_shots": -1, "seed": 1,
+    data = {"format": 1, "dataset": folder.parts[-5], "trainer": folder.parts[-3], "num_shots": -1, "seed": 1,
             "split": "test", "num_images": 4, "clean": {"accuracy": 75.0, "correct": 3},
             "robust": [{"name": n, "attack": {"method": "pgd", "norm": "linf", "eps": e / 255}, "accuracy": a,
                         "correct": int(a * 4 / 100)} for n, e, a in robust]}
@@ -136,6 +136,7 @@ def test_tables_have_one_column_per_budget_with_the_worst_case_at_that_budget(tm
     pgd1, cw1, pgd4 = [True, True, False, False], [True, False, True, False], [False, False, False, False]
     write_result(run, [("pgd1", 1, 50.0), ("cw1", 1, 50.0), ("pgd4", 4, 0.0)],
                  build_record("4:x", clean, [pgd1, cw1, pgd4], [False] * 4))
+    write_result(run.parents[2] / "ZeroshotCLIP" / "cfg" / "seed1", [])  # evaluated without attacks
     sel = aggregate.select("zsrobust", load_results(tmp_path).runs)
     assert sel.columns == ["eps 1/255", "eps 4/255"]
     robust = aggregate.build_grid(sel, "robust", draws=50)
@@ -143,6 +144,8 @@ def test_tables_have_one_column_per_budget_with_the_worst_case_at_that_budget(tm
     assert robust.cell("cifar10", "TeCoA", "eps 4/255").mean == 0.0
     clean_grid = aggregate.build_grid(sel, "clean", draws=50)
     assert clean_grid.cell("cifar10", "TeCoA", "eps 4/255").mean == 75.0
+    assert clean_grid.cell("cifar10", "ZeroshotCLIP", "eps 1/255").mean == 75.0  # its clean accuracy still shows
+    assert robust.cell("cifar10", "ZeroshotCLIP", "eps 1/255").missing
 
 
 @pytest.mark.slow

@@ -224,10 +224,10 @@ def select(
         for run in chosen:
             if run.phase == TRAIN:
                 continue
-            if not budgets:
-                cells[(run.dataset, label(run), ACCURACY)][run.seed] = run
-            for budget in run.budgets:
-                cells[(run.dataset, label(run), budget_label(budget))][run.seed] = run.at_budget(budget)
+            # a run without attacks still shows its clean accuracy, in every column
+            views = {budget_label(b): run.at_budget(b) for b in run.budgets} or {c: run for c in columns}
+            for column, view in views.items():
+                cells[(run.dataset, label(run), column)][run.seed] = view
         if budgets:
             notes.append("One column per attack budget: robust is the per-sample worst case over the run's attacks at "
                          "that budget; clean is the same evaluation's clean accuracy (the same images).")
