@@ -142,6 +142,7 @@ def test_tables_have_one_column_per_budget_with_the_worst_case_at_that_budget(tm
     robust = aggregate.build_grid(sel, "robust", draws=50)
     assert robust.cell("cifar10", "TeCoA", "eps 1/255").mean == 25.0  # only image 0 survives both 1/255 attacks
     assert robust.cell("cifar10", "TeCoA", "eps 4/255").mean == 0.0
+    assert robust.layout == "long"  # targets as rows, budgets as columns
     clean_grid = aggregate.build_grid(sel, "clean", draws=50)
     assert clean_grid.cell("cifar10", "TeCoA", "eps 4/255").mean == 75.0
     assert clean_grid.cell("cifar10", "ZeroshotCLIP", "eps 1/255").mean == 75.0  # its clean accuracy still shows
@@ -166,4 +167,6 @@ def test_tecoa_zsrobust_script_runs_end_to_end_on_the_embedded_world(tmp_path):
                             "zsrobust"], capture_output=True, text=True, timeout=300)
     assert table.returncode == 0, table.stderr
     assert re.search(r"Zero-shot robustness \(zsrobust\): robust accuracy", table.stdout)
-    assert "SynthGlyphs eps 1/255" in table.stdout and "SynthGlyphs eps 2/255" in table.stdout
+    header = next(line for line in table.stdout.splitlines() if line.startswith("Dataset"))
+    assert header.split() == ["Dataset", "Method", "eps", "1/255", "eps", "2/255"]  # one column per budget
+    assert any(line.startswith("SynthGlyphs") and "TeCoA" in line for line in table.stdout.splitlines())

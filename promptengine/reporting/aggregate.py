@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..protocols.layout import FEWSHOT, SPECS, TARGET_PROTOCOLS
+from ..protocols.layout import FEWSHOT, SPECS, TARGET_PROTOCOLS, ZSROBUST
 from . import significance
 from .bootstrap import Simulator
 from .grid import AVERAGE, HM, Cell, Grid
@@ -131,7 +131,8 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
         columns=columns,
         cells=cells,
         footnotes=[],
-        layout=layout or ("long" if sel.protocol in LONG_TABLES else "wide"),
+        layout=layout or ("long" if sel.protocol in LONG_TABLES or (  # zsrobust: one column per budget
+            sel.protocol == ZSROBUST.name and len(sel.columns) > 1) else "wide"),
     )
     sim = simulator or Simulator(draws)
     grid.exprs = significance.cell_exprs(sel, metric, cells)
