@@ -148,6 +148,7 @@ class Method:
     default_config: str  # <config_dir>/<default_config>.yaml used by its scripts
     config_dir: Path  # its configs: configs/trainers/<trainer>/, or the folder its class names (a plug-in's)
     training_free: bool = False  # nothing to train: the protocols only evaluate it
+    tunes_tower: bool = False  # tunes CLIP's vision tower for zero-shot use (class attribute, inherited)
 
 
 def registered_methods(with_scripts: bool = False) -> List[Method]:
@@ -163,7 +164,7 @@ def registered_methods(with_scripts: bool = False) -> List[Method]:
         own = vars(cls)  # a subclass does not inherit its parent's scripts or configs
         config_dir = Path(own["config_dir"]) if own.get("config_dir") else CONFIGS / "trainers" / name
         method = Method(name, own.get("script_folder", ""), own.get("default_config", ""), config_dir,
-                        bool(getattr(cls, "training_free", False)))
+                        bool(getattr(cls, "training_free", False)), bool(getattr(cls, "tunes_tower", False)))
         if method.script_folder or not with_scripts:
             out.append(method)
     return out

@@ -1,4 +1,4 @@
-"""The protocol scripts (scripts/<method>/{base2new,fewshot,xd,dg}.sh, scripts/compare_*.sh), run end to end.
+"""The protocol scripts (scripts/<method>/{base2new,fewshot,xd,dg,zsrobust}.sh, scripts/compare_*.sh), run end to end.
 
 The slow tests run the real scripts on the embedded synthetic world with a tiny budget (1 epoch, 2 shots, 40 test
 images, 1-2 attack steps); every train.py run is its own process, as for a user.
@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from promptengine.protocols import scripts as wrappers
-from promptengine.protocols.layout import PROTOCOLS
+from promptengine.protocols.layout import PROMPT_PROTOCOLS, PROTOCOLS
+from promptengine.protocols.methods import method_protocols
 from promptengine.protocols.runs import config_folder
 from promptengine.registry import registered_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {m.script_folder: m.trainer for m in registered_methods(with_scripts=True)}  # script folder -> trainer
+OFFERS = {m.script_folder: method_protocols(m) for m in registered_methods(with_scripts=True)}  # folder -> protocols
 DEFAULT_CONFIGS = {m.script_folder: m.default_config for m in registered_methods(with_scripts=True)}
 TINY = ("OPTIM.MAX_EPOCH 1 TEST.MAX_IMAGES 40 DATALOADER.TRAIN_X.BATCH_SIZE 8 "
         "ATTACK.TEST.STEPS 2 ATTACK.TRAIN.STEPS 1")
@@ -68,13 +70,16 @@ def result(env, *parts):
 
 
 # ---- fast checks ------------------------------------------------------------------------------------------------
-def test_every_method_has_four_generated_wrappers_calling_the_shared_implementation():
-    """The committed scripts/<folder>/<protocol>.sh are exactly what the generator writes from the registry."""
+def test_every_method_has_its_generated_wrappers_calling_the_shared_implementation():
+    """The committed scripts/<folder>/<protocol>.sh are exactly what the generator writes from the registry: the
+    four prompt protocols for every method, zsrobust for those that have it."""
     script_dirs = {p.name for p in (ROOT / "scripts").iterdir() if p.is_dir() and (p / "base2new.sh").is_file()}
     assert set(METHODS) == script_dirs  # every script folder is a registered method's, and the reverse
     assert wrappers.problems(ROOT / "scripts") == [], "run `python -m promptengine.protocols.scripts`"
     for folder, trainer in METHODS.items():
-        for protocol in PROTOCOLS:
+        assert set(PROMPT_PROTOCOLS) <= set(OFFERS[folder])
+        assert {p.stem for p in (ROOT / "scripts" / folder).glob("*.sh")} - {"sweep"} == set(OFFERS[folder])
+        for protocol in OFFERS[folder]:
             path = ROOT / "scripts" / folder / f"{protocol}.sh"
             assert path.stat().st_mode & stat.S_IXUSR, f"{path} is not executable"
             assert path.read_text().splitlines()[-1] == (f'exec bash "$(dirname "$0")/../lib/protocol.sh" {folder} '
@@ -279,7 +284,7 @@ def plugin(tmp_path, env):
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert gen.returncode == 0, gen.stderr
     shell_files = {p.relative_to(home / "scripts").as_posix() for p in (home / "scripts").glob("tinyplug/*")}
-    assert shell_files == {f"tinyplug/{p}.sh" for p in PROTOCOLS}  # all generated, none written by this test
+    assert shell_files == {f"tinyplug/{p}.sh" for p in PROMPT_PROTOCOLS}  # all generated, none written by this test
     return home, env
 
 

@@ -19,6 +19,7 @@ EXPORT_NAME = VISION_ENCODER_FILE
 
 @TRAINER_REGISTRY.register()
 class TeCoA(TowerTuning, TeCoAObjective):
+    script_folder, default_config = "tecoa", "vit_b32_eps1"
     tower_node = "TECOA"
     config_domains = tower_domains("TECOA")
 

@@ -85,6 +85,7 @@ def tgazsr_loss(y: torch.Tensor, logits_adv: torch.Tensor, att_adv: torch.Tensor
 @TRAINER_REGISTRY.register()
 class TGAZSR(TeCoAObjective):
     script_folder, default_config = "tgazsr", "vit_b32_tinyimagenet"
+    tunes_tower = True  # judged by the zero-shot robustness protocol too (scripts/tgazsr/zsrobust.sh)
     config_domains = {"TRAINER.TGAZSR.TUNE": OneOf(*TUNE_CHOICES),
                       "TRAINER.TGAZSR.LAST_N": Int(0, meaning="the number of last vision blocks for TUNE vision_last"),
                       "TRAINER.TGAZSR.ALPHA": Real(0, meaning="weight of the attention refinement term"),

@@ -8,8 +8,8 @@ import shlex
 from typing import List, Mapping
 
 from ..registry import HOME
-from .layout import BASE2NEW, FEWSHOT, PROTOCOLS, TRANSFER_PROTOCOLS
-from .methods import method_table, resolve_method
+from .layout import BASE2NEW, FEWSHOT, PROTOCOLS, TARGET_PROTOCOLS
+from .methods import check_offers, method_protocols, method_table, resolve_method
 from .runner import RunFailed, call, dry_run
 from .runs import DEFAULT_SEEDS, default_python, parse_seed, words
 from .worlds import dataset_config, default_datasets
@@ -31,10 +31,13 @@ def compare_main(argv: List[str], env: Mapping[str, str]) -> int:
     parser.add_argument("--shots", nargs="+", help="fewshot: shot counts; others: training shots (default: $SHOTS)")
     args = parser.parse_args(argv)
     table = method_table()
-    methods = [resolve_method(m, table) for m in words(args.methods, "METHODS", env, list(table))]
+    offering = [folder for folder, m in table.items() if args.protocol in method_protocols(m)]
+    methods = [resolve_method(m, table) for m in words(args.methods, "METHODS", env, offering)]
+    for method in methods:
+        check_offers(method, args.protocol)
     seeds = [str(parse_seed(s)) for s in words(args.seeds, "SEEDS", env, DEFAULT_SEEDS)]
     datasets = words(args.datasets, "DATASETS", env,
-                     () if args.protocol in TRANSFER_PROTOCOLS else default_datasets(env))
+                     () if args.protocol in TARGET_PROTOCOLS else default_datasets(env))
     for dataset in datasets:
         dataset_config(dataset)
     script_env = dict(env, SEEDS=" ".join(seeds))

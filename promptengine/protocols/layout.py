@@ -1,10 +1,11 @@
-"""The four protocols, their phases and the folders their runs write: the one definition that the runner, the sweep,
+"""The five protocols, their phases and the folders their runs write: the one definition that the runner, the sweep,
 the generated wrapper scripts and the result readers share.
 
     <OUTPUT>/<protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S>
 
 ``<K>`` is the shot count or ``all``; ``<CFG>`` is the config name plus the options tag (``options_tag``). xd and dg
-train their source model once, in ``<OUTPUT>/transfer/train/<SOURCE>/...`` (``TRANSFER``), and both evaluate it.
+train their source model once, in ``<OUTPUT>/transfer/train/<SOURCE>/...`` (``TRANSFER``), and both evaluate it;
+zsrobust trains its own, in ``<OUTPUT>/zsrobust/train/<SOURCE>/...``, and evaluates it zero-shot on each target.
 """
 
 from __future__ import annotations
@@ -44,9 +45,21 @@ FEWSHOT = ProtocolSpec("fewshot", "few-shot learning", ("train",), "DATASET [SHO
                        "seeds from SEEDS, default '1 2 3'")
 XD = ProtocolSpec("xd", "cross-dataset transfer", ("train", "test"), "SEED [TARGET ...]", _SOURCE_NOTE)
 DG = ProtocolSpec("dg", "domain generalization", ("train", "test"), "SEED [TARGET ...]", _SOURCE_NOTE)
-SPECS: Dict[str, ProtocolSpec] = {spec.name: spec for spec in (BASE2NEW, FEWSHOT, XD, DG)}
+ZSROBUST = ProtocolSpec("zsrobust", "zero-shot robustness", ("train", "test"), "SEED [TARGET ...]",
+                        "preset from PRESET, default tecoa or synth; source from SOURCE")
+SPECS: Dict[str, ProtocolSpec] = {spec.name: spec for spec in (BASE2NEW, FEWSHOT, XD, DG, ZSROBUST)}
 PROTOCOLS: Tuple[str, ...] = tuple(SPECS)
-TRANSFER_PROTOCOLS = (XD.name, DG.name)  # one source model, evaluated on targets
+TRANSFER_PROTOCOLS = (XD.name, DG.name)  # one source model in TRANSFER, shared by both
+#: the protocols called ``SEED [TARGET ...]``: one source model, evaluated on targets
+TARGET_PROTOCOLS = (XD.name, DG.name, ZSROBUST.name)
+#: every method's protocols; a trainer that tunes the vision tower (``tunes_tower``) or needs no training (the
+#: zero-shot reference) also gets zsrobust, so a new method opts in by its class attribute, not by a list here
+PROMPT_PROTOCOLS = (BASE2NEW.name, FEWSHOT.name, XD.name, DG.name)
+
+
+def protocols_of(tunes_tower: bool, training_free: bool) -> Tuple[str, ...]:
+    """The protocols a method has scripts for."""
+    return PROMPT_PROTOCOLS + ((ZSROBUST.name,) if tunes_tower or training_free else ())
 
 TRAIN_BASE, TEST_BASE, TEST_NEW = BASE2NEW.phases
 TRAIN, TEST = XD.phases  # fewshot's only phase is TRAIN: the training run's own final test is its result

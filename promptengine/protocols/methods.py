@@ -4,10 +4,11 @@ and where its configs live, so the runner needs no list of its own."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 from ..errors import UserError
 from ..registry import Method, registered_methods
+from .layout import SPECS, protocols_of
 
 
 def method_table() -> Dict[str, Method]:
@@ -33,3 +34,16 @@ def config_file(method: Method, cfg: str) -> Path:
         raise UserError(f"no config '{cfg}' for {method.trainer}: {path} does not exist "
                         f"(available: {' '.join(have) or 'none'})")
     return path
+
+
+def method_protocols(method: Method) -> Tuple[str, ...]:
+    """The protocols a method has scripts for (``layout.protocols_of`` of its class attributes)."""
+    return protocols_of(method.tunes_tower, method.training_free)
+
+
+def check_offers(method: Method, protocol: str) -> None:
+    """A method asked for a protocol it has no scripts for is one line naming the methods that have them."""
+    if protocol not in method_protocols(method):
+        have = [m.script_folder for m in method_table().values() if protocol in method_protocols(m)]
+        raise UserError(f"{method.trainer} has no {protocol} protocol ({SPECS[protocol].title}: for methods that "
+                        f"tune the vision tower and the zero-shot reference; these have it: {' '.join(have)})")

@@ -29,10 +29,12 @@ from .layout import (
     TRAIN,
     TRAIN_BASE,
     TRANSFER,
+    ZSROBUST,
     RunFolder,
     options_tag,
 )
 from .methods import config_file
+from .presets import DEFAULT_PRESET, Preset, get_preset
 from .worlds import SOURCES, TARGETS, choose_cfg, dataset_config, world_of
 
 TRAIN_RUN, TRAIN_TEST_RUN, EVAL_RUN = "train", "train+test", "eval"  # the kinds of run (the runner's [run] lines)
@@ -88,13 +90,15 @@ def extra_options(env: Mapping[str, str]) -> List[str]:
     return tokens
 
 
-def config_folder(cfg: str, env: Mapping[str, str]) -> str:
-    """The config folder of a call's runs: the config name plus the tag of EXTRA_OPTS and BACKBONE (a repeated key:
-    the last value wins)."""
+def config_folder(cfg: str, env: Mapping[str, str], preset: str = "") -> str:
+    """The config folder of a call's runs: the config name plus the tag of EXTRA_OPTS, BACKBONE and the zsrobust
+    preset (a repeated key: the last value wins)."""
     extra = extra_options(env)
     options = dict(zip(extra[0::2], extra[1::2]))
     if env.get("BACKBONE"):
         options["MODEL.BACKBONE.NAME"] = env["BACKBONE"]
+    if preset:
+        options["PRESET"] = preset
     return cfg + options_tag(options)
 
 
@@ -121,12 +125,13 @@ class Setting:
     """What every run of one call shares: the method, its config, the options (EXTRA_OPTS, BACKBONE), the roots
     (DATA, OUTPUT) and the interpreter (PYTHON)."""
 
-    def __init__(self, method: Method, cfg: str, env: Mapping[str, str]) -> None:
+    def __init__(self, method: Method, cfg: str, env: Mapping[str, str], preset: Optional[Preset] = None) -> None:
         self.method, self.cfg = method, cfg
         self.config_file = config_file(method, cfg)
         self.extra = extra_options(env)
-        self.backbone = env.get("BACKBONE", "")
-        self.config_folder = config_folder(cfg, env)
+        self.preset = preset
+        self.backbone = env.get("BACKBONE", "") or (preset.backbone if preset else "")
+        self.config_folder = config_folder(cfg, env, preset.name if preset else "")
         self.output = env.get("OUTPUT") or "./output"
         self.data = env.get("DATA") or "./data"
         self.python = env.get("PYTHON") or default_python()
@@ -134,7 +139,9 @@ class Setting:
     def run(self, protocol: str, phase: str, dataset: str, shots: int, seed: int, subsample: str = "all") -> Run:
         return Run(RunFolder(protocol, phase, dataset, shots, self.method.trainer, self.config_folder, seed), subsample)
 
-    def command(self, run: Run, *flags: str, no_test: bool = False) -> Tuple[str, ...]:
+    def command(self, run: Run, *flags: str, no_test: bool = False, options: Sequence[str] = ()) -> Tuple[str, ...]:
+        """The run's train.py command line; ``options`` (the protocol's KEY VALUE words) come before EXTRA_OPTS,
+        which the user gives last so that they win."""
         where = run.where
         cmd = [self.python, *train_program(), "--root", self.data, "--seed", str(where.seed),
                "--trainer", self.method.trainer, "--dataset-config-file", str(dataset_config(where.dataset)),
@@ -144,7 +151,7 @@ class Setting:
             cmd += ["TEST.NO_TEST", "True"]
         if self.backbone:
             cmd += ["MODEL.BACKBONE.NAME", self.backbone]
-        return tuple(cmd + self.extra)
+        return tuple(cmd + list(options) + self.extra)
 
     # ---- the three kinds of run ----------------------------------------------------------------------------------
     def train_and_test(self, run: Run) -> Step:
@@ -155,7 +162,8 @@ class Setting:
 
     def train_only(self, run: Run) -> Step:
         """A training run with ``TEST.NO_TEST True`` (a no-op when its final checkpoint exists)."""
-        return Step(TRAIN_RUN, run.where.path(self.output), self.command(run, no_test=True))
+        options = self.preset.train_options if self.preset else ()
+        return Step(TRAIN_RUN, run.where.path(self.output), self.command(run, no_test=True, options=options))
 
     def evaluate(self, run: Run, model: Optional[Run] = None) -> Step:
         """An eval-only run of the model trained by ``model`` (none for a training-free method)."""
@@ -163,7 +171,8 @@ class Setting:
         trained = model.where.path(self.output) if model is not None else None
         if trained is not None:
             flags += ["--model-dir", str(trained), "--load-epoch", LATEST_EPOCH]
-        return Step(EVAL_RUN, run.where.path(self.output), self.command(run, *flags), trained)
+        options = self.preset.eval_options(run.where.dataset) if self.preset else ()
+        return Step(EVAL_RUN, run.where.path(self.output), self.command(run, *flags, options=options), trained)
 
     def train_then_evaluate(self, train: Run, evals: List[Run]) -> List[Step]:
         """Train once (a training-free method: nothing), then evaluate the last epoch on every run of ``evals``."""
@@ -191,6 +200,12 @@ class Setting:
             evals.insert(0, self.run(protocol, TRAIN, source, shots, seed))
         return self.train_then_evaluate(train, evals)
 
+    def zsrobust(self, source: str, targets: List[str], seed: int, shots: int) -> List[Step]:
+        """Tune on the source (all its classes; a training-free method: nothing), then evaluate zero-shot on each
+        target's own classes with the preset's image budget and attacks."""
+        train = self.run(ZSROBUST.name, TRAIN, source, shots, seed)
+        return self.train_then_evaluate(train, [self.run(ZSROBUST.name, TEST, t, shots, seed) for t in targets])
+
 
 @dataclass(frozen=True)
 class Call:
@@ -202,6 +217,7 @@ class Call:
     seeds: Tuple[int, ...]
     shots: Tuple[int, ...]
     cfg: str = ""  # base2new's CFG argument
+    preset: str = ""  # zsrobust's preset
 
 
 def parse_call(protocol: str, args: Sequence[str], env: Mapping[str, str]) -> Call:
@@ -223,6 +239,8 @@ def parse_call(protocol: str, args: Sequence[str], env: Mapping[str, str]) -> Ca
         seeds = tuple(parse_seed(s) for s in words(None, "SEEDS", env, DEFAULT_SEEDS))
         return Call(protocol, (dataset,), seeds, shot_list)
     seed, targets = parse_seed(args[0]), list(args[1:])
+    if protocol == ZSROBUST.name:
+        return parse_zsrobust(seed, targets, env)
     world = world_of(targets + ([env["SOURCE"]] if env.get("SOURCE") else []), env)
     source = env.get("SOURCE") or SOURCES[world]
     targets = targets or list(TARGETS[(protocol, world)])
@@ -231,9 +249,27 @@ def parse_call(protocol: str, args: Sequence[str], env: Mapping[str, str]) -> Ca
     return Call(protocol, (source, *targets), (seed,), (parse_shots(env.get("SHOTS") or "16"),))
 
 
+def parse_zsrobust(seed: int, targets: List[str], env: Mapping[str, str]) -> Call:
+    """zsrobust's call: the preset (PRESET, else the world's default), its source (SOURCE overrides) and targets (the
+    arguments override), its training shots (SHOTS overrides)."""
+    named = targets + ([env["SOURCE"]] if env.get("SOURCE") else [])
+    preset = get_preset(env.get("PRESET") or DEFAULT_PRESET[world_of(named, env)])
+    source = env.get("SOURCE") or preset.source
+    targets = targets or list(preset.targets)
+    world_of([source, *targets], env)  # one world per call
+    for dataset in [source, *targets]:
+        dataset_config(dataset)
+    shots = parse_shots(env.get("SHOTS") or preset.source_shots)
+    return Call(ZSROBUST.name, (source, *targets), (seed,), (shots,), preset=preset.name)
+
+
 def plan_call(method: Method, call: Call, env: Mapping[str, str]) -> List[Step]:
     """The runs of a call for one method (its config chosen here: a missing one is a UserError)."""
-    setting = Setting(method, choose_cfg(method.default_config, call.datasets, call.cfg, env), env)
+    cfg = choose_cfg(method.default_config, call.datasets, call.cfg, env)
+    if call.protocol == ZSROBUST.name:
+        setting = Setting(method, cfg, env, get_preset(call.preset))
+        return setting.zsrobust(call.datasets[0], list(call.datasets[1:]), call.seeds[0], call.shots[0])
+    setting = Setting(method, cfg, env)
     if call.protocol == BASE2NEW.name:
         return setting.base2new(call.datasets[0], call.seeds[0], call.shots[0])
     if call.protocol == FEWSHOT.name:

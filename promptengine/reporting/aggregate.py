@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..protocols.layout import FEWSHOT, SPECS
+from ..protocols.layout import FEWSHOT, SPECS, TARGET_PROTOCOLS, ZSROBUST
 from . import significance
 from .bootstrap import Simulator
 from .grid import AVERAGE, HM, Cell, Grid
@@ -69,10 +69,12 @@ def average_cell(cells: Sequence[Cell], allow_partial: bool) -> Cell:
 def _attack_sets_note(sel: Selection) -> str:
     sets: Dict[Tuple[str, ...], set] = defaultdict(set)
     budgets: Dict[Tuple[str, ...], set] = defaultdict(set)
-    for (_, row, _), seeds in sel.runs.items():
+    by_column: Dict[str, set] = defaultdict(set)
+    for (_, row, column), seeds in sel.runs.items():
         for run in seeds.values():
             if run.worst_case is not None:
                 sets[run.attack_names].add(row)
+                by_column[column].add(run.attack_names)
                 budgets[run.attack_names].update(repr(a.attack.get("eps")) for a in run.robust)
 
     def describe(names: Tuple[str, ...]) -> str:
@@ -81,6 +83,9 @@ def _attack_sets_note(sel: Selection) -> str:
 
     if len(sets) == 1:
         return f"Robust = per-sample worst case over the attacks {describe(next(iter(sets)))} of each run."
+    if all(len(names) == 1 for names in by_column.values()):  # one attack set per column (zsrobust's budgets)
+        parts = [f"{column}: {describe(next(iter(by_column[column])))}" for column in sel.columns if column in by_column]
+        return "Robust = per-sample worst case over the attacks of each run in the column's set: " + " | ".join(parts) + "."
     parts = [f"{describe(names)} for {', '.join(sorted(rows))}" for names, rows in sorted(sets.items())]
     return (
         "Robust = per-sample worst case over each run's attacks; the attack sets differ, so robust numbers are not "
@@ -126,7 +131,8 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
         columns=columns,
         cells=cells,
         footnotes=[],
-        layout=layout or ("long" if sel.protocol in LONG_TABLES else "wide"),
+        layout=layout or ("long" if sel.protocol in LONG_TABLES or (  # zsrobust: one column per budget
+            sel.protocol == ZSROBUST.name and len(sel.columns) > 1) else "wide"),
     )
     sim = simulator or Simulator(draws)
     grid.exprs = significance.cell_exprs(sel, metric, cells)
@@ -153,7 +159,7 @@ def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool, 
     if sel.hm:
         notes.append("HM = 2·Base·New/(Base+New) of the seed-averaged Base and New (CoCoOp/MaPLe convention).")
     if AVERAGE in grid.blocks:
-        what = "target datasets" if sel.protocol in ("xd", "dg") else "datasets"
+        what = "target datasets" if sel.protocol in TARGET_PROTOCOLS else "datasets"
         rule = (
             "[k/N]: only k of N datasets present (never marked best)"
             if partial_averages

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -37,6 +37,20 @@ class AttackResult:
     name: str
     attack: Dict[str, Any]
     accuracy: float
+
+    @property
+    def budget(self) -> Tuple[str, float]:
+        """(norm, eps in /255 units) of the attack; eps -1 when the record has none."""
+        eps = self.attack.get("eps")
+        value = round(float(eps) * 255.0, 3) if isinstance(eps, (int, float)) and not isinstance(eps, bool) else -1.0
+        return str(self.attack.get("norm", "linf")), value
+
+
+def budget_label(budget: Tuple[str, float]) -> str:
+    """A column heading for one attack budget: ``eps 1/255``, ``eps 128/255 (l2)``."""
+    norm, eps = budget
+    text = "eps ?" if eps < 0 else f"eps {eps:g}/255"
+    return text if norm == "linf" else f"{text} ({norm})"
 
 
 @dataclass
@@ -90,6 +104,29 @@ class RunResult:
         if metric == "robust":
             return self.worst_case
         raise ValueError(f"unknown metric {metric!r} (clean, robust)")
+
+    @property
+    def budgets(self) -> Tuple[Tuple[str, float], ...]:
+        """The attack budgets of this run, in the order of its attacks (each once)."""
+        return tuple(dict.fromkeys(a.budget for a in self.robust))
+
+    def at_budget(self, budget: Tuple[str, float]) -> RunResult:
+        """This run restricted to its attacks at one budget: robust is their per-sample worst case (from the
+        per-image record when there are several; missing without one), clean is unchanged."""
+        keep = [i for i, a in enumerate(self.robust) if a.budget == budget]
+        robust = tuple(self.robust[i] for i in keep)
+        worst: Optional[float] = robust[0].accuracy if len(robust) == 1 else None
+        per_image = self.per_image
+        if per_image is not None:
+            bits = tuple(per_image.robust[i] for i in keep)
+            both = None
+            if len(bits) > 1:
+                both = per_image.clean
+                for b in bits:
+                    both &= b
+                worst = 100.0 * both.bit_count() / per_image.n
+            per_image = replace(per_image, robust=bits, worst_case=both)
+        return replace(self, robust=robust, worst_case=worst if robust else None, per_image=per_image)
 
     @property
     def key(self) -> Tuple[str, str, str, int, str, str, int]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..engine.identity import describe_difference, first_difference
-from ..protocols.layout import TEST_BASE, TEST_NEW, TRAIN, TRAIN_BASE, shots_label
-from .results import LOOSE, TABLES, RunResult
+from ..protocols.layout import TARGET_PROTOCOLS, TEST_BASE, TEST_NEW, TRAIN, TRAIN_BASE, ZSROBUST, shots_label
+from .results import LOOSE, TABLES, RunResult, budget_label
 
 BASE, NEW = "Base", "New"
 ACCURACY = "Accuracy"
@@ -161,7 +161,7 @@ def select(
     if seeds is not None:
         chosen = [r for r in chosen if r.seed in seeds]
     if datasets:
-        keep_sources = protocol in ("xd", "dg")
+        keep_sources = protocol in TARGET_PROTOCOLS
         chosen = [r for r in chosen if r.dataset in datasets or (keep_sources and r.phase == TRAIN)]
     if not chosen:
         return None
@@ -216,6 +216,21 @@ def select(
             cells[(_loose_block(run), label(run), ACCURACY)][run.seed] = run
         notes.append("Runs whose results.json lies outside the protocol layout, each placed by what its file records "
                      "(trainer, config, dataset, class subset, shots, seed).")
+    elif protocol == ZSROBUST.name:
+        blocks = _ordered((r.dataset for r in chosen if r.phase != TRAIN), datasets)
+        average_blocks = list(blocks)
+        budgets = sorted({b for r in chosen for b in r.budgets}, key=lambda b: (b[0] != "linf", b))
+        columns = [budget_label(b) for b in budgets] or [ACCURACY]
+        for run in chosen:
+            if run.phase == TRAIN:
+                continue
+            # a run without attacks still shows its clean accuracy, in every column
+            views = {budget_label(b): run.at_budget(b) for b in run.budgets} or {c: run for c in columns}
+            for column, view in views.items():
+                cells[(run.dataset, label(run), column)][run.seed] = view
+        if budgets:
+            notes.append("One column per attack budget: robust is the per-sample worst case over the run's attacks at "
+                         "that budget; clean is the same evaluation's clean accuracy (the same images).")
     else:
         sources = sorted({r.dataset for r in chosen if r.phase == "train"})
         targets = _ordered((r.dataset for r in chosen if r.phase == "test"), datasets)

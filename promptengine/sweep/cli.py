@@ -17,8 +17,8 @@ import yaml
 
 from ..cli import run_main
 from ..errors import UserError
-from ..protocols.layout import BASE2NEW, FEWSHOT, PROTOCOLS, SPECS, TRANSFER_PROTOCOLS
-from ..protocols.methods import method_table, resolve_method
+from ..protocols.layout import BASE2NEW, FEWSHOT, PROTOCOLS, SPECS, TARGET_PROTOCOLS
+from ..protocols.methods import method_protocols, method_table, resolve_method
 from ..protocols.runs import DEFAULT_SEEDS, words
 from ..protocols.worlds import default_datasets
 from ..registry import HOME
@@ -190,9 +190,10 @@ def script_call(argv: List[str]) -> int:
             parser.add_argument(f"--{axis}", nargs="+")
         opts = parser.parse_args(argv[1:])
         datasets = words(opts.datasets, "DATASETS", env,
-                         () if opts.protocol in TRANSFER_PROTOCOLS else default_datasets(env))
+                         () if opts.protocol in TARGET_PROTOCOLS else default_datasets(env))
         flags = {"name": f"compare-{opts.protocol}", "protocols": [opts.protocol],
-                 "methods": words(opts.methods, "METHODS", env, list(method_table())),
+                 "methods": words(opts.methods, "METHODS", env, [f for f, m in method_table().items()
+                                                                  if opts.protocol in method_protocols(m)]),
                  "datasets": datasets, "seeds": words(opts.seeds, "SEEDS", env, DEFAULT_SEEDS),
                  "shots": words(opts.shots, "SHOTS", env)}
         code = plan_and_launch(None, flags, args)

@@ -12,14 +12,14 @@ import yaml
 
 from ..config.merge import utf8_text
 from ..errors import UserError
-from ..protocols.layout import FEWSHOT, PROTOCOLS, TRANSFER_PROTOCOLS
+from ..protocols.layout import FEWSHOT, PROTOCOLS, TARGET_PROTOCOLS
 from ..protocols.runs import FEWSHOT_SHOTS
 from ..registry import HOME as REPO  # the checkout, or the wheel's copy of scripts/ and tools/
 
 SCRIPTS = REPO / "scripts"
 AXES = ("protocols", "methods", "datasets", "seeds", "shots", "options")
 #: environment of the protocol scripts a grid may set for all its points (docs/EXPERIMENTS.md)
-SCRIPT_ENV = ("OUTPUT", "DATA", "CFG", "BACKBONE", "PYTHON", "SOURCE", "WORLD", "EXTRA_OPTS")
+SCRIPT_ENV = ("OUTPUT", "DATA", "CFG", "BACKBONE", "PYTHON", "SOURCE", "WORLD", "PRESET", "EXTRA_OPTS")
 SECTIONS = set(AXES) | {"name", "env", "slurm"}
 
 
@@ -162,7 +162,7 @@ def expand(grid: Grid, methods: Sequence[str], common_extra: str) -> List[Point]
                         if shots:
                             env["SHOTS"] = shots
                         k = f"k{shots}" if shots else ""
-                        if protocol in TRANSFER_PROTOCOLS:  # datasets are the targets of one source model
+                        if protocol in TARGET_PROTOCOLS:  # datasets are the targets of one source model
                             calls = [(slug(protocol, method, f"s{seed}", k, variant), [seed, *grid.datasets])]
                         elif protocol == FEWSHOT.name:
                             env["SEEDS"] = seed

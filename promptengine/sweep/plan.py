@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
 
 from ..errors import UserError
-from ..protocols.methods import method_table, resolve_method
+from ..protocols.methods import check_offers, method_table, resolve_method
 from ..protocols.runs import parse_call, plan_call
 from ..registry import Method
 from .grid import Point
@@ -39,6 +39,7 @@ def point_runs(point: Point, method: Method, env: Dict[str, str]) -> List[RunRef
     """The runs of a point, as the protocol runner plans them (nothing is run); a bad point is a UserError."""
     try:
         call_env = {**os.environ, **env, **point.env}
+        check_offers(method, point.protocol)
         steps = plan_call(method, parse_call(point.protocol, point.args, call_env), call_env)
     except UserError as exc:
         raise UserError(f"grid point {point.id}: {exc}") from exc

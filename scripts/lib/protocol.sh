@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one implementation behind every scripts/<method>/{base2new,fewshot,xd,dg}.sh and scripts/compare_*.sh:
+# The one implementation behind every scripts/<method>/{base2new,fewshot,xd,dg,zsrobust}.sh and scripts/compare_*.sh:
 # picks the Python interpreter (PYTHON, else the repository's .venv, else python) and runs the protocol runner
 # (promptengine/protocols, through tools/run_protocol.py), which asks the trainer registry for the method's trainer
 # and default config; or, when LAUNCHER or JOBS is set, tools/sweep.py, which runs the same calls through a launcher
