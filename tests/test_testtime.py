@@ -1,0 +1,130 @@
+"""The test-time seam (promptengine.evaluation.testtime) and the adaptive attacks of the attack core."""
+
+from __future__ import annotations
+
+from typing import List
+
+import pytest
+import torch
+from torch import nn
+
+from promptengine.attacks import attack, parse_spec
+from promptengine.errors import UserError
+from promptengine.evaluation.robust import robust_correct
+from promptengine.evaluation.testtime import Budget, TestTimeDefense, attacked_through
+
+
+class Affine(nn.Module):
+    """logits = W x + b on flattened [0, 1] images."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight.clone(), requires_grad=False)
+        self.bias = nn.Parameter(torch.zeros(weight.shape[0]), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1) @ self.weight.t() + self.bias
+
+
+class EntropyTuning(TestTimeDefense):
+    """A TENT/TPT-like defense: a few entropy-minimising steps on the classifier's bias, over noisy views."""
+
+    def adapted_parameters(self) -> List[torch.Tensor]:
+        return [self.base.bias]
+
+    def adapt_and_predict(self, x, generators):
+        bias = self.base.bias
+        for step in range(self.budget.steps):
+            noise = torch.randn((self.budget.augmentations, *x.shape[1:]), generator=generators[0]) * 0.05
+            probs = (self.base.weight @ (x + noise).flatten(1).t()).t() + bias
+            probs = probs.softmax(1)
+            entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1).mean()
+            (g,) = self.grad(entropy, [bias], step)
+            with torch.no_grad():
+                bias -= self.budget.lr * g  # in place: what a leaking defense would carry to the next image
+        return self.base(x)
+
+
+class Identity(TestTimeDefense):
+    def adapt_and_predict(self, x, generators):
+        return self.base(x)
+
+
+class Noisy(TestTimeDefense):
+    """A randomised input defense: adds the image's own noise draw (what EOT averages over)."""
+
+    per_image = False
+
+    def adapt_and_predict(self, x, generators):
+        noise = torch.stack([torch.randn(x.shape[1:], generator=g) for g in generators]) * 0.1
+        return self.base(x + noise)
+
+
+def _data(n: int = 12, k: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(k, 12, generator=g)
+    x = torch.rand(n, 3, 2, 2, generator=g)
+    y = (x.flatten(1) @ w.t()).argmax(1)
+    return Affine(w), x, y
+
+
+def test_adaptation_never_leaks_across_batches_or_order():
+    model, x, y = _data(n=10)
+    defense = EntropyTuning(model, Budget(steps=3, lr=5.0, augmentations=4), seed=7)
+    trained = model.bias.detach().clone()
+    with torch.no_grad():
+        together = defense(x)
+        perm = torch.randperm(10, generator=torch.Generator().manual_seed(1))
+        shuffled = torch.cat([defense(x[perm][i:i + 3]) for i in range(0, 10, 3)])
+    back = torch.empty_like(shuffled)
+    back[perm] = shuffled
+    assert torch.equal(back, together)  # reordering and rebatching change no logit, so no prediction
+    assert torch.equal(model.bias, trained)  # the trained state is back after the batch
+    assert not torch.equal(together, model(x))  # adaptation did change the logits (the check is not vacuous)
+
+
+def test_through_an_identity_defense_is_plain_pgd():
+    model, x, y = _data()
+    ids = torch.arange(x.shape[0])
+    defense = Identity(model, Budget(steps=0, lr=0.0), seed=0)
+    plain = parse_spec("pgd:steps=5,eps=16,alpha=4")
+    through = parse_spec("through:steps=5,eps=16,alpha=4")
+    with defense.attacked(through.unroll):
+        adaptive = attack(defense, x, y, through, sample_ids=ids)
+    assert torch.equal(adaptive, attack(model, x, y, plain, sample_ids=ids))
+    clean = model(x).detach()
+    got = robust_correct(defense, x, y, through, clean, sample_ids=ids)
+    want = robust_correct(model, x, y, plain, clean, sample_ids=ids)
+    assert torch.equal(got, want) and not want.all()  # the attack fools some images
+
+
+def test_eot_with_one_sample_is_pgd_through_the_defense():
+    model, x, y = _data()
+    ids = torch.arange(x.shape[0])
+    defense = Noisy(model, Budget(steps=0, lr=0.0), seed=3)
+    runs = {}
+    for text in ("through:steps=5,eps=16,alpha=4", "eot:samples=1,steps=5,eps=16,alpha=4",
+                 "eot:samples=4,steps=5,eps=16,alpha=4"):
+        spec = parse_spec(text)
+        with defense.attacked(spec.unroll):
+            runs[spec.eot] = attack(defense, x, y, spec, sample_ids=ids)
+    fixed = lambda z: defense(z)  # noqa: E731  (no draws to choose: always the defense's own draw 0)
+    assert torch.equal(runs[1], attack(fixed, x, y, parse_spec("pgd:steps=5,eps=16,alpha=4"), sample_ids=ids))
+    assert not torch.equal(runs[4], runs[1])  # more draws do change the attack
+
+
+def test_adaptive_spec_strings_and_records():
+    bpda = parse_spec("bpda:steps=3,eps=4")
+    assert (bpda.through, bpda.unroll, bpda.eot) == ("defense", 0, 1) and bpda.label().startswith("bpda, pgd3")
+    eot = parse_spec("eot:samples=5,unroll=2")
+    assert (eot.through, eot.unroll, eot.eot) == ("defense", 2, 5) and "eot5" in eot.label()
+    assert "through" not in parse_spec("pgd:steps=3").to_dict()  # older records keep their keys
+    assert parse_spec("through:unroll=1").to_dict()["unroll"] == 1
+    with pytest.raises(UserError, match="samples"):
+        parse_spec("pgd:samples=3")
+    with pytest.raises(UserError, match="eot"):
+        parse_spec("eot:samples=0")
+    model = _data()[0]
+    defense = Identity(model, Budget(steps=0, lr=0.0), seed=0)
+    assert "undefended" in attacked_through(defense, parse_spec("pgd:"))
+    assert "BPDA" in attacked_through(defense, bpda)
