@@ -246,12 +246,12 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids, ju
             with torch.set_grad_enabled(not last):
                 # EOT: the loss averaged over draws of the model's randomness; draw 0 (what the model predicts
                 # with) gives the verdict
-                losses = []
+                draws = []
                 for n in range(1 if last else spec.eot):
                     with draw(forward, n):
-                        out = logits_of(forward, z, autocast)
-                    logits = out if n == 0 else logits
-                    losses.append(per_sample_loss(spec.loss, out, ya, la))
+                        draws.append(logits_of(forward, z, autocast))
+                logits = draws[0]
+                losses = [per_sample_loss(spec.loss, out, ya, la) for out in draws]
                 loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean(0)
             grad = None if last else torch.autograd.grad(loss.sum(), z)[0]
             z, loss = z.detach(), loss.detach()
