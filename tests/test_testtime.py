@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import List
 
 import pytest
@@ -128,3 +129,63 @@ def test_adaptive_spec_strings_and_records():
     defense = Identity(model, Budget(steps=0, lr=0.0), seed=0)
     assert "undefended" in attacked_through(defense, parse_spec("pgd:"))
     assert "BPDA" in attacked_through(defense, bpda)
+
+
+# ---------------------------------------------------------------------- gradient masking caught by the report flag
+class Quantise(TestTimeDefense):
+    """Rounds pixels to 4 levels: no gradient through the rounding, the textbook gradient-masking step."""
+
+    per_image = False
+
+    def adapt_and_predict(self, x, generators):
+        return self.base(self.straight_through(x, torch.round(x * 4) / 4))
+
+
+def _grid_data(n: int = 16):
+    """Two classes, logits (z, -z) with z = w . (x - 0.5), pixels on the quantisation grid, |z| in [0.25, 1.25]:
+    crossing the boundary takes less than half a level per pixel (rounding undoes it), one level fools."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.where(torch.rand(12, generator=g) < 0.5, -1.0, 1.0)
+    xs = []
+    while len(xs) < n:
+        u = torch.randint(-1, 2, (12,), generator=g).float()
+        if 0.25 <= abs(float(0.25 * (w * u).sum())) <= 1.25:
+            xs.append(0.5 + 0.25 * u)
+    x = torch.stack(xs).view(n, 3, 2, 2)
+    model = Affine(torch.stack([w, -w]))
+    model.bias.data = torch.stack([-(w * 0.5).sum(), (w * 0.5).sum()])
+    return model, x, model(x).argmax(1)
+
+
+def _defense_report(defense, x, y):
+    from promptengine.evaluation.imageset import ImageSetEvaluator
+    from promptengine.robustness.defense import defense_specs, evaluate_defense
+    from promptengine.robustness.settings import ReportSettings
+
+    ev = ImageSetEvaluator(defense, x, y, torch.arange(x.shape[0]), progress=False)
+    s = ReportSettings(eot_samples=2)
+    # eps 0.3, steps of 0.02, from the clean image: a crossing of the model's boundary moves pixels < half a level
+    specs = {name: dataclasses.replace(spec, eps=0.3, alpha=0.02, steps=40, random_start=False)
+             for name, spec in defense_specs(1.0, s).items()}
+    return evaluate_defense(ev, 1.0, s, specs)[0], s
+
+
+def test_a_gradient_masking_defense_is_flagged():
+    from promptengine.robustness.flags import adaptive_gap_flag
+
+    model, x, y = _grid_data()
+    record, s = _defense_report(Quantise(model, Budget(steps=0, lr=0.0), seed=0), x, y)
+    rows = {r["attack"]: r["accuracy"] for r in record["attacks"]}
+    assert record["non_adaptive"] == 100.0 and rows["through the defense"] == 100.0  # zero gradient: nothing moves
+    assert rows["BPDA"] == 0.0 and record["adaptive_worst"] == 0.0
+    flag = adaptive_gap_flag(record, s.adaptive_gap)
+    assert flag.raised and "BPDA 0.0%" in flag.evidence and "straight-through" in flag.evidence
+
+
+def test_an_honest_model_is_not_flagged():
+    from promptengine.robustness.flags import adaptive_gap_flag
+
+    model, x, y = _grid_data()
+    record, s = _defense_report(Identity(model, Budget(steps=0, lr=0.0), seed=0), x, y)
+    assert record["non_adaptive"] == record["adaptive_worst"]
+    assert not adaptive_gap_flag(record, s.adaptive_gap).raised

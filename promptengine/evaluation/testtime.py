@@ -82,6 +82,11 @@ class TestTimeDefense(nn.Module):
         """Whether an attack differentiates through adaptation step ``step`` (False while predicting)."""
         return self.unroll is not None and (self.unroll < 0 or step < self.unroll)
 
+    def straight_through(self, x: torch.Tensor, transformed: torch.Tensor, step: int = 0) -> torch.Tensor:
+        """An input transform as adaptation step ``step``: its own (possibly zero) gradient while an attack unrolls
+        that step, else the identity on the backward pass (BPDA); the value is ``transformed`` either way."""
+        return transformed if self.unrolled(step) else x + (transformed - x).detach()
+
     def restore(self) -> None:
         with torch.no_grad():
             for p, saved in zip(self.adapted_parameters(), self._snapshot):
