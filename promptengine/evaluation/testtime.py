@@ -18,10 +18,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import ContextManager, Iterator, List, Optional
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..attacks import AttackSpec, mix_seed
 from ..attacks.forward import Forward
@@ -109,7 +110,7 @@ class TestTimeDefense(nn.Module):
                 p.requires_grad_(flag)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(False), torch.enable_grad(), self._adaptable():
+        with torch.inference_mode(False), torch.enable_grad(), self._adaptable(), _double_backward(self.unroll):
             if x.is_inference():
                 x = x.clone()  # usable by autograd outside inference mode
             if not self.per_image:
@@ -148,6 +149,14 @@ class TestTimeDefense(nn.Module):
             yield
         finally:
             self.draw = previous
+
+
+def _double_backward(unroll: Optional[int]) -> ContextManager:
+    """An attack that unrolls adaptation takes gradients of gradients: attention then runs as plain matrix products,
+    since the fused attention kernels have no second derivative."""
+    if unroll is None or unroll == 0:
+        return contextlib.nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def defended_view(classifier: Forward, spec: AttackSpec) -> Forward:
