@@ -47,3 +47,16 @@ def test_counterattack_end_to_end_by_hand():
     assert torch.allclose(base.seen, want, atol=1e-6)
     Counterattack(base, flat, Budget(steps=2, lr=eps), eps, tau_thres=0.01, beta=2.0, seed=3)(x)
     assert torch.allclose(base.seen, x + d0)  # above the threshold: the random start only
+
+
+def test_counterattack_depends_on_neither_batch_nor_order():
+    x = torch.rand(5, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    encoder = nn.Linear(48, 6)
+    defense = Counterattack(Recorder(), lambda z: encoder(z.flatten(1)), Budget(steps=2, lr=1 / 255), 4 / 255,
+                            tau_thres=0.2, beta=2.0, seed=1)
+    together = defense(x)
+    alone = torch.cat([defense(x[i:i + 1]) for i in reversed(range(5))]).flip(0)
+    assert torch.equal(together, alone)
+    other_seed = Counterattack(Recorder(), lambda z: encoder(z.flatten(1)), Budget(steps=2, lr=1 / 255), 4 / 255,
+                               tau_thres=0.2, beta=2.0, seed=2)(x)
+    assert not torch.equal(other_seed, together)  # the run seed does draw the randomness
