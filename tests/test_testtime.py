@@ -189,3 +189,23 @@ def test_an_honest_model_is_not_flagged():
     record, s = _defense_report(Identity(model, Budget(steps=0, lr=0.0), seed=0), x, y)
     assert record["non_adaptive"] == record["adaptive_worst"]
     assert not adaptive_gap_flag(record, s.adaptive_gap).raised
+
+
+def test_the_evaluator_gives_each_image_the_same_verdicts_in_any_order():
+    from promptengine.evaluation.robust import evaluate
+
+    model, x, y = _data(n=10)
+    defense = EntropyTuning(model, Budget(steps=2, lr=5.0, augmentations=3), seed=7)
+    specs = [parse_spec("pgd:steps=3,eps=16,alpha=4"), parse_spec("through:steps=3,eps=16,alpha=4")]
+
+    def run(order, batch):
+        loader = [{"img": x[order[i:i + batch]], "label": y[order[i:i + batch]], "index": order[i:i + batch]}
+                  for i in range(0, len(order), batch)]
+        out = evaluate(defense, loader, specs, torch.device("cpu"), show_progress=False)
+        ranks = out["index"].argsort()
+        return {k: v[ranks] for k, v in out.items()}
+
+    forward = run(torch.arange(10), 4)
+    backward = run(torch.arange(10).flip(0), 3)
+    for key in ("pred", "correct_0", "correct_1"):
+        assert torch.equal(forward[key], backward[key]), key
