@@ -209,3 +209,28 @@ def test_the_evaluator_gives_each_image_the_same_verdicts_in_any_order():
     backward = run(torch.arange(10).flip(0), 3)
     for key in ("pred", "correct_0", "correct_1"):
         assert torch.equal(forward[key], backward[key]), key
+
+
+def test_the_report_checks_and_prints_the_defense_stage():
+    from promptengine.robustness.flags import masking_flags
+    from promptengine.robustness.markdown import render_markdown
+    from promptengine.robustness.settings import ReportSettings
+
+    curve = [{"eps": 0, "accuracy": 50.0}, {"eps": 2, "accuracy": 40.0}]
+    r = {"n_images": 50, "n_classes": 5, "headline_eps": 2.0, "clean": 50.0, "eps_curve": {"linf": curve}, "eps_curve_steps": 10,
+         "steps_curve": [{"steps": 10, "accuracy": 40.0}], "restarts_curve": [{"restarts": 1, "accuracy": 40.0}],
+         "restart_steps": 10, "pgd": 40.0, "transfer": None, "square": None, "autoattack": {}, "autoattack_iters": 3,
+         "autoattack_worst": 40.0, "worst_case": 0.0, "large_eps": {"eps": 64, "steps": 20, "accuracy": 0.0},
+         "zero_gradient_fraction": 0.0, "per_class": [], "timings_s": {}, "seconds": 1,
+         "defense": {"non_adaptive": 40.0, "adaptive_worst": 0.0, "attacks": [
+             {"attack": "non-adaptive", "label": "pgd10", "through": "the undefended model", "accuracy": 40.0},
+             {"attack": "BPDA", "label": "bpda, pgd10", "through": "the defense, straight-through", "accuracy": 0.0}]}}
+    s = ReportSettings()
+    raised = [f for f in masking_flags(r, s) if f.raised]
+    assert [f.check for f in raised] == ["adaptive attacks are close to the non-adaptive one"]
+    r["flags"] = [f.to_dict() for f in masking_flags(r, s)]
+    text = render_markdown({"target": "t", "source": "s", "time": "now", "settings_text": "", "flags_raised": 1,
+                            "parts": {"all": r}}, [])
+    assert "| BPDA (bpda, pgd10) | the defense, straight-through | 0.0 |" in text
+    del r["defense"]
+    assert not any(f.raised for f in masking_flags(r, s))
