@@ -75,7 +75,7 @@ class TestTimeDefense(nn.Module):
     # ---------------------------------------------------------------- the seam
     def grad(self, loss: torch.Tensor, wrt: List[torch.Tensor], step: int) -> List[torch.Tensor]:
         """Adaptation gradients of step ``step``: kept in the graph while an attack unrolls this step, else constant."""
-        keep = self.unroll is not None and (self.unroll < 0 or step < self.unroll)
+        keep = self.unrolled(step)
         grads = torch.autograd.grad(loss, wrt, create_graph=keep, allow_unused=True)
         return [torch.zeros_like(w) if g is None else (g if keep else g.detach()) for g, w in zip(grads, wrt)]
 
