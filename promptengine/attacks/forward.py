@@ -13,6 +13,12 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 AutocastFactory = Callable[[], ContextManager]
 
 
+def draw(forward: Forward, n: int) -> ContextManager:
+    """The n-th draw of ``forward``'s randomness (EOT), when it has any (a ``with_draw`` method); else nothing."""
+    select = getattr(forward, "with_draw", None)
+    return select(n) if callable(select) else contextlib.nullcontext()
+
+
 def logits_of(forward: Forward, inp: torch.Tensor, autocast: Optional[AutocastFactory]) -> torch.Tensor:
     """fp32 logits of ``forward(inp)``, under ``autocast()`` when given."""
     with autocast() if autocast is not None else contextlib.nullcontext():

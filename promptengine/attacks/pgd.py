@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import UserError
 from .autoattack import run_autoattack
-from .forward import AutocastFactory, Forward, logits_of
+from .forward import AutocastFactory, Forward, draw, logits_of
 from .losses import REFERENCE_LOSSES, per_sample_loss
 from .spec import AttackSpec
 
@@ -249,8 +249,15 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids, ju
                 break
             z.requires_grad_(not last)
             with torch.set_grad_enabled(not last):
-                logits = logits_of(forward, z, autocast)
-                loss = per_sample_loss(spec.loss, logits, ya, la)
+                # EOT: the loss averaged over draws of the model's randomness; draw 0 (what the model predicts
+                # with) gives the verdict
+                draws = []
+                for n in range(1 if last else spec.eot):
+                    with draw(forward, n):
+                        draws.append(logits_of(forward, z, autocast))
+                logits = draws[0]
+                losses = [per_sample_loss(spec.loss, out, ya, la) for out in draws]
+                loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean(0)
             grad = None if last else torch.autograd.grad(loss.sum(), z)[0]
             z, loss = z.detach(), loss.detach()
             wrong = logits.detach().argmax(1) != ya  # (n,) this forward's verdict on each working sample

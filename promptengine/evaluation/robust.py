@@ -16,16 +16,24 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from ..attacks import AttackSpec, attack_outcome
+from ..attacks import AttackSpec, attack, attack_outcome
 from ..attacks.forward import Forward
 from .metrics import accuracy
+from .testtime import TestTimeDefense, defended_view
 
 
 def robust_correct(classifier: Forward, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, clean_logits: torch.Tensor,
                    *, module: Optional[torch.nn.Module] = None, autocast: Optional[Callable] = None,
                    sample_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
     """(B,) bool on ``x``'s device: right on clean input (``clean_logits``) and not fooled by ``spec``, by the attack's
-    own verdict."""
+    own verdict. On a test-time defense the attack differentiates through the model ``spec.through`` names and the
+    defense (which predicts) judges the examples."""
+    if isinstance(classifier, TestTimeDefense):
+        view = defended_view(classifier, spec)
+        with classifier.attacked(spec.unroll):
+            x_adv = attack(view, x, y, spec, clean_logits=clean_logits if view is classifier else None,
+                           module=module, autocast=autocast, sample_ids=sample_ids)
+        return (clean_logits.argmax(1) == y) & (classifier.predict(x_adv) == y)
     _, fooled = attack_outcome(classifier, x, y, spec, clean_logits=clean_logits, module=module, autocast=autocast,
                                sample_ids=sample_ids)
     return (clean_logits.argmax(1) == y) & ~fooled

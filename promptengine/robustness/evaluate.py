@@ -10,6 +10,7 @@ import torch
 from ..attacks.spec import fmt_255, from_255
 from ..evaluation.imageset import ImageSetEvaluator
 from ..evaluation.metrics import accuracy, per_class, worst_case
+from .defense import evaluate_defense
 from .settings import ReportSettings
 from .stages import autoattack_part, pgd, usable_aa_attacks
 from .subset import balanced_indices, load_subset
@@ -87,9 +88,10 @@ def evaluate_part(part: Part, s: ReportSettings, headline: float, progress: bool
                                                                               seed=s.seed)}))
     out["large_eps"] = {"eps": s.large_eps, "steps": s.large_eps_steps, "accuracy": accuracy(large["large"])}
     out["zero_gradient_fraction"] = timed("gradients", ev.zero_gradient_fraction)
+    out["defense"], adaptive = timed("defense", lambda: evaluate_defense(ev, headline, s))  # None: no defense
 
     # per-sample worst case at the headline eps, and per class
-    whitebox = worst_case([pgd_worst, aa_worst])
+    whitebox = worst_case([pgd_worst, aa_worst, *adaptive])
     everything = worst_case([whitebox, *transfer.values()])
     out["whitebox_worst"] = accuracy(whitebox)
     out["worst_case"] = accuracy(everything)
