@@ -1,8 +1,9 @@
 """Package layout of the wheel (the metadata is in pyproject.toml).
 
-The checkout keeps CoOp's top-level folders (``trainers/``, ``datasets/``, ``configs/``); the wheel ships them inside
-the package as ``promptengine.methods``, ``promptengine.benchmarks`` and ``promptengine.configs`` (see
-``promptengine/builtin.py``), so installing the toolbox adds no top-level ``datasets`` package.
+The checkout keeps CoOp's top-level folders (``trainers/``, ``datasets/``, ``configs/``) and names them
+``promptengine.methods``, ``promptengine.benchmarks`` and ``promptengine/configs`` through relative symlinks; the wheel
+ships them under those same names as real files (mapped here, so building does not rely on the symlinks), and so
+installs no top-level ``datasets`` package.
 """
 
 from setuptools import find_packages, setup
@@ -17,6 +18,6 @@ MAPPED = {
 }
 
 setup(
-    packages=find_packages(include=["promptengine", "promptengine.*"]) + list(MAPPED),
+    packages=sorted(set(find_packages(include=["promptengine", "promptengine.*"])) | set(MAPPED)),
     package_dir=MAPPED,
 )

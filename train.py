@@ -6,7 +6,8 @@
 
 import sys
 
-from promptengine.apps.train import build_parser, cli_overrides, entry, main  # noqa: F401  (the CoOp-style API)
+from promptengine.apps.train import entry, main  # noqa: F401  (the CoOp-style API)
+from promptengine.apps.train_args import build_parser, cli_overrides  # noqa: F401
 
 if __name__ == "__main__":
     sys.exit(entry())

@@ -1,7 +1,7 @@
-"""Dataset loaders, registered in DATASET_REGISTRY by class name on import."""
+"""The built-in dataset loaders, imported as ``promptengine.benchmarks``; each registers itself in DATASET_REGISTRY."""
 
 import sys as _sys
 
-from promptengine.autoimport import import_submodules
+from promptengine.registry import import_submodules
 
 import_submodules(_sys.modules[__name__])

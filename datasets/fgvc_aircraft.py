@@ -2,7 +2,8 @@
 
 import os
 
-from promptengine.data.datum import DatasetBase, Datum
+from promptengine.data.dataset import DatasetBase
+from promptengine.data.datum import Datum
 from promptengine.data.fewshot import prepare_splits
 from promptengine.data.splits import bad_line, check_images_exist, dataset_folder, read_lines, require
 from promptengine.registry import DATASET_REGISTRY

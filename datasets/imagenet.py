@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional
 
-from promptengine.data.datum import DatasetBase, Datum
+from promptengine.data.dataset import DatasetBase
+from promptengine.data.datum import Datum
 from promptengine.data.fewshot import prepare_splits
+from promptengine.data.imagenet_val import check_val_layout
 from promptengine.data.splits import bad_line, dataset_folder, docs_ref, listdir_nohidden, read_lines, require
 from promptengine.errors import UserError
 from promptengine.registry import DATASET_REGISTRY
@@ -72,6 +74,7 @@ class ImageNet(DatasetBase):
         self.image_dir = os.path.join(self.dataset_dir, "images")
         classnames = read_classnames(os.path.join(self.dataset_dir, "classnames.txt"), name)
         train_dir, val_dir = os.path.join(self.image_dir, "train"), os.path.join(self.image_dir, "val")
+        check_val_layout(name, val_dir)  # a flat val/ (the download's) is one line naming the fix, not an empty test set
         labels = {wnid: i for i, wnid in enumerate(wnid_folders(name, train_dir))}
         train = read_class_folders(name, train_dir, classnames, labels)
         test = read_class_folders(name, val_dir, classnames, labels)

@@ -2,7 +2,7 @@
 
 import os
 
-from promptengine.data.datum import DatasetBase
+from promptengine.data.dataset import DatasetBase
 from promptengine.data.splits import dataset_folder
 from promptengine.registry import DATASET_REGISTRY
 

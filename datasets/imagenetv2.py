@@ -2,7 +2,8 @@
 
 import os
 
-from promptengine.data.datum import DatasetBase, Datum
+from promptengine.data.dataset import DatasetBase
+from promptengine.data.datum import Datum
 from promptengine.data.splits import dataset_folder, listdir_nohidden, require
 from promptengine.registry import DATASET_REGISTRY
 

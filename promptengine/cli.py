@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from .engine.logging import close_logger
 from .errors import UserError
 
 
@@ -12,8 +13,6 @@ def run_main(main: Callable[[], int]) -> int:
     try:
         return main()
     except UserError as exc:
-        from .engine.logging import close_logger
-
         close_logger()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -22,10 +22,11 @@ from .clip.backbone import PromptableCLIP, PromptBundle
 from .clip.loading import load_clip, load_visual_weights
 from .clip.model import FrozenZeroShot, PromptedCLIP
 from .clip.prompt_learner import PromptSpec
-from .config.apt_flags import robust_weights_path
+from .config.weights import robust_weights_path
 from .engine.precision import attack_autocast
 from .engine.trainer import TrainerX
 from .errors import UserError
+from .evaluation.metrics import accuracy
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 
@@ -37,6 +38,18 @@ class PromptTrainer(TrainerX):
     #: (``configs/trainers/<Trainer>/<default_config>.yaml``); the runner, the tests and docs read them from here
     script_folder = ""
     default_config = ""
+
+    #: what the toolbox asks the registry for instead of naming a method: "zero_shot" (the frozen CLIP with
+    #: hand-crafted prompts, which reports attack with --zero-shot), "benchmark" (the method capt-bench times)
+    roles: Tuple[str, ...] = ()
+
+    #: upstream compatibility, declared by the method itself (never inherited) and read by
+    #: ``promptengine.config.upstream`` through the registry: its trainer names in upstream scripts (compared
+    #: case-insensitively), upstream config nodes read as its own node, and full keys upstream configs set that
+    #: it does not read (accepted and dropped, with a note)
+    upstream_names: Tuple[str, ...] = ()
+    upstream_nodes: Dict[str, str] = {}
+    upstream_unused: Tuple[str, ...] = ()
 
     def prompt_spec(self) -> PromptSpec:
         raise NotImplementedError
@@ -98,7 +111,7 @@ class PromptTrainer(TrainerX):
         """Clean cross-entropy (CoOp and the other clean prompt learners)."""
         logits = self.model(x)
         loss = F.cross_entropy(logits.float(), y)
-        return loss, {"loss": loss.item(), "acc": accuracy(logits, y)}
+        return loss, {"loss": loss.item(), "acc": accuracy(logits.argmax(1) == y)}
 
 
 class AdversarialPromptTrainer(PromptTrainer):
@@ -138,13 +151,15 @@ class AdversarialPromptTrainer(PromptTrainer):
         return self.training_attack(classifier, x, y, spec, clean_logits)
 
     def training_attack(self, classifier, x: torch.Tensor, y: torch.Tensor, spec: Optional[AttackSpec] = None,
-                        clean_logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+                        clean_logits: Optional[torch.Tensor] = None,
+                        target_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Run the training attack on ``classifier`` with this step's random starts and the attack precision.
 
         Random starts are drawn per image from (attack seed, run SEED, epoch, image index): fresh every epoch,
         different for every run seed, and independent of how images are batched (a torchrun rank's half batch gets
         the same starts as the full batch). Without image indices the batch's noise is drawn from (attack seed,
-        run SEED, epoch, batch number)."""
+        run SEED, epoch, batch number). ``target_embedding`` is the reference of the embedding attack loss
+        (``classifier`` then returns embeddings)."""
         spec = spec or self.train_attack
         ids = getattr(self, "batch_index", None)
         if ids is not None and ids.shape[0] == x.shape[0]:
@@ -154,7 +169,8 @@ class AdversarialPromptTrainer(PromptTrainer):
             seed = mix_seed(spec.seed, int(self.cfg.SEED), self.epoch, getattr(self, "batch_idx", 0))
         return attack(classifier, x, y, replace(spec, seed=seed),
                       clean_logits=None if clean_logits is None else clean_logits.detach(),
-                      module=self.model, autocast=self.train_attack_autocast, sample_ids=ids)
+                      module=self.model, autocast=self.train_attack_autocast, sample_ids=ids,
+                      target_embedding=target_embedding)
 
 
 class FrozenCLIPMixin:
@@ -163,7 +179,3 @@ class FrozenCLIPMixin:
     def frozen_zero_shot(self, templates: Optional[Sequence[str]] = None) -> FrozenZeroShot:
         templates = list(templates or [self.dataset_template])
         return FrozenZeroShot(self.backbone, self.classnames, templates).to(self.device)
-
-
-def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return 100.0 * (logits.argmax(1) == y).float().mean().item()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install the project's requirements into it. Idempotent; prints one line when done.
+# Create .venv (if missing), install the project's requirements into it and generate the per-method protocol
+# wrappers from the trainer registry. Idempotent; prints one line when done (and one when wrappers changed).
 # Usage: bash scripts/setup.sh [dev]   ("dev" adds test/lint tools and the optional extras)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,5 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q -r "$req"
   touch "$stamp"
 fi
+.venv/bin/python -m promptengine.protocols.scripts  # scripts/<method>/<protocol>.sh from the trainer registry
 echo "Environment ready: .venv ($req)"

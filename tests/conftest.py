@@ -11,9 +11,9 @@ if ROOT not in sys.path:
 warnings.filterwarnings("ignore", message=".*pkg_resources.*")
 torch.set_num_threads(1)
 
-import datasets  # noqa: E402,F401
+import promptengine.benchmarks  # noqa: E402,F401
+import promptengine.methods  # noqa: E402,F401
 import tests.toy_data  # noqa: E402,F401
-import trainers  # noqa: E402,F401
 
 TOY_OPTS = [
     "DATASET.NAME", "ToyColors", "MODEL.BACKBONE.NAME", "tiny-p8-32", "INPUT.SIZE", "(32,32)",

@@ -7,7 +7,7 @@ writing, renames or removes under the run's ``--output-dir`` into ``<dir>/writes
 run), so a test can check that only rank 0 writes outputs; the seeds of the RNG streams its training images'
 augmentations were drawn from and the training images it read go to ``<dir>/augseeds-rank<R>.txt`` and
 ``<dir>/trainitems-rank<R>.txt``; and after training each rank exercises the collectives
-of ``promptengine.engine.distributed`` and saves what it got to ``<dir>/collectives-rank<R>.pt`` (no extra
+of ``promptengine.distributed`` and saves what it got to ``<dir>/collectives-rank<R>.pt`` (no extra
 process start-up for that check).
 """
 
@@ -50,7 +50,7 @@ def _watch_writes(root: str, seen: list) -> None:
 
 def _check_collectives(out_dir: str) -> None:
     """Known inputs per rank through each collective; the test compares the outputs with hand-computed values."""
-    from promptengine.engine import distributed as dist
+    from promptengine import distributed as dist
 
     rank = dist.rank()
     p1, p2 = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2, 2))

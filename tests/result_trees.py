@@ -292,7 +292,7 @@ def write_bits_run(
     """A results.json with a per-image record: accuracies and counts follow from the flags (image i = flag i), one
     PGD attack whose per-image vector is ``worst``. ``items`` names the evaluated items (default: per dataset and
     phase, so base and new images never pair)."""
-    from promptengine.reporting.perimage import build_record
+    from promptengine.evaluation.perimage import build_record
 
     n = len(clean)
     acc = 100.0 * sum(clean) / n

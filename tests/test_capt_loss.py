@@ -1,12 +1,15 @@
 """CAPT's loss pinned on hand-computed tiny examples: each KL term, every alpha option, lambda, detaching."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from promptengine.config.merge import build_cfg
 from promptengine.errors import UserError
-from trainers.capt_loss import CAPTLossConfig, alpha_cons, capt_loss, consistency, kl
+from promptengine.methods.capt import CAPT
+from promptengine.methods.capt_loss import CAPTLossConfig, alpha_cons, capt_loss, consistency, kl
 
 Y = torch.tensor([0, 1])
 CLEAN = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
@@ -96,8 +99,14 @@ def test_frozen_branch_never_gets_gradients_and_clean_detach_option():
     assert not torch.allclose(g_full, clean.grad)  # the KL no longer pulls the clean branch
 
 
-@pytest.mark.parametrize("field,value", [("alpha_mode", "magic"), ("kl_direction", "both"), ("alpha_reduction", "x"),
-                                         ("alpha_fixed", 1.5), ("lam", -1.0)])
-def test_bad_options_are_user_errors(field, value):
-    with pytest.raises(UserError):
-        CAPTLossConfig(**{field: value}).validate()
+@pytest.mark.parametrize("key,value", [("ALPHA_MODE", "'magic'"), ("KL_DIRECTION", "'both'"),
+                                       ("ALPHA_REDUCTION", "'x'"), ("ALPHA_FIXED", "1.5"), ("LAMBDA", "-1.0")])
+def test_bad_options_are_user_errors(key, value):
+    """The objective's settings are checked once, by CAPT's config domains, when the config is built."""
+    with pytest.raises(UserError, match=rf"^TRAINER\.CAPT\.{key} = .* is not allowed: it must be .*; set "):
+        build_cfg(opts=[f"TRAINER.CAPT.{key}", value])
+
+
+def test_trainer_defaults_are_the_objectives_defaults():
+    """TRAINER.CAPT's loss keys take their defaults from CAPTLossConfig (one default per key)."""
+    assert CAPT.loss_cfg(SimpleNamespace(cfg=build_cfg())) == CAPTLossConfig()

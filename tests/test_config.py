@@ -71,3 +71,26 @@ def test_unknown_trainer_did_you_mean(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown trainer 'Coop'; did you mean 'CoOp'?") and "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("key,value", [("TRAINER.APT.ATTACK_PROMPT", "'sideways'"), ("TRAINER.TECOA.TUNE", "'text'"),
+                                       ("TRAINER.ADVVP.VISUAL_PROMPT_METHOD", "'random'"),
+                                       ("TRAINER.ADVVP.INIT", "'zeros'"), ("TRAINER.FAP.ADV_TERM", "'l2'"),
+                                       ("TRAINER.CAPT.N_CTX", "0")])
+def test_method_keys_are_checked_by_their_declared_domains(key, value):
+    """The methods' own keys are checked once, by the domains their trainers declare: one line naming the key, the
+    value, the allowed values and where the value came from."""
+    escaped = key.replace(".", r"\.")
+    with pytest.raises(UserError, match=rf"^{escaped} = .* \(from the command line\) is not allowed: it must be "):
+        build_cfg(opts=[key, value])
+
+
+def test_a_reports_rebuilt_config_gets_the_same_domain_check(tmp_path):
+    """A report rebuilds the model from the run's config.yaml and its --opts: the values pass the domain check
+    training's config passed, before anything is built."""
+    from promptengine.robustness.target import load_run
+
+    (tmp_path / "config.yaml").write_text(build_cfg(opts=["TRAINER.NAME", "APT"]).dump())
+    with pytest.raises(UserError, match=r"^TRAINER\.APT\.ATTACK_PROMPT = 'sideways' \(from the command line\) is not "
+                                        "allowed"):
+        load_run(str(tmp_path), opts=["TRAINER.APT.ATTACK_PROMPT", "'sideways'"])

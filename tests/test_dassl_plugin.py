@@ -75,9 +75,9 @@ def dassl_cfg(tmp_path, trainer="CAPT", opts=()):
 
 
 def test_engine_imports_no_dassl():
-    """``import promptengine, trainers`` (and the engine) never import dassl, even where it is importable; the
+    """``import promptengine, promptengine.methods`` (and the engine) never import dassl, even where it is importable; the
     plug-in does."""
-    code = ("import sys, promptengine, trainers, promptengine.prompting, promptengine.engine.trainer\n"
+    code = ("import sys, promptengine, promptengine.methods, promptengine.prompting, promptengine.engine.trainer\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dassl'))\n"
             "import promptengine.dassl_plugin\n"
             "print('dassl' in sys.modules)\n")
@@ -88,7 +88,7 @@ def test_engine_imports_no_dassl():
 
 def test_repository_with_its_own_trainers_package(tmp_path):
     """In a CoOp-style repository, ``trainers`` is the repository's own package: the plug-in leaves it alone, loads
-    this toolbox's methods under another name, and skips a name the repository registered itself."""
+    this toolbox's methods as ``promptengine.methods``, and skips a name the repository registered itself."""
     theirs = tmp_path / "trainers"
     theirs.mkdir()
     (theirs / "__init__.py").write_text("MARK = 'theirs'\n")
@@ -101,7 +101,7 @@ def test_repository_with_its_own_trainers_package(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, FAKE_DASSL]), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                          check=True)
-    assert out.stdout.split()[-3:] == ["theirs", "True", "promptengine_methods.capt"], out.stdout + out.stderr
+    assert out.stdout.split()[-3:] == ["theirs", "True", "promptengine.methods.capt"], out.stdout + out.stderr
     assert "already has 'CoOp'" in out.stdout
 
 
@@ -191,6 +191,25 @@ def test_cfg_without_plugin_keys_is_refused(dassl, tmp_path):
     cfg.TRAINER.NAME = "CAPT"
     with pytest.raises(UserError, match="extend_cfg"):
         dassl.engine.build_trainer(cfg)
+
+
+@pytest.mark.parametrize("key,value", [("TRAINER.CAPT.ALPHA_MODE", "magic"), ("ATTACK.TEST.STEPS", "-1")])
+def test_dassl_config_gets_the_same_domain_check(dassl, tmp_path, key, value):
+    """A Dassl train.py merges the config itself: the bridge runs build_cfg's domain check on the toolbox's keys,
+    before anything is built, and names the Dassl config as the value's source."""
+    with pytest.raises(UserError, match=rf"^{re.escape(key)} = .* \(from the Dassl config: its YAML files or "
+                                        r"options\) is not allowed: it must be "):
+        dassl.engine.build_trainer(dassl_cfg(tmp_path, opts=[key, value]))
+
+
+def test_dassls_own_keys_are_left_to_dassl(dassl):
+    """Dassl's engine reads its own keys with its own choices (e.g. OPTIM.NAME radam): only the keys the toolbox
+    adds are checked against its domains."""
+    from promptengine.dassl_plugin.config import plugin_domains
+
+    checked = plugin_domains()
+    assert {"TRAINER.CAPT.ALPHA_MODE", "ATTACK.TEST.EPS", "ATTACK.PGD.EPS"} <= set(checked)
+    assert not {"OPTIM.NAME", "INPUT.SIZE", "DATASET.NUM_SHOTS"} & set(checked)
 
 
 def test_fp16_prec_keeps_learnable_tensors_fp32(dassl, tmp_path):

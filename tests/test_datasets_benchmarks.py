@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import datasets  # noqa: F401
+import promptengine.benchmarks  # noqa: F401
 from promptengine.config.merge import build_cfg
-from promptengine.data.datum import DatasetBase, Datum
+from promptengine.data.dataset import DatasetBase
+from promptengine.data.datum import Datum
 from promptengine.data.splits import (
     SPLIT_SEED,
     read_and_split_data,

@@ -1,5 +1,5 @@
 """Multi-process data parallelism on CPU (gloo): torchrun training equals a single-process run with the same
-global batch, only rank 0 writes or prints outputs, and the collectives of ``promptengine.engine.distributed``
+global batch, only rank 0 writes or prints outputs, and the collectives of ``promptengine.distributed``
 give the expected values (one torchrun launch covers all of it: process start-up dominates the cost)."""
 
 import json
@@ -12,7 +12,7 @@ import torch
 import torch.distributed as tdist
 
 from promptengine.engine.checkpoint import safe_load
-from promptengine.reporting.perimage import unpack_bits
+from promptengine.evaluation.perimage import unpack_bits
 from tests.conftest import ROOT, TOY_OPTS, run_train
 
 pytestmark = pytest.mark.skipif(not (tdist.is_available() and tdist.is_gloo_available()), reason="needs gloo")

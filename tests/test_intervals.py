@@ -1,4 +1,4 @@
-"""Intervals over seeds and test images (docs/COMPARE.md): the bootstrap against exact distributions and against a
+"""Intervals over seeds and test images (docs/EXPERIMENTS.md): the bootstrap against exact distributions and against a
 naive resampling written here from the definition, paired comparisons, the seeds-only fallback, best marks that
 disappear within noise, and the --pairwise view.
 

@@ -10,11 +10,9 @@ import torch
 
 from promptengine.attacks import losses
 from promptengine.attacks import spec as attack_spec
-from promptengine.builtin import builtin_package
-from promptengine.catalog import registered_methods
 from promptengine.clip.couplings import COUPLINGS, Coupling
 from promptengine.config.merge import build_cfg
-from promptengine.registry import TRAINER_REGISTRY
+from promptengine.registry import METHODS, TRAINER_REGISTRY, registered_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 KL_HOME = ROOT / "promptengine" / "attacks" / "losses.py"
@@ -22,7 +20,7 @@ KL_HOME = ROOT / "promptengine" / "attacks" / "losses.py"
 
 # ---- one KL ------------------------------------------------------------------------------------------------------
 def test_fap_and_capt_objectives_use_the_attack_cores_kl():
-    from trainers import capt_loss, objectives
+    from promptengine.methods import capt_loss, objectives
 
     assert objectives.kl_per_sample is losses.kl_per_sample and capt_loss.kl is losses.kl_per_sample
     p, q = torch.randn(6, 5), torch.randn(6, 5)
@@ -93,9 +91,8 @@ def test_couplings_are_classes_the_learner_delegates_to():
 
 # ---- the method list ---------------------------------------------------------------------------------------------
 def _package_trainers():
-    """The trainers of the ``trainers`` package (tests may register their own)."""
-    package = builtin_package("trainers").__name__
-    return [m for m in registered_methods() if TRAINER_REGISTRY.get(m.trainer).__module__.startswith(package + ".")]
+    """The trainers of the methods package (tests may register their own)."""
+    return [m for m in registered_methods() if TRAINER_REGISTRY.get(m.trainer).__module__.startswith(METHODS + ".")]
 
 
 def test_every_method_has_a_docs_row_and_configs():
@@ -107,6 +104,41 @@ def test_every_method_has_a_docs_row_and_configs():
         assert (ROOT / "configs" / "trainers" / m.trainer / "synth.yaml").is_file(), m.trainer
         if m.default_config:
             assert (ROOT / "configs" / "trainers" / m.trainer / f"{m.default_config}.yaml").is_file(), m
+
+
+BUILT = ("build", "dist", "output")  # what builds and runs write into a checkout (.gitignore)
+
+
+def _readme_section(title: str) -> str:
+    """The README's text under ``## title`` (up to the next heading of that level); the text before the first
+    heading for an empty title."""
+    text = (ROOT / "README.md").read_text()
+    if not title:
+        return text.split("\n## ", 1)[0]
+    assert f"\n## {title}\n" in text, f"README.md has no '## {title}' section"
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_intro_names_every_method():
+    """The README's opening method list is the registry's: a new trainer without a mention there fails."""
+    intro = _readme_section("")
+    zero_shot = TRAINER_REGISTRY.with_role("zero_shot")
+    missing = [m.trainer for m in _package_trainers() if m.trainer != zero_shot and
+               not re.search(rf"\b{re.escape(m.trainer)}\b", intro)]
+    assert "zero-shot CLIP" in intro and not missing, f"README.md's method list does not name {missing}"
+
+
+def test_readme_map_names_every_folder():
+    """"Where things live" names every top-level folder and every package folder, so a new one gets its line."""
+    section = _readme_section("Where things live")
+    top = [d.name for d in ROOT.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in BUILT and
+           (any(d.glob("*.py")) or any(d.glob("*.md")) or any(d.glob("*/*.yaml")) or any(d.glob("*.sh")))]
+    package = [d.name for d in (ROOT / "promptengine").iterdir()
+               if d.is_dir() and not d.is_symlink() and (d / "__init__.py").is_file()]
+    assert {"trainers", "promptengine", "docs"} <= set(top) and {"engine", "protocols"} <= set(package)
+    missing = [f"{d}/" for d in top if f"`{d}/`" not in section]
+    missing += [f"promptengine/{d}/" for d in package if not re.search(rf"[`/ ]{d}/`", section)]
+    assert not missing, f"README.md's 'Where things live' does not name {missing}"
 
 
 # ---- docs cite files that exist ----------------------------------------------------------------------------------
@@ -146,3 +178,28 @@ def test_no_block_of_code_is_copied_between_trainers():
                 copies.append((seen[window], path.name, window[0]))
             seen.setdefault(window, path.name)
     assert not copies, f"blocks of {WINDOW} lines appear in two trainer files: {copies[:3]}"
+
+
+# ---- roles: what the toolbox asks the registry for instead of naming a method -------------------------------------
+def test_roles_are_found_through_the_registry_and_must_be_unique(monkeypatch):
+    from promptengine.errors import UserError
+    from promptengine.prompting import PromptTrainer
+
+    """Reports attack the zero-shot trainer and capt-bench times the benchmark method, found by the role their
+    classes declare; a role nobody or two classes declare is a one-line error."""
+    assert (TRAINER_REGISTRY.with_role("zero_shot"), TRAINER_REGISTRY.with_role("benchmark")) == ("ZeroshotCLIP", "CAPT")
+    with pytest.raises(UserError, match=r"^0 registered trainers declare the role 'nothing'; exactly one must"):
+        TRAINER_REGISTRY.with_role("nothing")
+
+    class Ensemble(TRAINER_REGISTRY.get("ZeroshotCLIP")):  # a subclass does not inherit its parent's role
+        pass
+
+    monkeypatch.setitem(TRAINER_REGISTRY._items, "Ensemble", Ensemble)
+    assert TRAINER_REGISTRY.with_role("zero_shot") == "ZeroshotCLIP"
+
+    class Rival(PromptTrainer):
+        roles = ("zero_shot",)
+
+    monkeypatch.setitem(TRAINER_REGISTRY._items, "Rival", Rival)
+    with pytest.raises(UserError, match=r"^2 registered trainers declare the role 'zero_shot': .*Rival"):
+        TRAINER_REGISTRY.with_role("zero_shot")

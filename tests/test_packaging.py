@@ -62,6 +62,7 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path):
     assert "promptengine/configs/trainers/CAPT/synth.yaml" in names and "promptengine/configs/datasets/synth_shapes.yaml" in names
     assert "promptengine/methods/capt.py" in names and "promptengine/benchmarks/synth.py" in names
     assert not any(n.startswith(("datasets/", "trainers/", "configs/")) for n in names)  # nothing top-level but ours
+    assert not any(n.startswith("promptengine/_home/tools/promptengine") for n in names)  # the tools' link: not copied
 
     bin_dir = fresh_venv(tmp_path / "venv")
     pip(bin_dir, str(wheel))
@@ -112,3 +113,7 @@ def test_editable_install_uses_the_checkout(tmp_path):
     where = subprocess.run([str(bin_dir / "python"), "-m", "promptengine.apps.train", "--help"], capture_output=True,
                            text=True, cwd=tmp_path)
     assert where.returncode == 0 and "--override-identity" in where.stdout
+    code = ("import sys\nfrom promptengine.registry import TRAINER_REGISTRY, import_builtin\nimport_builtin()\n"
+            "print(TRAINER_REGISTRY.get('CAPT').__module__, [m for m in sys.modules if m.split('.')[0] == 'trainers'])")
+    names = subprocess.run([str(bin_dir / "python"), "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert names.stdout.split() == ["promptengine.methods.capt", "[]"], names.stderr[-2000:]  # the wheel's name

@@ -1,10 +1,10 @@
 """Per-image records in results.json: written by every test evaluation, in dataset order, consistent with the counts
-next to them, and read back by the interval tools (docs/COMPARE.md)."""
+next to them, and read back by the interval tools (docs/EXPERIMENTS.md)."""
 
 import json
 
+from promptengine.evaluation.perimage import PerImage, flags_of, pack_bits, parse_record, unpack_bits
 from promptengine.reporting.intervals import load_record, mean_interval
-from promptengine.reporting.perimage import PerImage, flags_of, pack_bits, parse_record, unpack_bits
 from tests.conftest import TOY_OPTS, run_train
 
 ZS_OPTS = [*TOY_OPTS, "ATTACK.TEST.ENABLED", "True", "ATTACK.TEST.STEPS", "2", "ATTACK.TEST.EPS", "8.0"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from promptengine.evaluation.perimage import pack_bits
 from promptengine.lab import phenomena as P
 from promptengine.reporting.intervals import Interval
-from promptengine.reporting.perimage import pack_bits
 
 
 def iv(estimate, low, high):
@@ -56,3 +56,22 @@ def test_p1_reads_zero_shot_on_the_targets_and_judges_the_spread(tmp_path):
     assert "average 63.8" in p1.measured
     # the other rows lack their runs and say so instead of judging
     assert any(n.startswith("P2") for n in notes)
+
+
+def test_every_row_is_judged_when_every_planned_run_is_there(tmp_path):
+    """The study names methods by script folder and reads each run under the trainer the registry says that folder
+    runs: with every planned run present, all six rows are judged (a folder or trainer name that does not resolve
+    would leave its row 'not judged')."""
+    trainer = P.trainer_names()
+    for i, (folder, protocol) in enumerate(sorted({(f, p) for f, p, _ in P.plan_runs([1])})):
+        cells = ([("test_base", d) for d in P.B2N_DATASETS] + [("test_new", d) for d in P.B2N_DATASETS]
+                 if protocol == "base2new" else [("test", t) for t in P.TARGETS])
+        for phase, dataset in cells:
+            for seed in (1, 2):
+                k = 8 + 4 * i + seed
+                folder_path = (tmp_path / protocol / phase / dataset / "shots_16" / trainer[folder] / "synth"
+                               / f"seed{seed}")
+                _result(folder_path, P.DATASET_NAME[dataset], trainer[folder], seed, [True] * k + [False] * (40 - k))
+    rows, notes = P.analyse(tmp_path, draws=50)
+    assert [r.key for r in rows] == ["P1", "P2", "P3", "P4", "P5", "P6"], notes
+    assert "APT " in {r.key: r for r in rows}["P5"].measured  # methods shown by their trainer names

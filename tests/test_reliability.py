@@ -195,7 +195,7 @@ def test_cli_subprocess_exit_code_and_single_line(tmp_path):
 
 def _trainers():
     """The trainers a fresh train.py process registers (tests register extra ones in this process)."""
-    code = ("from promptengine.builtin import import_builtin; import_builtin(); "
+    code = ("from promptengine.registry import import_builtin; import_builtin(); "
             "from promptengine.registry import TRAINER_REGISTRY; print(' '.join(TRAINER_REGISTRY.registered_names()))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
 
@@ -214,7 +214,7 @@ def test_nonfinite_skip_option(tmp_path, capsys):
 
 
 def test_bad_image_reads_as_user_error(tmp_path):
-    from promptengine.data.datum import DatasetBase
+    from promptengine.data.dataset import DatasetBase
     from promptengine.errors import UserError
 
     p = tmp_path / "x.jpg"

@@ -1,11 +1,13 @@
 """Evaluation's per-sample verdicts: an image is robust only if it is right on clean input and the attack's own
 verdict says it was not fooled; the worst case over attacks starts from clean correctness."""
 
+import pytest
 import torch
 from torch import nn
 
 from promptengine.attacks import AttackSpec, attack_outcome
-from promptengine.evaluation.robust import evaluate, worst_case
+from promptengine.evaluation.metrics import worst_case
+from promptengine.evaluation.robust import attack_correct, clean_correct, evaluate
 
 DEVICE = torch.device("cpu")
 
@@ -43,14 +45,17 @@ def test_a_weak_keep_last_attack_never_makes_a_clean_error_robust():
     out = evaluate(model, loader(x, y), [weak], DEVICE, show_progress=False)
     assert out["pred"].tolist() == [1, 1]
     assert out["correct_0"].tolist() == [False, True]  # ...but image 0 was wrong on clean input: not robust
-    assert worst_case(out, 1).tolist() == [False, True]
+    assert worst_case([clean_correct(out), *attack_correct(out, 1)]).tolist() == [False, True]
 
 
 def test_worst_case_starts_from_clean_correctness():
     per_sample = {"pred": torch.tensor([0, 1, 1, 0]), "label": torch.tensor([0, 1, 0, 0]),
                   "correct_0": torch.tensor([True, True, True, False]), "correct_1": torch.tensor([True, False, True, True])}
-    assert worst_case(per_sample, 2).tolist() == [True, False, False, False]  # image 2: clean-wrong
-    assert worst_case(per_sample, 0) is None
+    clean = clean_correct(per_sample)
+    assert worst_case([clean, *attack_correct(per_sample, 2)]).tolist() == [True, False, False, False]  # 2: clean-wrong
+    assert worst_case([clean]).tolist() == clean.tolist() == [True, True, False, True]  # no attack: clean correctness
+    with pytest.raises(ValueError):
+        worst_case([])
 
 
 def test_the_attacks_own_verdict_is_counted_not_a_rebatched_forward():

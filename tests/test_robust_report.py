@@ -4,10 +4,13 @@ zero-shot SynthCLIP falls monotonically to ~0; the CLI writes the report and hon
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
+from promptengine.attacks import AttackSpec, attack
+from promptengine.evaluation.imageset import ImageSetEvaluator
 from promptengine.robustness.evaluate import evaluate_part
 from promptengine.robustness.flags import masking_flags
 from promptengine.robustness.settings import ReportSettings
@@ -55,6 +58,70 @@ def test_masked_model_raises_flags_and_healthy_one_does_not():
                               "AutoAttack is close to PGD"}
     assert masked["zero_gradient_fraction"] == 1.0
     assert masked["square"] < masked["pgd"]  # the black-box attack is not fooled by the missing gradient
+
+
+class RepredictingEvaluator(ImageSetEvaluator):
+    """The report's former white-box scoring: re-predict ``x_adv`` in a forward of its own (transfer unchanged)."""
+
+    def robust(self, spec, source=None):
+        if source is not None:
+            return super().robust(spec, source)
+        out = []
+        for x, y, ids, _ in self._batches():
+            x_adv = attack(self.classifier, x, y, spec, module=self.module, sample_ids=ids)
+            out.append((self._predict(x_adv) == y).cpu())
+        return torch.cat(out)
+
+
+class TinyMLP(torch.nn.Module):
+    """A tiny random network (two linear layers) on 8x8 images: float rounding as in a real model."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 32), torch.nn.ReLU(),
+                                       torch.nn.Linear(32, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - 0.5) * 30)
+
+
+@pytest.mark.parametrize("model", ["healthy", "masked", "mlp"])
+def test_report_numbers_equal_those_of_the_former_repredicting_scoring(model, monkeypatch):
+    """The report judges white-box robustness as evaluation during training does (the attack's own verdict, clean
+    correctness first) instead of re-predicting x_adv: on these tiny models every number is unchanged, including on
+    images that are wrong on clean input (the MLP's), with a transfer source, and on a masked model."""
+    from promptengine.robustness import evaluate as report_evaluate
+
+    if model == "mlp":
+        part = replace(toy_part(TinyMLP(0)), transfer_source=TinyMLP(1))
+        settings, headline = replace(TOY, eps=(0, 0.5, 1, 2)), 1.0
+    else:
+        part, settings, headline = toy_part(ColourClassifier(quantise=model == "masked")), TOY, 8.0
+    new = evaluate_part(part, settings, headline=headline, progress=False)
+    monkeypatch.setattr(report_evaluate, "ImageSetEvaluator", RepredictingEvaluator)
+    old = evaluate_part(part, settings, headline=headline, progress=False)
+    for result in (new, old):
+        result.pop("timings_s"), result.pop("seconds")
+    assert new == old
+    if model == "mlp":  # clean errors, attacks that succeed on some images only, and a transfer number
+        assert 0 < new["clean"] < 100 and 0 < new["autoattack_worst"] < new["pgd"] < new["clean"]
+        assert new["transfer"] is not None
+
+
+def test_report_counts_the_attacks_own_verdict_like_evaluation_during_training():
+    """A forward whose near-ties depend on batching: the report takes the attack's verdict, as training-time evaluation
+    does (tests/test_robust_eval.py), not a re-batched forward of x_adv."""
+    from tests.test_robust_eval import TwoClass
+
+    model = TwoClass(bias=0.01, batch_bonus=0.05)  # image 0 right in a batch of two, wrong alone
+    x = torch.stack([torch.full((3, 4, 4), 0.5), torch.full((3, 4, 4), 0.1)])
+    y, ids = torch.tensor([0, 0]), torch.arange(2)
+    spec = AttackSpec(eps=0.0, alpha=0.0, steps=1, random_start=False)
+    ev = ImageSetEvaluator(model, x, y, ids, progress=False)
+    assert ev.clean().tolist() == [True, False]
+    assert ev.robust(spec).tolist() == [False, False]
+    assert RepredictingEvaluator(model, x, y, ids, progress=False).robust(spec).tolist() == [True, False]
 
 
 def test_rising_curve_raises_the_monotonicity_flag():

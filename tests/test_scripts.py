@@ -1,4 +1,4 @@
-"""The protocol scripts (scripts/<method>/{base2new,fewshot,xd,dg}.sh, scripts/compare_*.sh), run end to end.
+"""The protocol scripts (scripts/<method>/{base2new,fewshot,xd,dg,zsrobust}.sh, scripts/compare_*.sh), run end to end.
 
 The slow tests run the real scripts on the embedded synthetic world with a tiny budget (1 epoch, 2 shots, 40 test
 images, 1-2 attack steps); every train.py run is its own process, as for a user.
@@ -6,7 +6,6 @@ images, 1-2 attack steps); every train.py run is its own process, as for a user.
 
 import json
 import os
-import re
 import stat
 import subprocess
 import sys
@@ -14,15 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from promptengine.catalog import registered_methods
+from promptengine.protocols import scripts as wrappers
+from promptengine.protocols.layout import PROMPT_PROTOCOLS, PROTOCOLS
+from promptengine.protocols.methods import method_protocols
+from promptengine.protocols.runs import config_folder
+from promptengine.registry import registered_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {m.script_folder: m.trainer for m in registered_methods(with_scripts=True)}  # script folder -> trainer
+OFFERS = {m.script_folder: method_protocols(m) for m in registered_methods(with_scripts=True)}  # folder -> protocols
 DEFAULT_CONFIGS = {m.script_folder: m.default_config for m in registered_methods(with_scripts=True)}
-PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
 TINY = ("OPTIM.MAX_EPOCH 1 TEST.MAX_IMAGES 40 DATALOADER.TRAIN_X.BATCH_SIZE 8 "
         "ATTACK.TEST.STEPS 2 ATTACK.TRAIN.STEPS 1")
-WRAPPER_LINE = re.compile(r'^exec bash "\$\(dirname "\$0"\)/\.\./lib/protocol\.sh" (\w+) (\w+) (\S+) "\$@"$')
 SCRIPT_VARS = ("OUTPUT", "DATA", "CFG", "BACKBONE", "EXTRA_OPTS", "SEEDS", "SHOTS", "SOURCE", "WORLD", "DRY_RUN",
                "METHODS", "DATASETS", "LAUNCHER", "JOBS", "THREADS", "DEVICES", "SLURM_CONFIG")
 
@@ -54,17 +56,7 @@ def lines(proc, kind):
 
 def cfg_dir(env, cfg="synth"):
     """The config folder of the runs: the config name plus the tag of the options in EXTRA_OPTS/BACKBONE."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import run_protocol
-
-    saved = {k: os.environ.get(k) for k in ("EXTRA_OPTS", "BACKBONE")}
-    try:
-        for k in saved:
-            os.environ[k] = env.get(k, "")
-        return cfg + run_protocol.options_tag()
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    return config_folder(cfg, env)
 
 
 def run_dirs(out, what):
@@ -78,29 +70,44 @@ def result(env, *parts):
 
 
 # ---- fast checks ------------------------------------------------------------------------------------------------
-def test_every_method_has_four_thin_wrappers_calling_the_shared_implementation():
-    from promptengine.registry import TRAINER_REGISTRY
-
+def test_every_method_has_its_generated_wrappers_calling_the_shared_implementation():
+    """The committed scripts/<folder>/<protocol>.sh are exactly what the generator writes from the registry: the
+    four prompt protocols for every method, zsrobust for those that have it."""
     script_dirs = {p.name for p in (ROOT / "scripts").iterdir() if p.is_dir() and (p / "base2new.sh").is_file()}
     assert set(METHODS) == script_dirs  # every script folder is a registered method's, and the reverse
+    assert wrappers.problems(ROOT / "scripts") == [], "run `python -m promptengine.protocols.scripts`"
     for folder, trainer in METHODS.items():
-        defaults = set()
-        for protocol in PROTOCOLS:
+        assert set(PROMPT_PROTOCOLS) <= set(OFFERS[folder])
+        assert {p.stem for p in (ROOT / "scripts" / folder).glob("*.sh")} - {"sweep"} == set(OFFERS[folder])
+        for protocol in OFFERS[folder]:
             path = ROOT / "scripts" / folder / f"{protocol}.sh"
-            text = path.read_text().splitlines()
             assert path.stat().st_mode & stat.S_IXUSR, f"{path} is not executable"
-            assert len(text) <= 4 and text[0] == "#!/usr/bin/env bash", path
-            match = WRAPPER_LINE.match(text[-1])
-            assert match, f"{path} does not end with the call of scripts/lib/protocol.sh"
-            assert match.group(1) == protocol and match.group(2) == trainer, path
-            defaults.add(match.group(3))
-        assert defaults == {DEFAULT_CONFIGS[folder]}, f"{folder}: the scripts' default config is not the trainer's"
-        TRAINER_REGISTRY.get(trainer)
-        assert (ROOT / "configs" / "trainers" / trainer / f"{defaults.pop()}.yaml").is_file()
+            assert path.read_text().splitlines()[-1] == (f'exec bash "$(dirname "$0")/../lib/protocol.sh" {folder} '
+                                                         f'{protocol} "$@"'), path
+            assert trainer not in path.read_text().split("\n", 2)[2]  # the trainer is asked for, never repeated
+        assert (ROOT / "configs" / "trainers" / trainer / f"{DEFAULT_CONFIGS[folder]}.yaml").is_file()
         assert (ROOT / "configs" / "trainers" / trainer / "synth.yaml").is_file()
     for protocol in PROTOCOLS:
         text = (ROOT / "scripts" / f"compare_{protocol}.sh").read_text()
         assert f'lib/protocol.sh" compare {protocol} "$@"' in text
+
+
+def test_wrapper_check_names_a_changed_a_missing_and_a_stale_wrapper(tmp_path):
+    scripts = tmp_path / "scripts"
+    assert wrappers.main(["--out", str(scripts)]) == 0
+    assert wrappers.problems(scripts) == []
+    (scripts / "capt" / "xd.sh").write_text("#!/usr/bin/env bash\nexec true\n")
+    (scripts / "coop" / "dg.sh").unlink()
+    stale = (scripts / "capt" / "base2new.sh").read_text().replace(" capt ", " gone ")
+    (scripts / "gone").mkdir()
+    (scripts / "gone" / "base2new.sh").write_text(stale)
+    (scripts / "capt" / "sweep.sh").write_text("#!/usr/bin/env bash\n")  # a hand-written script: not the generator's
+    assert wrappers.problems(scripts) == ["capt/xd.sh: differs from the registry's wrapper", "coop/dg.sh: missing",
+                                          "gone/base2new.sh: no registered method has this script folder"]
+    assert wrappers.main(["--check", "--out", str(scripts)]) == 1
+    assert wrappers.main(["--out", str(scripts)]) == 0
+    assert wrappers.problems(scripts) == [] and not (scripts / "gone" / "base2new.sh").exists()
+    assert (scripts / "capt" / "sweep.sh").is_file()
 
 
 def test_bad_dataset_id_and_missing_config_fail_fast(env):
@@ -233,3 +240,88 @@ def test_base2new_other_methods(env, method):
     for sub in ("base", "new"):
         res = result(env, "base2new", f"test_{sub}", "synth_shapes", "shots_2", METHODS[method], cfg_dir(env), "seed2")
         assert res["subsample"] == sub and res["seed"] == 2 and res["load_epoch"] == 1
+
+
+# ---- a method added outside the toolbox -------------------------------------------------------------------------
+PLUGIN_TRAINER = '''"""A new method: two learnt context tokens (registered when PROMPTENGINE_PLUGINS names this module)."""
+import os
+
+from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.prompting import PromptTrainer
+from promptengine.registry import TRAINER_REGISTRY
+
+
+@TRAINER_REGISTRY.register()
+class TinyPlug(PromptTrainer):
+    script_folder, default_config = "tinyplug", "synth"
+    config_dir = os.path.dirname(os.path.abspath(__file__))  # its YAMLs live next to it
+
+    def prompt_spec(self):
+        return PromptSpec(text_n_ctx=2)
+'''
+PLUGIN_CONFIG = """DATALOADER: {TRAIN_X: {BATCH_SIZE: 8}, TEST: {BATCH_SIZE: 50}, NUM_WORKERS: 0}
+INPUT:
+  SIZE: (32, 32)
+OPTIM: {NAME: sgd, LR: 0.01, MAX_EPOCH: 1}
+MODEL: {BACKBONE: {NAME: SynthCLIP}}
+ATTACK: {TEST: {ENABLED: False}}
+"""
+
+
+@pytest.fixture
+def plugin(tmp_path, env):
+    """One trainer file and one YAML in a folder of their own, the wrappers generated (by the generator setup.sh runs)
+    into a scripts folder that shares the toolbox's scripts/lib; returns that folder's parent and the environment."""
+    folder = tmp_path / "plugin"
+    folder.mkdir()
+    (folder / "tinyplug.py").write_text(PLUGIN_TRAINER)
+    (folder / "synth.yaml").write_text(PLUGIN_CONFIG)
+    home = tmp_path / "home"
+    (home / "scripts").mkdir(parents=True)
+    (home / "scripts" / "lib").symlink_to(ROOT / "scripts" / "lib")
+    env = dict(env, PROMPTENGINE_PLUGINS="tinyplug", PYTHONPATH=str(folder), EXTRA_OPTS="TEST.MAX_IMAGES 20")
+    gen = subprocess.run([sys.executable, "-m", "promptengine.protocols.scripts", "--out", str(home / "scripts")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert gen.returncode == 0, gen.stderr
+    shell_files = {p.relative_to(home / "scripts").as_posix() for p in (home / "scripts").glob("tinyplug/*")}
+    assert shell_files == {f"tinyplug/{p}.sh" for p in PROMPT_PROTOCOLS}  # all generated, none written by this test
+    return home, env
+
+
+def test_a_plugin_method_gets_its_wrappers_and_runs_through_them(plugin):
+    home, env = plugin
+    proc = subprocess.run(["bash", "scripts/tinyplug/base2new.sh", "synth_shapes", "1"], cwd=home,
+                          env=dict(env, DRY_RUN="1"), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    tag = cfg_dir(env)
+    assert run_dirs(proc.stdout, "train") == [f"{env['OUTPUT']}/base2new/train_base/synth_shapes/shots_2/TinyPlug/{tag}/seed1"]
+    assert len(run_dirs(proc.stdout, "eval")) == 2
+    assert proc.stdout.count(f"--trainer TinyPlug --dataset-config-file {ROOT}/configs/datasets/synth_shapes.yaml "
+                             f"--config-file {home.parent}/plugin/synth.yaml") == 3
+
+
+@pytest.mark.slow
+def test_a_plugin_method_trains_and_is_evaluated_through_its_generated_wrapper(plugin):
+    home, env = plugin
+    proc = subprocess.run(["bash", "scripts/tinyplug/base2new.sh", "synth_shapes", "1"], cwd=home, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(lines(proc, "run")) == 3
+    from promptengine.reporting.results import load_results
+
+    runs = load_results(Path(env["OUTPUT"])).runs
+    assert sorted((r.protocol, r.phase, r.trainer, r.seed) for r in runs) == [
+        ("base2new", "test_base", "TinyPlug", 1), ("base2new", "test_new", "TinyPlug", 1)]
+    assert all(r.raw["num_images"] == 20 and r.raw["load_epoch"] == 1 for r in runs)
+
+
+def test_a_plugin_module_that_cannot_be_imported_is_one_line(monkeypatch, capsys, tmp_path):
+    from promptengine.protocols.cli import main
+
+    monkeypatch.setenv("PROMPTENGINE_PLUGINS", "tinyplug_nowhere")
+    monkeypatch.setenv("OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("DRY_RUN", "1")
+    assert main(["capt", "base2new", "synth_shapes", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: PROMPTENGINE_PLUGINS: cannot import 'tinyplug_nowhere'") and "PYTHONPATH" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()

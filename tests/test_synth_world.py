@@ -17,6 +17,7 @@ from promptengine.registry import DATASET_REGISTRY
 from promptengine.synth import worlds as Wd
 from promptengine.synth.dataset import parse_virtual_path, read_synth_image
 from promptengine.synth.render import to_uint8
+from promptengine.synth.vocab import VOCAB
 
 SYNTH_DATASETS = tuple(Wd.WORLDS)
 
@@ -179,7 +180,7 @@ def _object_captions(n=4000):
 def test_captions_are_deterministic_and_describe_the_image():
     factors, caps = _object_captions(400)
     assert caps == _object_captions(400)[1]
-    shapes = Wd.VOCAB["shape"]
+    shapes = VOCAB["shape"]
     named = [c for c, k in zip(caps, factors["shape"].tolist()) if shapes[k] in c]
     assert len(named) > 0.7 * len(caps)  # most captions name the shape drawn
     wrong_shape = [c for c, k in zip(caps, factors["shape"].tolist())
@@ -193,12 +194,12 @@ def test_counts_and_fills_are_rarely_named():
     multi = [c for c, k in zip(caps, factors["count"].tolist()) if k > 0]
     numbered = [c for c in multi if any(w in c.split() for w in ("two", "three", "four"))]
     filled = [(c, f) for c, f in zip(caps, factors["fill"].tolist()) if f > 0]
-    named_fill = [c for c, f in filled if Wd.VOCAB["fill"][f] in c.split()]
+    named_fill = [c for c, f in filled if VOCAB["fill"][f] in c.split()]
     assert len(multi) > 500 and len(filled) > 500
     assert 0.08 < len(numbered) / len(multi) < 0.25
     assert 0.15 < len(named_fill) / len(filled) < 0.35
     # the colour and the shape are named far more often
-    assert sum(Wd.VOCAB["colour"][c] in cap for cap, c in zip(caps, factors["colour"].tolist())) > 0.6 * len(caps)
+    assert sum(VOCAB["colour"][c] in cap for cap, c in zip(caps, factors["colour"].tolist())) > 0.6 * len(caps)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import promptengine.methods.capt as capt_module
+import promptengine.methods.objectives as fap_module  # FAP's loss (objectives.fap_loss) calls its kl_per_sample
 import promptengine.prompting as prompting
-import trainers.capt as capt_module
-import trainers.objectives as fap_module  # FAP's loss (objectives.fap_loss) calls its kl_per_sample
 from promptengine.attacks import eval_mode
 from promptengine.config.merge import build_cfg
 from promptengine.engine.trainer import set_random_seed

@@ -19,7 +19,7 @@ from promptengine.clip.backbone import CLIP_MEAN, CLIP_STD, PromptableCLIP
 from promptengine.clip.loading import random_clip
 from promptengine.clip.model import PromptedCLIP
 from promptengine.clip.prompt_learner import PromptSpec
-from trainers.objectives import fap_loss
+from promptengine.methods.objectives import fap_loss
 
 NAMES = ["red circle", "blue square", "green star"]
 ATOL = 3e-5

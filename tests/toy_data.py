@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from promptengine.data.datum import DatasetBase, Datum
+from promptengine.data.dataset import DatasetBase
+from promptengine.data.datum import Datum
 from promptengine.data.fewshot import prepare_splits
 from promptengine.registry import DATASET_REGISTRY
 

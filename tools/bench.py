@@ -9,12 +9,10 @@ See docs/PERFORMANCE.md for what each number means and measured results.
 
 import sys
 import warnings
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore", message=".*pkg_resources.*")
 
-from promptengine.bench.run import main  # noqa: E402
+from promptengine.bench.run import main  # noqa: E402  (after the warnings filter)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,15 +4,12 @@
     python tools/compare.py output --protocol base2new --format latex --out table.tex
     python tools/compare.py output --format markdown --plots plots/
 
-See docs/COMPARE.md for what each number means.
+See docs/EXPERIMENTS.md for what each number means.
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from promptengine.reporting.cli import compare_main  # noqa: E402
+from promptengine.reporting.cli import compare_main
 
 if __name__ == "__main__":
     sys.exit(compare_main())

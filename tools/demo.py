@@ -17,9 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from promptengine.lab.runs import run_logged  # noqa: E402
+from promptengine.lab.runs import run_logged
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("zsclip", "coop", "apt", "fap", "maple", "capt")

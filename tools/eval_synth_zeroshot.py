@@ -28,18 +28,16 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from promptengine.synth import model as M  # noqa: E402
-from promptengine.synth.pretrain import class_text_features, image_features  # noqa: E402
-from promptengine.synth.worlds import get_world, render_split, split_labels  # noqa: E402
+from promptengine.evaluation.metrics import accuracy
+from promptengine.synth import model as M
+from promptengine.synth.pretrain import class_text_features, image_features
+from promptengine.synth.worlds import get_world, render_split, split_labels
 
 ROWS = (
     ("SynthShapes", "all"),
@@ -87,7 +85,7 @@ def zero_shot(model, name: str, classes: str = "all") -> float:
     images, labels, names = subset(name, classes)
     txt = class_text_features(model, names, get_world(name).template)
     img = image_features(model, images)
-    return float(((img @ txt.t()).argmax(1) == labels).float().mean() * 100.0)
+    return accuracy((img @ txt.t()).argmax(1) == labels)
 
 
 def pgd_accuracy(model, n_images: int, eps: float, steps: int, seed: int = 0, batch_size: int = 250):

@@ -8,11 +8,8 @@ Flags as CoOp's script (--ci95, --multi-exp, --test-log, --keyword); every robus
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from promptengine.reporting.cli import parse_test_res_main  # noqa: E402
+from promptengine.reporting.cli import parse_test_res_main
 
 if __name__ == "__main__":
     sys.exit(parse_test_res_main())

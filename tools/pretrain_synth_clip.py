@@ -23,8 +23,6 @@ import sys
 import time
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def parse_args(argv=None):
     from promptengine.synth.pretrain import PretrainConfig

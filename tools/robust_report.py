@@ -10,12 +10,9 @@ See docs/ROBUSTNESS.md.
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from promptengine.cli import run_main  # noqa: E402
-from promptengine.robustness.cli import main  # noqa: E402
+from promptengine.cli import run_main
+from promptengine.robustness.cli import main
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

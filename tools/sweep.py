@@ -4,15 +4,12 @@
     python tools/sweep.py status GRID.yaml        (or --state DIR)
     python tools/sweep.py collect GRID.yaml [-- compare.py options]
 
-See docs/SCALING.md.
+See docs/EXPERIMENTS.md.
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from promptengine.sweep.cli import entry  # noqa: E402
+from promptengine.sweep.cli import entry
 
 if __name__ == "__main__":
     sys.exit(entry())

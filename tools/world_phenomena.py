@@ -6,12 +6,9 @@
     python tools/world_phenomena.py --size ci            # the same code path at a tiny budget
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from promptengine.lab.cli import main  # noqa: E402
+from promptengine.lab.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

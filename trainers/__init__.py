@@ -1,7 +1,7 @@
-"""Trainers (methods), registered in TRAINER_REGISTRY by class name on import."""
+"""The built-in methods, imported as ``promptengine.methods``; each trainer registers itself in TRAINER_REGISTRY."""
 
 import sys as _sys
 
-from promptengine.autoimport import import_submodules
+from promptengine.registry import import_submodules
 
 import_submodules(_sys.modules[__name__])

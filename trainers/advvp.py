@@ -8,18 +8,18 @@ from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.config.domains import Int, OneOf, Precision
-from promptengine.errors import UserError
 from promptengine.registry import TRAINER_REGISTRY
 
-from .objectives import TeCoA
+from .objectives import TeCoAObjective
 
 # INIT: upstream = pad and tokens ~ N(0, 1) (authors' code); small = zero pad, tokens ~ N(0, 0.02^2)
 INIT_STDS = {"upstream": (1.0, 1.0), "small": (0.0, 0.02)}
 
 
 @TRAINER_REGISTRY.register()
-class AdvVP(TeCoA):
+class AdvVP(TeCoAObjective):
     script_folder, default_config = "advvp", "vit_b32_ep10_batch4"
+    upstream_names, upstream_nodes = ("zsrobust",), {"ZSROBUST": "ADVVP"}  # FAP's name and node (same keys)
     config_domains = {"TRAINER.ADVVP.PROMPT_SIZE": Int(0, meaning="0 = no pixel padding prompt"),
                       "TRAINER.ADVVP.ADD_PROMPT_SIZE": Int(0, meaning="0 = no prompt tokens"),
                       "TRAINER.ADVVP.PREC": Precision(),
@@ -36,15 +36,6 @@ class AdvVP(TeCoA):
         cfg.TRAINER.ADVVP.VISUAL_PROMPT_METHOD = "padding"  # FAP's zsrobust key; padding is the only method
         cfg.TRAINER.ADVVP.PAD_SPACE = "normalized"  # normalized (authors' code) | pixel (pad on the [0, 1] image)
         cfg.TRAINER.ADVVP.INIT = "upstream"  # upstream: N(0, 1) pad and tokens | small: zero pad, 0.02 tokens
-
-    def check_cfg(self, cfg) -> None:
-        super().check_cfg(cfg)
-        node = cfg.TRAINER.ADVVP
-        if node.VISUAL_PROMPT_METHOD != "padding":
-            raise UserError(f"TRAINER.ADVVP.VISUAL_PROMPT_METHOD '{node.VISUAL_PROMPT_METHOD}' is not supported "
-                            "(only padding, the method FAP's scripts use)")
-        if node.INIT not in INIT_STDS:
-            raise UserError(f"TRAINER.ADVVP.INIT must be one of {'/'.join(INIT_STDS)}, got '{node.INIT}'")
 
     def prompt_spec(self) -> PromptSpec:
         node = self.cfg.TRAINER.ADVVP

@@ -13,18 +13,17 @@ from yacs.config import CfgNode as CN
 from promptengine.clip.backbone import PromptBundle
 from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.config.domains import OneOf, Real
-from promptengine.errors import UserError
 from promptengine.prompting import FrozenCLIPMixin
 from promptengine.registry import TRAINER_REGISTRY
 
 from .coop import coop_spec
-from .objectives import TeCoA
+from .objectives import TeCoAObjective
 
 ATTACK_PROMPTS = ("onfly", "constant", "perturbed")
 
 
 @TRAINER_REGISTRY.register()
-class APT(FrozenCLIPMixin, TeCoA):
+class APT(FrozenCLIPMixin, TeCoAObjective):
     """Reads the prompt keys from TRAINER.COOP, as APT's configs do."""
     script_folder, default_config = "apt", "vit_b32_ep50"
 
@@ -37,12 +36,6 @@ class APT(FrozenCLIPMixin, TeCoA):
         cfg.TRAINER.APT.ATTACK_PROMPT = "onfly"  # onfly | constant | perturbed (APT's --adv-prompt)
         cfg.TRAINER.APT.CONSTANT_TEMPLATE = "a photo of a {}"  # APT's constant prompt (no final period)
         cfg.TRAINER.APT.PROMPT_ALPHA = 0.0  # 'perturbed': SGD ascent step on the prompts per attack step
-
-    def check_cfg(self, cfg) -> None:
-        super().check_cfg(cfg)
-        if cfg.TRAINER.APT.ATTACK_PROMPT not in ATTACK_PROMPTS:
-            raise UserError(f"TRAINER.APT.ATTACK_PROMPT must be one of {'/'.join(ATTACK_PROMPTS)}, "
-                            f"got '{cfg.TRAINER.APT.ATTACK_PROMPT}'")
 
     def trainer_precision(self) -> str:
         return self.cfg.TRAINER.COOP.PREC

@@ -9,8 +9,8 @@ from yacs.config import CfgNode as CN
 
 from promptengine.clip.prompt_learner import COUPLINGS, PromptSpec
 from promptengine.config.domains import Int, OneOf, Precision, Real
-from promptengine.errors import UserError
-from promptengine.prompting import AdversarialPromptTrainer, FrozenCLIPMixin, accuracy
+from promptengine.evaluation.metrics import accuracy
+from promptengine.prompting import AdversarialPromptTrainer, FrozenCLIPMixin
 from promptengine.registry import TRAINER_REGISTRY
 
 from .capt_loss import ALPHA_MODES, KL_DIRECTIONS, REDUCTIONS, CAPTLossConfig, capt_loss
@@ -21,6 +21,7 @@ COLLAPSE_THRESHOLD = 1e-3
 @TRAINER_REGISTRY.register()
 class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
     script_folder, default_config = "capt", "vit_b32_ep10_batch4_2ctx_notransform"
+    roles = ("benchmark",)
     config_domains = {
         "TRAINER.CAPT.N_CTX": Int(1), "TRAINER.CAPT.PREC": Precision(), "TRAINER.CAPT.PROMPT_DEPTH": Int(1),
         "TRAINER.CAPT.COUPLING": OneOf(*COUPLINGS), "TRAINER.CAPT.LAMBDA": Real(0),
@@ -36,19 +37,16 @@ class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
         c.PREC = "fp16"
         c.PROMPT_DEPTH = 9
         c.COUPLING = "vision_to_text"  # vision_to_text (FAP) | text_to_vision (MaPLe) | independent
-        c.LAMBDA = 1.5
-        c.ALPHA_MODE = "confidence"  # confidence | loss_ratio | agreement | fixed
-        c.ALPHA_FIXED = 0.5
-        c.ALPHA_REDUCTION = "sample"  # sample | batch
-        c.ALPHA_DETACH = True
-        c.KL_DIRECTION = "target_adv"  # target_adv: KL(target || adv); adv_target: KL(adv || target)
-        c.CLEAN_DETACH = False
+        loss = CAPTLossConfig()  # the objective's defaults, written once (capt_loss.py)
+        c.LAMBDA = loss.lam
+        c.ALPHA_MODE = loss.alpha_mode  # confidence | loss_ratio | agreement | fixed
+        c.ALPHA_FIXED = loss.alpha_fixed
+        c.ALPHA_REDUCTION = loss.alpha_reduction  # sample | batch
+        c.ALPHA_DETACH = loss.alpha_detach
+        c.KL_DIRECTION = loss.kl_direction  # target_adv: KL(target || adv); adv_target: KL(adv || target)
+        c.CLEAN_DETACH = loss.clean_detach
         c.FROZEN_TEMPLATES = ()  # frozen CLIP's prompts; () = the dataset's hand-crafted template
         cfg.TRAINER.CAPT = c
-
-    def check_cfg(self, cfg) -> None:
-        super().check_cfg(cfg)
-        self.loss_cfg().validate()
 
     def loss_cfg(self) -> CAPTLossConfig:
         c = self.cfg.TRAINER.CAPT
@@ -58,8 +56,6 @@ class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
 
     def prompt_spec(self) -> PromptSpec:
         c = self.cfg.TRAINER.CAPT
-        if c.N_CTX < 1:
-            raise UserError("TRAINER.CAPT.N_CTX must be >= 1 (CAPT learns multi-modal prompts)")
         return PromptSpec(text_n_ctx=c.N_CTX, text_depth=c.PROMPT_DEPTH, text_ctx_init=c.CTX_INIT,
                           vision_n_ctx=c.N_CTX, vision_depth=c.PROMPT_DEPTH, coupling=c.COUPLING)
 
@@ -79,7 +75,7 @@ class CAPT(FrozenCLIPMixin, AdversarialPromptTrainer):
             logits_frz = self.frozen(x)  # frozen CLIP, clean images, once per batch
         loss, terms = capt_loss(self.capt_cfg, y, logits_clean, logits_adv, logits_frz)
         out = {k: v.item() for k, v in terms.items()}
-        out.update(loss=loss.item(), acc=accuracy(logits_clean, y), adv_acc=accuracy(logits_adv, y))
+        out.update(loss=loss.item(), acc=accuracy(logits_clean.argmax(1) == y), adv_acc=accuracy(logits_adv.argmax(1) == y))
         return loss, out
 
     def after_epoch(self) -> None:

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from promptengine.attacks.losses import kl_per_sample
-from promptengine.engine.distributed import global_mean
-from promptengine.errors import UserError
+from promptengine.distributed import global_mean
 
 ALPHA_MODES = ("confidence", "loss_ratio", "agreement", "fixed")
 KL_DIRECTIONS = ("target_adv", "adv_target")
@@ -25,6 +24,9 @@ REDUCTIONS = ("sample", "batch")
 
 @dataclass(frozen=True)
 class CAPTLossConfig:
+    """The objective's settings; its defaults are TRAINER.CAPT's (``CAPT.extend_cfg`` reads them), its values are
+    checked by ``CAPT.config_domains`` when the config is built."""
+
     lam: float = 1.5
     alpha_mode: str = "confidence"
     alpha_fixed: float = 0.5
@@ -32,18 +34,6 @@ class CAPTLossConfig:
     alpha_detach: bool = True
     kl_direction: str = "target_adv"  # KL(target || adv) (TRADES/FAP idiom) or KL(adv || target) (as the equation reads)
     clean_detach: bool = False  # detach the prompted clean branch inside L_cons-train
-
-    def validate(self) -> None:
-        if self.alpha_mode not in ALPHA_MODES:
-            raise UserError(f"TRAINER.CAPT.ALPHA_MODE must be one of {', '.join(ALPHA_MODES)}, got '{self.alpha_mode}'")
-        if self.kl_direction not in KL_DIRECTIONS:
-            raise UserError(f"TRAINER.CAPT.KL_DIRECTION must be one of {', '.join(KL_DIRECTIONS)}")
-        if self.alpha_reduction not in REDUCTIONS:
-            raise UserError("TRAINER.CAPT.ALPHA_REDUCTION must be sample or batch")
-        if not 0.0 <= self.alpha_fixed <= 1.0:
-            raise UserError(f"TRAINER.CAPT.ALPHA_FIXED must be in [0, 1], got {self.alpha_fixed}")
-        if self.lam < 0:
-            raise UserError(f"TRAINER.CAPT.LAMBDA must be >= 0, got {self.lam}")
 
 
 kl = kl_per_sample  # KL(softmax(p) || softmax(q)) per sample -> (B,): the toolbox's one KL

@@ -10,7 +10,7 @@ from promptengine.prompting import PromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
 from .maple import upstream_ctx_init
-from .objectives import TeCoA
+from .objectives import TeCoAObjective
 
 
 def ivlp_spec(node) -> PromptSpec:
@@ -41,9 +41,10 @@ class IVLP(PromptTrainer):
 
 
 @TRAINER_REGISTRY.register()
-class AdvVLP(TeCoA):
+class AdvVLP(TeCoAObjective):
     """IVLP prompts trained with TeCoA; reads TRAINER.IVLP (as FAP's AdvVLP YAMLs do)."""
     script_folder, default_config = "advvlp", "vit_b32_ep10_batch4_2ctx_notransform"
+    upstream_names, upstream_nodes = ("ADVIVLP",), {"ADVIVLP": "IVLP"}  # FAP's name and node (same keys)
 
     def trainer_precision(self) -> str:
         return self.cfg.TRAINER.IVLP.PREC

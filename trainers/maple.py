@@ -12,7 +12,7 @@ from promptengine.errors import UserError
 from promptengine.prompting import PromptTrainer
 from promptengine.registry import TRAINER_REGISTRY
 
-from .objectives import TeCoA
+from .objectives import TeCoAObjective
 
 
 def coupled_keys(cfg, name: str) -> None:
@@ -92,15 +92,16 @@ class MaPLe(PromptTrainer):
 
 
 @TRAINER_REGISTRY.register()
-class AdvMaPLe(TeCoA):
+class AdvMaPLe(TeCoAObjective):
     script_folder, default_config = "advmaple", "vit_b32_ep10_batch4_2ctx_notransform"
+    upstream_names = ("advMaPLe",)  # FAP's spelling
+    upstream_unused = ("TRAINER.ADVMAPLE.CLASSIFIER",)  # FAP's key, never read by its code either
     config_domains = {**coupled_domains("ADVMAPLE"), **prompt_init_domain("ADVMAPLE"),
                       "TRAINER.ADVMAPLE.COUPLING": OneOf("text_to_vision", "vision_to_text")}
 
     @staticmethod
     def extend_cfg(cfg) -> None:
         coupled_keys(cfg, "ADVMAPLE")
-        cfg.TRAINER.ADVMAPLE.CLASSIFIER = False  # FAP's key, unused
         # text_to_vision: MaPLe's coupling (the method's definition); vision_to_text: FAP's released advMaPLe code
         cfg.TRAINER.ADVMAPLE.COUPLING = "text_to_vision"
         prompt_init_key(cfg.TRAINER.ADVMAPLE)  # FAP's released advMaPLe: dataset_template (its paper recipes set both)

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from promptengine.attacks.losses import kl_per_sample
-from promptengine.prompting import AdversarialPromptTrainer, accuracy
+from promptengine.evaluation.metrics import accuracy
+from promptengine.prompting import AdversarialPromptTrainer
 
 
 def fap_loss(y: torch.Tensor, logits_clean: torch.Tensor, logits_adv: torch.Tensor, f_clean: torch.Tensor,
@@ -24,7 +25,7 @@ def fap_loss(y: torch.Tensor, logits_clean: torch.Tensor, logits_adv: torch.Tens
     return nat + lam * adv, nat, adv
 
 
-class TeCoA(AdversarialPromptTrainer):
+class TeCoAObjective(AdversarialPromptTrainer):
     """Cross-entropy on PGD examples made against the current prompts (APT, AdvVP, AdvVLP, AdvMaPLe)."""
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, float]]:
@@ -33,7 +34,7 @@ class TeCoA(AdversarialPromptTrainer):
         x_adv = self.attack_examples(x, y, bundle, text)
         logits_adv = self.model(x_adv, bundle, text)
         loss = F.cross_entropy(logits_adv.float(), y)
-        return loss, {"loss": loss.item(), "adv_acc": accuracy(logits_adv, y)}
+        return loss, {"loss": loss.item(), "adv_acc": accuracy(logits_adv.argmax(1) == y)}
 
     def attack_examples(self, x, y, bundle, text) -> torch.Tensor:
         """Hook: APT's 'constant' mode attacks the hand-crafted prompt instead."""

@@ -24,6 +24,9 @@ ENSEMBLE_TEMPLATES = (
 class ZeroshotCLIP(FrozenCLIPMixin, PromptTrainer):
     """No training: classify with the frozen CLIP and hand-crafted prompts (evaluate with --eval-only)."""
     script_folder, default_config = "zsclip", "vit_b16"
+    roles = ("zero_shot",)
+    upstream_names = ("AdvZeroshotCLIP",)  # FAP's name for zero-shot evaluation
+    training_free = True
 
     config_domains = {"TRAINER.ZEROSHOTCLIP.PREC": Precision()}
 

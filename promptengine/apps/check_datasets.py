@@ -1,6 +1,7 @@
 """Check the benchmark datasets under a data root: present, missing or broken, with counts.
 
-    python tools/check_datasets.py --root $DATA                 # all 15 datasets
+    python tools/check_datasets.py --root $DATA                 # CoOp's 15 datasets
+    python tools/check_datasets.py --root $DATA cifar10 pcam    # also the zero-shot benchmarks' own sets
     python tools/check_datasets.py --root $DATA oxford_pets dtd # yaml ids or class names
     python tools/check_datasets.py --root $DATA --check-images dtd  # also decode every image once
     capt-check-datasets --root $DATA                             # the same, installed
@@ -25,13 +26,12 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from tabulate import tabulate
 
-from promptengine.builtin import builtin_package
 from promptengine.config.merge import build_cfg
 from promptengine.data.splits import read_json
 from promptengine.errors import UserError
-from promptengine.registry import DATASET_REGISTRY
+from promptengine.registry import DATASET_REGISTRY, builtin_benchmarks
 
-builtin_package("datasets")  # registers the loaders
+builtin_benchmarks()  # registers the loaders
 
 
 class Benchmark(NamedTuple):
@@ -41,6 +41,7 @@ class Benchmark(NamedTuple):
     train: Optional[int]
     val: Optional[int]
     test: int
+    total_only: bool = False  # no official split: ``test`` is the number of images over all three splits
 
 
 BENCHMARKS: Tuple[Benchmark, ...] = (
@@ -60,6 +61,16 @@ BENCHMARKS: Tuple[Benchmark, ...] = (
     Benchmark("imagenet_a", "ImageNetA", 200, None, None, 7500),
     Benchmark("imagenet_r", "ImageNetR", 200, None, None, 30000),
 )
+# The zero-shot robustness benchmarks' datasets that CoOp lacks, checked when named: the official counts (val None:
+# the test set is the val set).
+ZEROSHOT_BENCHMARKS: Tuple[Benchmark, ...] = (
+    Benchmark("cifar10", "CIFAR10", 10, 50000, None, 10000),
+    Benchmark("cifar100", "CIFAR100", 100, 50000, None, 10000),
+    Benchmark("stl10", "STL10", 10, 5000, None, 8000),
+    Benchmark("pcam", "PCAM", 2, 262144, 32768, 32768),
+    Benchmark("tiny_imagenet", "TinyImageNet", 200, 100000, None, 10000),
+    Benchmark("caltech256", "Caltech256", 257, None, None, 30607, total_only=True),
+)
 SPLITS = ("train", "val", "test")
 
 
@@ -78,18 +89,19 @@ class Result:
 
 
 def resolve_names(names: Sequence[str]) -> List[Benchmark]:
-    """Yaml ids or class names (case-insensitive); all 15 when ``names`` is empty."""
+    """Yaml ids or class names (case-insensitive); CoOp's 15 when ``names`` is empty."""
     if not names:
         return list(BENCHMARKS)
     lookup = {}
-    for b in BENCHMARKS:
+    for b in BENCHMARKS + ZEROSHOT_BENCHMARKS:
         lookup[b.id.lower()] = b
         lookup[b.name.lower()] = b
     out = []
     for n in names:
         b = lookup.get(n.lower().replace("-", "_"))
         if b is None:
-            raise UserError(f"unknown dataset '{n}'; choose from: {', '.join(b.id for b in BENCHMARKS)}")
+            raise UserError(f"unknown dataset '{n}'; choose from: "
+                            f"{', '.join(b.id for b in BENCHMARKS + ZEROSHOT_BENCHMARKS)}")
         if b not in out:
             out.append(b)
     return out
@@ -99,7 +111,8 @@ def _split_file_counts(result: Result, loader: type) -> None:
     """Counts that the split JSON implies (when the dataset has one and it is readable)."""
     split_file = getattr(loader, "split_file", None)
     if not split_file:
-        result.split_source = "official lists" if result.bench.id == "fgvc_aircraft" else "folders"
+        default = "official lists" if result.bench.id == "fgvc_aircraft" else "folders"
+        result.split_source = getattr(loader, "split_source", default)
         return
     path = os.path.join(result.folder, split_file)
     if not os.path.isfile(path):
@@ -176,7 +189,19 @@ def expected_counts(b: Benchmark) -> Dict[str, int]:
     return {"train": b.train, "val": b.test if b.val is None else b.val, "test": b.test}
 
 
+def counts_match(r: Result) -> bool:
+    """Whether a loaded dataset has the reference classes and images per split (only the total where no split is
+    official)."""
+    if r.classes != r.bench.classes:
+        return False
+    if r.bench.total_only:
+        return sum(r.counts.values()) == r.bench.test
+    return r.counts == expected_counts(r.bench)
+
+
 def _coop(b: Benchmark) -> str:
+    if b.total_only:
+        return f"{b.classes} cls, {b.test} in all"
     if b.train is None:
         return f"{b.classes} cls, {b.test} test"
     e = expected_counts(b)
@@ -197,14 +222,11 @@ def format_report(results: Sequence[Result]) -> str:
         elif r.status == "broken":
             lines.append(f"{r.bench.id} broken: {r.problem}")
             lines.extend(f"{r.bench.id} bad image: {line}" for line in r.bad_images)
-    differ = [
-        r.bench.id
-        for r in results
-        if r.status == "present" and (r.classes != r.bench.classes or r.counts != expected_counts(r.bench))
-    ]
+    differ = [r.bench.id for r in results if r.status == "present" and not counts_match(r)]
     if differ:
         lines.append(
-            f"counts differ from CoOp's for {', '.join(differ)}: a partial copy or another split file gives "
+            f"counts differ from CoOp's (the zero-shot sets: the official ones) for {', '.join(differ)}: a partial "
+            "copy or another split file gives "
             "numbers that are not comparable with published ones"
         )
     n_ok = sum(r.status == "present" for r in results)
@@ -215,7 +237,7 @@ def format_report(results: Sequence[Result]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=os.environ.get("DATA", ""), help="the data root (default: $DATA)")
-    parser.add_argument("names", nargs="*", help="yaml ids (oxford_pets) or class names (OxfordPets); default all")
+    parser.add_argument("names", nargs="*", help="yaml ids (oxford_pets) or class names (OxfordPets); default CoOp's 15")
     parser.add_argument("--check-images", action="store_true",
                         help="decode every listed image once and list the files that cannot be read")
     args = parser.parse_args(argv)

@@ -10,40 +10,25 @@ samples no attack fooled. Why this library: docs/ATTACKS.md.
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import torch
 
 from ..errors import UserError
+from .forward import logits_of
+from .library import import_library
 from .spec import AttackSpec
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install pyautoattack==0.2.0 (it is listed in requirements-dev.txt)"
-TESTED_VERSION = "0.2.0"
 # Fewest classes each attack needs: DLR divides by z_(1) - z_(3); targeted DLR also reads z_(4).
 MIN_CLASSES = {"apgd-ce": 2, "apgd-dlr": 3, "apgd-t": 4, "fab": 2, "fab-t": 2, "square": 2}
 _NORMS = {"linf": "Linf", "l2": "L2"}
 SQUARE_QUERIES_PER_ITER = 50  # pyautoattack's defaults: APGD 100 iterations, Square 5000 queries
 
 
-def _import_library():
-    try:
-        import pyautoattack
-    except ImportError:
-        raise UserError(f"AutoAttack needs the 'pyautoattack' package, which is not installed: {INSTALL_HINT}") from None
-    version = getattr(pyautoattack, "__version__", "?")
-    if version != TESTED_VERSION:
-        logger.warning("pyautoattack %s is installed; this toolbox is tested with %s (%s)", version, TESTED_VERSION,
-                       INSTALL_HINT)
-    return pyautoattack
-
-
 def run_autoattack(forward, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, *, autocast=None) -> torch.Tensor:
     """AutoAttack (``spec.aa_version`` / ``spec.aa_attacks``) on one batch; returns ``x_adv`` (fp32)."""
-    from .pgd import logits_of
-
-    library = _import_library()
+    library = import_library()
 
     def model(inp: torch.Tensor) -> torch.Tensor:
         return logits_of(forward, inp, autocast)
@@ -90,12 +75,3 @@ def _set_iterations(aa, n_iter: int) -> None:
     aa.fab.n_iter = n_iter
     aa.square.n_queries = SQUARE_QUERIES_PER_ITER * n_iter
 
-
-def library_version() -> Optional[str]:
-    """The installed pyautoattack version, or None when it is missing (for result files)."""
-    try:
-        from importlib.metadata import version
-
-        return version("pyautoattack")
-    except Exception:
-        return None

@@ -11,7 +11,9 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("ce", "kl", "cw")
+LOSSES = ("ce", "kl", "cw", "embed")
+#: losses measured against a reference (the clean log-probabilities, a target embedding), with no "fooled" notion
+REFERENCE_LOSSES = ("kl", "embed")
 
 
 def ce_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -47,11 +49,27 @@ def kl_to_clean(logits: torch.Tensor, clean_logp: torch.Tensor) -> torch.Tensor:
     return kl_from_log_probs(clean_logp, F.log_softmax(logits, dim=1))
 
 
+def embedding_sq_l2(embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared L2 distance ||e - t||^2 per sample, summed over the embedding dimensions (not averaged) -> (B,).
+
+    An unsupervised objective: the attack maximises it, a trainer may minimise its batch mean.
+    """
+    return (embedding.float() - target.float()).pow(2).sum(dim=1)
+
+
 def per_sample_loss(
     name: str, logits: torch.Tensor, y: torch.Tensor, clean_logp: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    """The objective ``name`` (one of :data:`LOSSES`) per sample, computed in fp32."""
+    """The objective ``name`` (one of :data:`LOSSES`) per sample, computed in fp32.
+
+    ``clean_logp`` is the reference of the reference losses: the clean log-probabilities for "kl", the target
+    embedding (B, E) for "embed" (then ``logits`` is the attacked forward's embedding).
+    """
     logits = logits.float()
+    if name == "embed":
+        if clean_logp is None:
+            raise ValueError("the embed loss needs the target embedding")
+        return embedding_sq_l2(logits, clean_logp)
     if name == "ce":
         return ce_loss(logits, y)
     if name == "cw":

@@ -11,19 +11,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from typing import Callable, ContextManager, Iterator, Optional, Tuple
+from typing import ContextManager, Iterator, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..errors import UserError
-from .losses import per_sample_loss
+from .autoattack import run_autoattack
+from .forward import AutocastFactory, Forward, draw, logits_of
+from .losses import REFERENCE_LOSSES, per_sample_loss
 from .spec import AttackSpec
 
 logger = logging.getLogger(__name__)
-
-Forward = Callable[[torch.Tensor], torch.Tensor]
-AutocastFactory = Callable[[], ContextManager]
 
 
 def attack(
@@ -36,6 +35,7 @@ def attack(
     module: Optional[nn.Module] = None,
     autocast: Optional[AutocastFactory] = None,
     sample_ids: Optional[torch.Tensor] = None,
+    target_embedding: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Adversarial examples for ``(x, y)`` under ``spec``; returns fp32 ``x_adv`` with the shape of ``x``.
 
@@ -50,9 +50,11 @@ def attack(
     - ``sample_ids``: dataset indices; each sample's random start is then drawn from a generator seeded by
       (spec.seed, sample_id, restart), so results do not depend on batching. Without them one generator seeded by
       (spec.seed, restart) draws the whole batch's noise.
+    - ``target_embedding`` (B, E): for ``spec.loss == "embed"``, ``forward`` returns embeddings and PGD
+      maximises the squared L2 distance to this target (e.g. a frozen encoder's embedding of the clean image).
     Works under ``torch.no_grad()`` / ``inference_mode`` callers (e.g. a ``test()`` decorated with no_grad).
     """
-    return _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, judge=False)[0]
+    return _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, target_embedding, judge=False)[0]
 
 
 def attack_outcome(
@@ -65,15 +67,16 @@ def attack_outcome(
     module: Optional[nn.Module] = None,
     autocast: Optional[AutocastFactory] = None,
     sample_ids: Optional[torch.Tensor] = None,
+    target_embedding: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(x_adv, fooled)``: ``attack``'s examples and, per sample, whether the forward pass that selected the
     returned example misclassified it (B,) bool. Evaluation counts these decisions instead of re-judging ``x_adv`` on
     another, differently batched forward, where a near-tie can flip. PGD judges the returned iterate inside its own
     loop (one extra forward of the last iterate); AutoAttack's examples are judged by one forward of the batch."""
-    return _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, judge=True)
+    return _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, target_embedding, judge=True)
 
 
-def _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, judge: bool):
+def _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, target_embedding, judge: bool):
     if not isinstance(spec, AttackSpec):
         raise TypeError(f"spec must be an AttackSpec (got {type(spec).__name__}); see promptengine.attacks.parse_spec")
     if module is None and isinstance(forward, nn.Module):
@@ -86,14 +89,12 @@ def _run(forward, x, y, spec, clean_logits, module, autocast, sample_ids, judge:
             return x.clone(), torch.zeros(0, dtype=torch.bool, device=x.device)
         with eval_mode(module):
             if spec.method == "autoattack":
-                from .autoattack import run_autoattack
-
                 x_adv = run_autoattack(forward, x, y, spec, autocast=autocast)
                 if not judge:
                     return x_adv, None
                 with torch.no_grad():
                     return x_adv, logits_of(forward, x_adv, autocast).argmax(1) != y
-            return _pgd(forward, x, y, spec, clean_logits, autocast, sample_ids, judge)
+            return _pgd(forward, x, y, spec, clean_logits, autocast, sample_ids, judge, target_embedding)
 
 
 def _no_autocast(x) -> ContextManager:
@@ -114,17 +115,6 @@ def eval_mode(module: Optional[nn.Module]) -> Iterator[None]:
     finally:
         for m, flag in previous:
             m.training = flag
-
-
-def logits_of(forward: Forward, inp: torch.Tensor, autocast: Optional[AutocastFactory]) -> torch.Tensor:
-    """fp32 logits of ``forward(inp)``, under ``autocast()`` when given."""
-    with autocast() if autocast is not None else contextlib.nullcontext():
-        out = forward(inp)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != inp.shape[0]:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise UserError(f"the attacked forward must return logits of shape (B, K); got {got} for a batch of "
-                        f"{inp.shape[0]} (a trainer whose forward returns a loss in training mode needs a logits path)")
-    return out.float()
 
 
 # ---------------------------------------------------------------------- inputs
@@ -213,7 +203,8 @@ def _step(z: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, spec: AttackSpec
 
 
 # ---------------------------------------------------------------------- PGD
-def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids, judge: bool = False):
+def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids, judge: bool = False,
+         target_embedding: Optional[torch.Tensor] = None):
     """PGD with the per-sample worst case (``spec.keep``) over the clean point, iterates and restarts.
 
     Samples leave the working batch as soon as they are fooled ("fooled" mode), so later steps cost less; each
@@ -221,8 +212,8 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids, ju
     Returns ``(x_adv, fooled)``; ``fooled`` (B,) is the decision of the forward that selected each returned
     example when ``judge`` (the last iterate then gets its own forward), else None.
     """
-    track = spec.keep == "fooled" and spec.loss != "kl"
-    clean_logp = None
+    track = spec.keep == "fooled" and spec.loss not in REFERENCE_LOSSES
+    clean_logp = _target(spec, x, target_embedding) if spec.loss == "embed" else None
     if track or spec.loss == "kl":
         if clean_logits is None:
             with torch.no_grad():
@@ -258,8 +249,15 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids, ju
                 break
             z.requires_grad_(not last)
             with torch.set_grad_enabled(not last):
-                logits = logits_of(forward, z, autocast)
-                loss = per_sample_loss(spec.loss, logits, ya, la)
+                # EOT: the loss averaged over draws of the model's randomness; draw 0 (what the model predicts
+                # with) gives the verdict
+                draws = []
+                for n in range(1 if last else spec.eot):
+                    with draw(forward, n):
+                        draws.append(logits_of(forward, z, autocast))
+                logits = draws[0]
+                losses = [per_sample_loss(spec.loss, out, ya, la) for out in draws]
+                loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean(0)
             grad = None if last else torch.autograd.grad(loss.sum(), z)[0]
             z, loss = z.detach(), loss.detach()
             wrong = logits.detach().argmax(1) != ya  # (n,) this forward's verdict on each working sample
@@ -291,6 +289,15 @@ def _pgd(forward, x, y, spec: AttackSpec, clean_logits, autocast, sample_ids, ju
         raise RuntimeError("the attack produced non-finite inputs: the model's input gradient is NaN/inf "
                            "(run the attack in fp32, or with a bf16 autocast instead of fp16)")
     return x_best, (fooled_best if judge else None)
+
+
+def _target(spec: AttackSpec, x: torch.Tensor, target: Optional[torch.Tensor]) -> torch.Tensor:
+    """The embedding loss's reference, checked: (B, E), fp32, detached, on x's device."""
+    if target is None or target.dim() != 2 or target.shape[0] != x.shape[0]:
+        got = "none" if target is None else str(tuple(target.shape))
+        raise UserError(f"the '{spec.loss}' attack loss needs target_embedding of shape (B, E) with B = {x.shape[0]} "
+                        f"(got {got}); it is a training attack, not an evaluation attack")
+    return target.detach().to(device=x.device, dtype=torch.float32, copy=True)
 
 
 _warned: set = set()

@@ -13,11 +13,13 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import UserError
+from .library import library_version
+from .losses import REFERENCE_LOSSES
 
 METHODS = ("pgd", "autoattack")
 NORMS = ("linf", "l2")
-LOSSES = ("ce", "kl", "cw")
 KEEPS = ("fooled", "last")
+THROUGH = ("model", "defense")  # what an attack on a test-time defense differentiates through
 AA_VERSIONS = ("standard", "plus", "rand", "custom")
 AA_ATTACK_NAMES = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 # What pyautoattack 0.2.0 runs for each named version (``AutoAttack._set_version``); recorded in result files.
@@ -30,7 +32,8 @@ AA_VERSION_ATTACKS = {
 _ALIASES = {
     "method": {"pgd": "pgd", "autoattack": "autoattack", "aa": "autoattack"},
     "norm": {"linf": "linf", "l_inf": "linf", "inf": "linf", "l2": "l2", "l_2": "l2"},
-    "loss": {"ce": "ce", "xent": "ce", "kl": "kl", "trades": "kl", "cw": "cw", "margin": "cw"},
+    "loss": {"ce": "ce", "xent": "ce", "kl": "kl", "trades": "kl", "cw": "cw", "margin": "cw",
+             "embed": "embed", "embedding": "embed", "l2emb": "embed"},
 }
 
 # Train / test default step sizes when ALPHA is -1 (APT: 2/3*eps for the PGD-3 training attack, eps/4 for PGD-100).
@@ -55,10 +58,16 @@ class AttackSpec:
 
     ``keep`` (PGD): "fooled" returns, per sample, the first misclassified iterate (the clean point counts as iterate
     -1), else the last iterate of the highest-loss restart: the per-sample worst case an evaluation wants. "last"
-    returns the last iterate of the highest-loss restart, as the APT/FAP training attacks do. The KL loss has no
-    success notion and always behaves as "last".
+    returns the last iterate of the highest-loss restart, as the APT/FAP training attacks do. The KL and embedding
+    losses have no success notion and always behave as "last".
     ``aa_iters`` (AutoAttack): 0 = the library's iteration counts (100); > 0 overrides APGD/FAB iterations (quick
     checks only; the label shows it).
+
+    Adaptive attacks on a test-time defense (``promptengine.evaluation.testtime``): ``through`` "model" crafts on the
+    undefended model (non-adaptive; any classifier that is no defense is its own model), "defense" through the
+    defense's adaptation, unrolled for ``unroll`` steps (-1 all, 0 = BPDA: adaptation straight-through), with the
+    loss averaged over ``eot`` draws of the defense's randomness (EOT). On a model without a defense every
+    choice is plain PGD.
     """
 
     method: str = "pgd"
@@ -74,6 +83,9 @@ class AttackSpec:
     seed: int = 0
     keep: str = "fooled"
     aa_iters: int = 0
+    through: str = "model"
+    unroll: int = -1
+    eot: int = 1
 
     def __post_init__(self) -> None:
         values = _validated(asdict(self), key=lambda f: f"AttackSpec.{f}", units="01")
@@ -105,8 +117,13 @@ class AttackSpec:
             parts.append(f"restarts={self.restarts}")
         if not self.random_start:
             parts.append("no random start")
-        if self.keep == "last" and self.loss != "kl":
+        if self.keep == "last" and self.loss not in REFERENCE_LOSSES:
             parts.append("last iterate")
+        if self.through == "defense":
+            parts.insert(0, "bpda" if self.unroll == 0 else (
+                "adaptive" + ("" if self.unroll < 0 else f"(unroll={self.unroll})")))
+            if self.eot > 1:
+                parts.insert(1, f"eot{self.eot}")
         return ", ".join(parts)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -119,17 +136,13 @@ class AttackSpec:
         if self.method == "autoattack":
             out.update(aa_version=self.aa_version, aa_attacks=list(self.aa_effective_attacks),
                        aa_iters=self.aa_iters, seed=self.seed, library="pyautoattack",
-                       library_version=_aa_library_version())
+                       library_version=library_version())
             return out
         out.update(alpha=self.alpha, steps=self.steps, restarts=self.restarts, random_start=self.random_start,
                    loss=self.loss, keep=self.keep, seed=self.seed)
+        if self.through == "defense":  # only adaptive records carry the keys: older records stay equal
+            out.update(through=self.through, unroll=self.unroll, eot=self.eot)
         return out
-
-
-def _aa_library_version() -> Optional[str]:
-    from .autoattack import library_version
-
-    return library_version()
 
 
 # ---------------------------------------------------------------------- validation
@@ -164,7 +177,7 @@ def _validated(v: Dict[str, Any], key: Callable[[str], str], units: str) -> Dict
             f"AttackSpec holds [0, 1] units: write eps={v['eps']:g}/255")
         raise UserError(f"{key('eps')} = {shown(v['eps'])} exceeds the whole [0, 1] pixel range; {fix}")
 
-    for name, low in (("steps", 0), ("restarts", 1), ("aa_iters", 0), ("seed", None)):
+    for name, low in (("steps", 0), ("restarts", 1), ("aa_iters", 0), ("seed", None), ("unroll", -1), ("eot", 1)):
         x = v[name]
         if isinstance(x, float) and x.is_integer():
             x = int(x)
@@ -175,6 +188,10 @@ def _validated(v: Dict[str, Any], key: Callable[[str], str], units: str) -> Dict
         v[name] = x
     if not isinstance(v["random_start"], bool):
         raise UserError(f"{key('random_start')} must be True or False (got {v['random_start']!r})")
+    if v["through"] not in THROUGH:
+        raise UserError(f"unknown target {v['through']!r} for {key('through')}; use one of: {', '.join(THROUGH)}")
+    if v["method"] == "autoattack" and v["through"] != "model":
+        raise UserError(f"{key('through')} = defense is a PGD attack; use through:, bpda: or eot: spec strings")
     if v["keep"] not in KEEPS:
         raise UserError(f"unknown keep mode {v['keep']!r} for {key('keep')}; use one of: {', '.join(KEEPS)}")
     if v["method"] == "pgd" and v["restarts"] > 1 and not v["random_start"]:
@@ -271,6 +288,8 @@ def test_specs(cfg) -> List[AttackSpec]:
 
 # ---------------------------------------------------------------------- spec strings
 _PGD_KEYS = ("steps", "eps", "alpha", "norm", "loss", "restarts", "random_start", "seed", "keep")
+# Adaptive kinds (PGD through a test-time defense) and the keys each adds to PGD's.
+_ADAPTIVE_KEYS = {"through": ("unroll", "samples"), "eot": ("unroll", "samples"), "bpda": ("samples",)}
 _AA_KEYS = ("version", "attacks", "eps", "norm", "seed", "iters")
 _KEY_ALIASES = {"rs": "random_start", "n_restarts": "restarts", "iter": "steps", "iterations": "steps"}
 _TRUE = ("1", "true", "yes", "on")
@@ -280,6 +299,8 @@ _FALSE = ("0", "false", "no", "off")
 def parse_spec(text: str, where: str = "") -> AttackSpec:
     """Parse 'pgd:steps=100,eps=4,alpha=1,norm=linf,loss=ce,restarts=2', 'cw:steps=30,eps=1',
     'aa:version=standard,eps=4' or 'aa:attacks=apgd-ce+apgd-dlr,eps=1' (eps/alpha in /255 units).
+    Adaptive PGD through a test-time defense: 'through:steps=10,unroll=2' (unroll -1 = every adaptation step),
+    'eot:samples=8' (EOT; through every step unless unroll=), 'bpda:steps=10' (adaptation straight-through).
 
     Defaults: PGD uses steps 10, eps 1, alpha eps/4, linf, CE, one random start; AutoAttack uses the standard version.
     """
@@ -288,10 +309,10 @@ def parse_spec(text: str, where: str = "") -> AttackSpec:
         raise UserError(f"empty {src}; write e.g. 'pgd:steps=100,eps=4' or 'aa:version=standard,eps=4'")
     kind, _, rest = text.strip().partition(":")
     kind = kind.strip().lower()
-    if kind not in ("pgd", "cw", "aa", "autoattack"):
-        raise UserError(f"unknown attack '{kind}' in {src}; start with pgd:, cw: or aa:")
+    if kind not in ("pgd", "cw", "aa", "autoattack", *_ADAPTIVE_KEYS):
+        raise UserError(f"unknown attack '{kind}' in {src}; start with pgd:, cw:, aa:, through:, eot: or bpda:")
     is_aa = kind in ("aa", "autoattack")
-    allowed = _AA_KEYS if is_aa else _PGD_KEYS
+    allowed = _AA_KEYS if is_aa else _PGD_KEYS + _ADAPTIVE_KEYS.get(kind, ())
     items: Dict[str, str] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         name, eq, value = part.partition("=")
@@ -360,6 +381,10 @@ def parse_spec(text: str, where: str = "") -> AttackSpec:
         values["keep"] = items["keep"].lower()
     if "loss" in items:
         values["loss"] = items["loss"]
+    if kind in _ADAPTIVE_KEYS:
+        values["through"] = "defense"
+        values["unroll"] = 0 if kind == "bpda" else (number("unroll", int) if "unroll" in items else -1)
+        values["eot"] = number("samples", int) if "samples" in items else (8 if kind == "eot" else 1)
     if kind == "cw":
         if _ALIASES["loss"].get(str(values.get("loss", "cw")).lower()) != "cw":
             raise UserError(f"{src} is a CW attack; drop loss= or use pgd:loss=...")

@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 from tabulate import tabulate
+from torch.profiler import ProfilerActivity, profile
 
 from . import cases as C
 from .measure import CaseResult, Measurer, run_cases
@@ -143,8 +144,6 @@ def run_benchmark(args: argparse.Namespace, log: Optional[Callable[[str], None]]
 
 def profile_step(s: BenchSetup, rows: int = 15) -> str:
     """Top operators of one engine step by self CPU time (where the time goes)."""
-    from torch.profiler import ProfilerActivity, profile
-
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if s.device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         C.engine_step(s)

@@ -16,9 +16,12 @@ from typing import List
 import torch
 from PIL import Image
 
+from ..clip.loading import ARCHITECTURES
 from ..config.merge import build_cfg
-from ..data.datum import DatasetBase, Datum
-from ..registry import DATASET_REGISTRY
+from ..data.dataset import DatasetBase
+from ..data.datum import Datum
+from ..engine.trainer import set_random_seed
+from ..registry import DATASET_REGISTRY, TRAINER_REGISTRY, builtin_methods
 
 # Words for class names of realistic token lengths (1-3 words), so text truncation behaves as on real datasets.
 _WORDS = (
@@ -99,34 +102,28 @@ def build_bench(arch: str = "tiny-p8-32", classes: int = 50, batch: int = 4, ste
                 device: str = "cpu", prompt_depth: int = 9, train_loss: str = "kl", seed: int = 1,
                 quiet: bool = True) -> BenchSetup:
     """The real CAPT trainer (K PGD steps, KL training attack by default) and a random batch in [0, 1]."""
-    from ..builtin import builtin_package
-
-    builtin_package("trainers")  # registers CAPT
-
-    from ..clip.loading import ARCHITECTURES
-    from ..engine.trainer import set_random_seed
-    from ..registry import TRAINER_REGISTRY
-
+    builtin_methods()  # registers CAPT
     _register()
+    method = TRAINER_REGISTRY.with_role("benchmark")  # CAPT (its class declares the role)
     _BenchState.num_classes = classes
     name = backbone_name(arch)
     spec = ARCHITECTURES[name.split(":", 1)[-1]]
     res = int(spec["image_resolution"])
     depth = max(1, min(prompt_depth, int(spec["vision_layers"]), int(spec["transformer_layers"])))
     opts = [
-        "DATASET.NAME", BENCH_DATASET, "TRAINER.NAME", "CAPT", "MODEL.BACKBONE.NAME", name,
+        "DATASET.NAME", BENCH_DATASET, "TRAINER.NAME", method, "MODEL.BACKBONE.NAME", name,
         "INPUT.SIZE", f"({res},{res})", "DATALOADER.NUM_WORKERS", "0",
         "DATALOADER.TRAIN_X.BATCH_SIZE", str(batch), "DATALOADER.TEST.BATCH_SIZE", str(batch),
         "OPTIM.NAME", "sgd", "OPTIM.LR", "0.002", "OPTIM.MAX_EPOCH", "1",
         "ATTACK.TRAIN.ENABLED", "True", "ATTACK.TRAIN.STEPS", str(steps), "ATTACK.TRAIN.EPS", "4.0",
-        "ATTACK.TRAIN.LOSS", train_loss, "TRAINER.CAPT.PROMPT_DEPTH", str(depth), "TRAIN.PRECISION", precision,
+        "ATTACK.TRAIN.LOSS", train_loss, f"TRAINER.{method.upper()}.PROMPT_DEPTH", str(depth), "TRAIN.PRECISION", precision,
         "USE_CUDA", str(device == "cuda"), "SEED", str(seed), "OUTPUT_DIR", tempfile.gettempdir(),
     ]
     cfg = build_cfg(opts=opts)
     set_random_seed(seed)
     out = io.StringIO() if quiet else None
     with contextlib.redirect_stdout(out) if out is not None else contextlib.nullcontext():
-        trainer = TRAINER_REGISTRY.get("CAPT")(cfg)
+        trainer = TRAINER_REGISTRY.get(method)(cfg)
     trainer.set_model_mode("train")
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, 3, res, res, generator=gen).to(trainer.device)

@@ -22,9 +22,7 @@ from torch import nn
 
 from ..errors import UserError
 from .openai_clip import clip
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from .pixels import CLIP_MEAN, CLIP_STD
 
 
 @dataclass
@@ -182,11 +180,35 @@ class PromptableCLIP(nn.Module):
         """(B, 3, H, W) images in [0, 1] -> (B, E) image features (not normalised)."""
         prompts = prompts or PromptBundle()
         visual = self.clip.visual
-        x = self.prepare_images(x, prompts.pixel_prompt, prompts.pixel_space)
         if not self.is_vit:
             if prompts.vision_shallow is not None or prompts.vision_deep:
                 raise UserError("vision prompts need a ViT CLIP backbone (ResNet CLIPs have no tokens to prompt)")
+            x = self.prepare_images(x, prompts.pixel_prompt, prompts.pixel_space)
             return visual(x.to(visual.conv1.weight.dtype))
+        x = visual.ln_post(self._vision_sequence(x, prompts)[0])  # (B, Dv): the class token
+        return x @ visual.proj
+
+    def encode_image_tokens(self, x: torch.Tensor, prompts: Optional[PromptBundle] = None) -> torch.Tensor:
+        """(B, 3, H, W) images in [0, 1] -> (B, L, E): every output token through ``ln_post`` and ``proj`` (the class
+        token first, then the ``vision_grid ** 2`` patch tokens row by row, then any vision prompt tokens).
+
+        Token 0 is ``encode_image``'s feature; the patch tokens are what text-guided attention (TGA-ZSR) compares with
+        the class text feature."""
+        if not self.is_vit:
+            raise UserError("image tokens need a ViT CLIP backbone (ResNet CLIPs pool their feature map)")
+        visual = self.clip.visual
+        x = visual.ln_post(self._vision_sequence(x, prompts or PromptBundle()).permute(1, 0, 2))  # (B, L, Dv)
+        return x @ visual.proj
+
+    @property
+    def vision_grid(self) -> int:
+        """Patch tokens per image side (resolution // patch size); 0 for ResNet CLIPs."""
+        return self.resolution // int(self.clip.visual.conv1.kernel_size[0]) if self.is_vit else 0
+
+    def _vision_sequence(self, x: torch.Tensor, prompts: PromptBundle) -> torch.Tensor:
+        """[0, 1] images -> (L, B, Dv): the ViT's token sequence after its last block, prompts injected."""
+        visual = self.clip.visual
+        x = self.prepare_images(x, prompts.pixel_prompt, prompts.pixel_space)
         x = x.to(visual.conv1.weight.dtype)
         x = visual.conv1(x)  # (B, Dv, g, g)
         x = x.flatten(2).permute(0, 2, 1)  # (B, g*g, Dv)
@@ -211,5 +233,4 @@ class PromptableCLIP(nn.Module):
                 prompt = prompt.unsqueeze(1).expand(-1, x.shape[1], -1) if prompt.dim() == 2 else prompt.permute(1, 0, 2)
                 x = torch.cat([x[:-n_v], prompt], dim=0)
             x = block(x)
-        x = visual.ln_post(x[0])  # (B, Dv): the class token
-        return x @ visual.proj
+        return x

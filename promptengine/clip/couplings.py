@@ -2,20 +2,18 @@
 
 Each coupling creates its parameters on the prompt learner (``build``; the attribute names are the checkpoint
 keys: ``text_deep``, ``vision_shallow``, ``vision_deep``, ``proj_shallow``, ``proj_deep``) and fills the
-parameter-only ``PromptBundle`` from them (``fill``). The learnable text context ``ctx`` is the learner's own.
+parameter-only ``PromptBundle`` from them (``fill``). The learnable text context ``ctx`` is the learner's own. A coupling
+sees the learner as a plain module (it adds parameters to it and reads them back), so it does not import it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict
+from typing import Dict
 
 import torch
 from torch import nn
 
 from .backbone import PromptBundle
-
-if TYPE_CHECKING:
-    from .prompt_learner import PromptLearner
 
 
 def normal_param(*shape: int, std: float = 0.02) -> nn.Parameter:
@@ -28,11 +26,11 @@ class Coupling:
     name = ""
     coupled = True
 
-    def build(self, pl: PromptLearner, n_t: int, n_v: int, depth_t: int, depth_v: int, dt: int, dv: int,
+    def build(self, pl: nn.Module, n_t: int, n_v: int, depth_t: int, depth_v: int, dt: int, dv: int,
               vision_std: float) -> None:
         raise NotImplementedError
 
-    def fill(self, pl: PromptLearner, bundle: PromptBundle) -> None:
+    def fill(self, pl: nn.Module, bundle: PromptBundle) -> None:
         raise NotImplementedError
 
 

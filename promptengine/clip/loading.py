@@ -1,4 +1,5 @@
-"""Loading CLIP weights: OpenAI names, local files, the embedded SynthCLIP, or random architectures.
+"""Loading CLIP weights: OpenAI names, local files, weights provided by name (the embedded SynthCLIP), or random
+architectures.
 
 Every path ends in the real ``clip.load(..., jit=False)`` or ``clip.model.CLIP`` so the model class is
 OpenAI's (through ``openai_clip``, which no repository's own ``clip/`` folder can replace); the model is returned
@@ -11,7 +12,7 @@ import os
 import pickle
 import urllib.error
 import warnings
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -47,7 +48,14 @@ ARCHITECTURES: Dict[str, dict] = {
         transformer_width=128, transformer_heads=2, transformer_layers=4, **_BASE,
     ),
 }
-SYNTH_NAME = "SynthCLIP"
+#: backbone names whose weights file another part of the toolbox provides: name -> resolve(download_root) -> path.
+#: The embedded synthetic world adds "SynthCLIP" when ``promptengine.synth`` is imported (every dataset import does).
+PROVIDED: Dict[str, Callable[[str], str]] = {}
+
+
+def provide_weights(name: str, resolve: Callable[[str], str]) -> None:
+    """Make ``MODEL.BACKBONE.NAME == name`` load the file that ``resolve(download_root)`` returns."""
+    PROVIDED[name] = resolve
 
 
 def default_download_root() -> str:
@@ -82,10 +90,8 @@ def _load_file(path: str) -> CLIP:
 
 def weights_file(name: str, download_root: str = "") -> Optional[str]:
     """The weights file ``MODEL.BACKBONE.NAME`` loads (None for a random architecture or an unknown name)."""
-    if name == SYNTH_NAME:
-        from ..synth.weights import synth_clip_path
-
-        return synth_clip_path(download_root)
+    if name in PROVIDED:
+        return PROVIDED[name](download_root)
     if name.startswith("random:") or name in ARCHITECTURES and name.startswith("tiny"):
         return None
     if name in clip.available_models():
@@ -100,10 +106,8 @@ def load_clip(name: str, download_root: str = "") -> CLIP:
     if not name:
         raise UserError("MODEL.BACKBONE.NAME is empty (set it to a CLIP name such as ViT-B/16, SynthCLIP, or a weights file)")
     root = os.path.expanduser(download_root or default_download_root())
-    if name == SYNTH_NAME:
-        from ..synth.weights import synth_clip_path
-
-        model = _load_file(synth_clip_path(download_root))
+    if name in PROVIDED:
+        model = _load_file(PROVIDED[name](download_root))
     elif name.startswith("random:") or name in ARCHITECTURES and name.startswith("tiny"):
         arch = name.split(":", 1)[1] if name.startswith("random:") else name
         model = random_clip(arch)
@@ -125,7 +129,7 @@ def load_clip(name: str, download_root: str = "") -> CLIP:
     elif os.path.isfile(os.path.expanduser(name)):
         model = _load_file(os.path.expanduser(name))
     else:
-        known = clip.available_models() + [SYNTH_NAME] + [a for a in ARCHITECTURES if a.startswith("tiny")]
+        known = clip.available_models() + sorted(PROVIDED) + [a for a in ARCHITECTURES if a.startswith("tiny")]
         hint = closest(name, known)
         hint_text = f"did you mean '{hint}'? " if hint else ""
         raise UserError(

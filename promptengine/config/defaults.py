@@ -148,7 +148,7 @@ def attack_defaults() -> CN:
         sub.STEPS = steps
         sub.RESTARTS = 1
         sub.RANDOM_START = True
-        sub.LOSS = "ce"  # ce | kl | cw
+        sub.LOSS = "ce"  # ce | kl | cw | embed (a tower-embedding training attack)
         sub.AA_VERSION = "standard"  # autoattack: standard | plus | rand | custom (STEPS > 0 overrides APGD iters)
         sub.AA_ATTACKS = ("apgd-ce", "apgd-dlr")  # autoattack custom subset
         sub.PRECISION = "fp32"  # fp32 | bf16 | amp: the attack's forwards, independent of TRAIN.PRECISION

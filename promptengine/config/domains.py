@@ -3,6 +3,8 @@
 Every numeric and enumerated key gets a ``Domain``: its type, range, allowed values and special values
 (``-1 = all``, ``0 = off``). ``check_cfg`` walks them all and raises one ``UserError`` line naming the key,
 the value, the allowed domain and where the value came from (default, a YAML file or the command line).
+It is the only validator of single values: ``build_cfg``, a report's rebuilt config and the Dassl plug-in all run
+it (trainers' ``check_cfg`` keeps only what no domain can say, e.g. "this method needs a training attack").
 ``RULES`` are checks across keys (e.g. a test attack with step size 0); they either raise or return a
 one-line warning for values that are legal but almost certainly a mistake.
 
@@ -13,10 +15,12 @@ Trainers declare the domains of their own keys next to ``extend_cfg`` in a class
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..errors import UserError
+from ..registry import TRAINER_REGISTRY
 
 Provenance = Mapping[str, str]
 
@@ -103,7 +107,7 @@ def Precision() -> Domain:
 
 # ---------------------------------------------------------------------------------------------- core keys
 def _attack_domains(section: str) -> Dict[str, Domain]:
-    from ..attacks.spec import _ALIASES, AA_VERSIONS
+    from ..attacks.spec import _ALIASES, AA_VERSIONS  # deferred: the attacks package imports torch (config stays light)
 
     p = f"ATTACK.{section}."
     return {
@@ -120,7 +124,21 @@ def _attack_domains(section: str) -> Dict[str, Domain]:
     }
 
 
+def attack_domains() -> Dict[str, Domain]:
+    """``ATTACK.TRAIN/TEST.*`` (ours) and ``ATTACK.PGD.*`` (FAP's keys)."""
+    return {
+        **_attack_domains("TRAIN"),
+        **_attack_domains("TEST"),
+        "ATTACK.PGD.EPS": Real(0, meaning="/255 pixel units"),
+        "ATTACK.PGD.ALPHA": Real(0, meaning="/255 pixel units"),
+        "ATTACK.PGD.TRAIN_ITER": Int(0, meaning="0 = no training attack"),
+        "ATTACK.PGD.TEST_ITER": Int(0, meaning="0 = no FAP test attack"),
+        "ATTACK.PGD.LAMBDA_1": Real(0),
+    }
+
+
 def core_domains() -> Dict[str, Domain]:
+    # deferred: these modules import torch/torchvision, and parsing a config (the sweep, the reports) needs neither
     from ..data.fewshot import SUBSAMPLE_CHOICES
     from ..data.transforms import INTERPOLATIONS
     from ..engine.optim import OPTIMIZERS, SCHEDULERS
@@ -173,18 +191,14 @@ def core_domains() -> Dict[str, Domain]:
         "TRAIN.PRECISION": OneOf("", "fp32", "bf16", "amp", "fp16", meaning="'' = the trainer's PREC"),
         "TEST.SPLIT": OneOf("test", "val"),
         "TEST.MAX_IMAGES": Int(1, special=(-1,), meaning="-1 = all test images"),
-        **_attack_domains("TRAIN"),
-        **_attack_domains("TEST"),
-        "ATTACK.PGD.EPS": Real(0, meaning="/255 pixel units"),
-        "ATTACK.PGD.ALPHA": Real(0, meaning="/255 pixel units"),
-        "ATTACK.PGD.TRAIN_ITER": Int(0, meaning="0 = no training attack"),
-        "ATTACK.PGD.TEST_ITER": Int(0, meaning="0 = no FAP test attack"),
-        "ATTACK.PGD.LAMBDA_1": Real(0),
+        **attack_domains(),
     }
 
 
-def declared_domains(trainer_classes: Iterable[type] = ()) -> Dict[str, Domain]:
-    """The core domains plus every given trainer's ``config_domains``."""
+def declared_domains(trainer_classes: Optional[Iterable[type]] = None) -> Dict[str, Domain]:
+    """The core domains plus the ``config_domains`` of the given trainers (default: every registered trainer)."""
+    if trainer_classes is None:
+        trainer_classes = [TRAINER_REGISTRY.get(name) for name in TRAINER_REGISTRY.registered_names()]
     out = core_domains()
     for cls in trainer_classes:
         out.update(getattr(cls, "config_domains", {}) or {})
@@ -201,6 +215,22 @@ def lookup(cfg, key: str) -> Any:
 
 def where(provenance: Provenance, key: str) -> str:
     return provenance.get(key, "the defaults")
+
+
+class Unrecorded(Mapping):
+    """Provenance of a config merged elsewhere (a Dassl ``train.py``): every key comes from ``source``."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __getitem__(self, key: str) -> str:
+        return self.source
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
 
 
 def domain_error(key: str, value: Any, domain: Domain, provenance: Provenance) -> UserError:
@@ -223,6 +253,12 @@ def check_cfg(cfg, domains: Mapping[str, Domain], provenance: Provenance) -> Lis
         if message:
             warnings.append(message)
     return warnings
+
+
+def check_and_warn(cfg, domains: Mapping[str, Domain], provenance: Provenance) -> None:
+    """``check_cfg`` with its warnings printed as ``warning:`` lines on stderr (stdout may be a config dump)."""
+    for message in check_cfg(cfg, domains, provenance):
+        print(f"warning: {message}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------- rules across keys

@@ -8,18 +8,16 @@ Every value set is recorded with its source (a file or the command line) so that
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import yaml
 from yacs.config import CfgNode as CN
 
 from ..errors import UserError
-from ..registry import TRAINER_REGISTRY, closest
-from ..resources import find_config
+from ..registry import TRAINER_REGISTRY, closest, find_config
 from .defaults import get_cfg_default
-from .domains import check_cfg, declared_domains
-from .upstream import finalize, translate_fap_attack, translate_file, translate_opts
+from .domains import check_and_warn, declared_domains
+from .upstream import finalize, switch_on_fap_attack, translate_fap_attack, translate_file, translate_opts
 
 COMMAND_LINE = "the command line"
 
@@ -57,11 +55,14 @@ def _leaves(root: CN, cfg: CN, other: dict, source: str, prefix: str = "") -> It
 
 
 def coerce(value: Any, default: Any) -> Any:
-    """The one place where values are coerced to the default's type: int -> float (yacs would refuse it),
-    list <-> tuple, None accepted (yacs' rule). Anything else must have the default's type."""
+    """The one place where values are coerced to the default's type: int -> float (yacs would refuse it; FAP's
+    configs write ``EPS: 1``), also inside a list whose default holds floats, list <-> tuple, None accepted (yacs'
+    rule). Anything else must have the default's type."""
     if type(default) is float and type(value) is int:
         return float(value)
     if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
+        if default and all(type(d) is float for d in default):
+            value = [float(v) if type(v) is int else v for v in value]
         return type(default)(value)
     if value is None or type(value) is type(default):
         return value
@@ -87,9 +88,7 @@ def set_value(cfg: CN, key: str, raw: Any, source: str, provenance: Dict[str, st
         raise UserError(f"wrong value type for {key} in {source}: got {value!r} ({type(value).__name__}); "
                         f"expected {_article(type(default).__name__)} like the default {default!r}") from None
     provenance[key] = source
-    if key.startswith("ATTACK.PGD.") and key != "ATTACK.PGD.USE":
-        cfg.ATTACK.PGD.USE = True  # FAP's keys drive the attack settings when used (translated after the check)
-        provenance.setdefault("ATTACK.PGD.USE", source)
+    switch_on_fap_attack(cfg, key, source, provenance)
 
 
 def utf8_text(data: bytes, what: str) -> str:
@@ -133,7 +132,7 @@ def load_yaml(path: str) -> dict:
 def merge_from_file(cfg: CN, path: str, provenance: Optional[Dict[str, str]] = None) -> None:
     """Merge a YAML file; unknown keys and wrong value types fail with one line naming them and the file."""
     provenance = {} if provenance is None else provenance
-    loaded = translate_file(cfg, load_yaml(path), path)  # upstream node names (FAP's ZSROBUST, ...)
+    loaded = translate_file(load_yaml(path), path)  # upstream node names (FAP's ZSROBUST, ...)
     for key, raw in list(_leaves(cfg, cfg, loaded, path)):
         set_value(cfg, key, raw, path, provenance)
 
@@ -143,7 +142,7 @@ def merge_from_list(cfg: CN, opts: Sequence[str], provenance: Optional[Dict[str,
     provenance = {} if provenance is None else provenance
     if len(opts) % 2 != 0:
         raise UserError(f"trailing options must be KEY VALUE pairs; got an odd number: {' '.join(opts)}")
-    opts = translate_opts(cfg, opts)  # upstream node names, ints for float keys
+    opts = translate_opts(opts, COMMAND_LINE)  # upstream node names
     for key, raw in zip(opts[0::2], opts[1::2]):
         node = cfg
         for part in key.split("."):
@@ -169,11 +168,11 @@ def build_cfg(
     ``warning:`` line each on stderr.
     """
     cfg = get_cfg_default()
-    trainer_classes = extend_cfg_all_trainers(cfg)
+    extend_cfg_all_trainers(cfg)
     provenance: Dict[str, str] = {}
     cli_overrides = list(cli_overrides)
     trainer = next((str(v) for k, v in cli_overrides if k == "TRAINER.NAME"), "")
-    if dataset_config_file:  # a path, or the name of a shipped config (promptengine.resources)
+    if dataset_config_file:  # a path, or the name of a shipped config (registry.find_config)
         merge_from_file(cfg, find_config(dataset_config_file, "dataset"), provenance)
     if config_file:
         merge_from_file(cfg, find_config(config_file, "trainer", trainer), provenance)
@@ -182,12 +181,17 @@ def build_cfg(
     if opts:
         merge_from_list(cfg, opts, provenance)
     finalize(cfg)  # upstream trainer names, normalisation check
-    for message in check_cfg(cfg, declared_domains(trainer_classes), provenance):
-        print(f"warning: {message}", file=sys.stderr)
+    check_domains(cfg, provenance)
     translate_fap_attack(cfg)  # FAP's checked ATTACK.PGD.* values into ATTACK.TRAIN/TEST and TRAINER.FAP, once
     if freeze:
         cfg.freeze()
     return cfg
+
+
+def check_domains(cfg: CN, provenance: Dict[str, str]) -> None:
+    """The domain check (``domains.check_cfg``) over the core keys and every registered trainer's keys; warnings
+    on stderr."""
+    check_and_warn(cfg, declared_domains(), provenance)
 
 
 def extend_cfg_all_trainers(cfg: CN) -> List[type]:

@@ -1,30 +1,31 @@
 """Upstream compatibility: CoOp, MaPLe, APT and FAP configs and scripts load unchanged.
 
-Called by ``promptengine.config.merge`` at three points (file, trailing opts, final config):
-- integer values for float keys (FAP's ``ATTACK.PGD.EPS 1``) become floats;
-- FAP's config nodes ``TRAINER.ZSROBUST`` and ``TRAINER.ADVIVLP`` are read as ``TRAINER.ADVVP`` and ``TRAINER.IVLP``;
-- FAP's trainer names (``ADVIVLP``, ``advMaPLe``, ``zsrobust``, ``AdvZeroshotCLIP``) name our trainers;
-- FAP's attack keys ``ATTACK.PGD.*`` become ``ATTACK.TRAIN.*`` (its training attack), the first test attack
-  (PGD-TEST_ITER CE) and ``TRAINER.FAP.LAMBDA/ADV_TERM``, so trainers and the attack core read one namespace.
-Every translation prints one ``Note:`` line on stderr, so ``--print-config`` output stays a clean YAML dump.
+Called by ``promptengine.config.merge`` at three points (file, trailing opts, final config). What is translated is
+declared by the trainer that owns it (class attributes read here through ``TRAINER_REGISTRY``):
+- ``upstream_nodes``: upstream config nodes read as the method's (FAP's ``TRAINER.ZSROBUST`` as ``TRAINER.ADVVP``);
+- ``upstream_names``: upstream trainer names of the method (FAP's ``zsrobust``), compared case-insensitively;
+- ``upstream_unused``: keys upstream configs carry that the method does not read, accepted and dropped;
+- ``from_fap_attack(cfg, lambda_1, adv_term)``: FAP's loss keys (``ATTACK.PGD.LAMBDA_1/ADV_TERM``, read here) as
+  the method's own keys (it returns the keys it set, for the note). This module turns the rest of ``ATTACK.PGD.*``
+  into ``ATTACK.TRAIN.*`` (FAP's training attack) and the first test attack (PGD-TEST_ITER CE), so trainers and
+  the attack core read one namespace.
+Integer values for float keys (FAP's ``ATTACK.PGD.EPS 1``) are made floats where every value is set
+(``merge.coerce``). Every translation prints one ``Note:`` line on stderr, so ``--print-config`` output stays a
+clean YAML dump.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Dict, List, Sequence
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from yacs.config import CfgNode as CN
 
-# FAP's node name -> ours (same keys; ZSROBUST.VISUAL_PROMPT_METHOD is declared by AdvVP)
-NODE_ALIASES: Dict[str, str] = {"ZSROBUST": "ADVVP", "ADVIVLP": "IVLP"}
-# upstream trainer names (compared case-insensitively, as FAP's scripts spell them in lower case) -> ours
-TRAINER_ALIASES: Dict[str, str] = {
-    "advivlp": "AdvVLP",
-    "advmaple": "AdvMaPLe",
-    "zsrobust": "AdvVP",
-    "advzeroshotclip": "ZeroshotCLIP",
-}
+from ..clip.pixels import CLIP_MEAN, CLIP_STD
+from ..errors import UserError
+from ..registry import TRAINER_REGISTRY
+
+FAP_KEYS = "ATTACK.PGD."  # FAP's attack namespace; setting any of its keys switches its translation on (USE)
 
 
 def note(text: str) -> None:
@@ -32,25 +33,33 @@ def note(text: str) -> None:
     print(f"Note: {text}", file=sys.stderr)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def declared(attribute: str) -> Iterator[Tuple[type, Any]]:
+    """(trainer class, value) for every registered trainer that declares ``attribute`` itself (not inherited)."""
+    for name in TRAINER_REGISTRY.registered_names():
+        cls = TRAINER_REGISTRY.get(name)
+        if attribute in vars(cls):
+            yield cls, getattr(cls, attribute)
 
 
-def coerce_ints(default, value):
-    """``value`` as a float where the default is a float and ``value`` an int (also inside lists/tuples)."""
-    if isinstance(default, float) and _is_int(value):
-        return float(value)
-    if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)) and default:
-        if all(isinstance(d, float) for d in default):
-            return type(value)(float(v) if _is_int(v) else v for v in value)
-    return value
+def node_aliases() -> Dict[str, str]:
+    """Upstream node name -> ours (``TRAINER.<upstream>`` is read as ``TRAINER.<ours>``)."""
+    return {old: new for _, nodes in declared("upstream_nodes") for old, new in nodes.items()}
+
+
+def trainer_aliases() -> Dict[str, str]:
+    """Upstream trainer name (lower case) -> our registered name."""
+    return {alias.lower(): cls.__name__ for cls, names in declared("upstream_names") for alias in names}
+
+
+def unused_keys() -> List[str]:
+    return [key for _, keys in declared("upstream_unused") for key in keys]
 
 
 def _rename_nodes(loaded: dict, source: str) -> None:
     trainer = loaded.get("TRAINER")
     if not isinstance(trainer, dict):
         return
-    for old, new in NODE_ALIASES.items():
+    for old, new in node_aliases().items():
         if old in trainer:
             if new in trainer:
                 trainer[new] = {**trainer.pop(old), **trainer[new]}
@@ -59,67 +68,65 @@ def _rename_nodes(loaded: dict, source: str) -> None:
             note(f"TRAINER.{old} in {source} is read as TRAINER.{new} (FAP's node name)")
 
 
-def _coerce_tree(cfg: CN, loaded: dict) -> None:
-    for k, v in loaded.items():
-        if k not in cfg:
-            continue  # the unknown-key check names it
-        if isinstance(v, dict) and isinstance(cfg[k], CN):
-            _coerce_tree(cfg[k], v)
-        else:
-            loaded[k] = coerce_ints(cfg[k], v)
+def _unused_note(key: str, source: str) -> None:
+    note(f"{key} in {source} is an upstream key this toolbox does not read; ignored")
 
 
-def translate_file(cfg: CN, loaded: dict, source: str) -> dict:
-    """A loaded YAML dict in our vocabulary: FAP's node names renamed, ints for float keys made floats."""
+def _drop_unused(loaded: dict, source: str) -> None:
+    for key in unused_keys():
+        *parents, leaf = key.split(".")
+        node = loaded
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            del node[leaf]
+            _unused_note(key, source)
+
+
+def translate_file(loaded: dict, source: str) -> dict:
+    """A loaded YAML dict in our vocabulary: upstream node names renamed, upstream keys nobody reads dropped."""
     if not isinstance(loaded, dict):
         return loaded
     _rename_nodes(loaded, source)
-    _coerce_tree(cfg, loaded)
+    _drop_unused(loaded, source)
     return loaded
 
 
-def _rename_key(key: str) -> str:
+def _rename_key(key: str, aliases: Dict[str, str]) -> str:
     parts = key.split(".")
-    if len(parts) > 2 and parts[0] == "TRAINER" and parts[1] in NODE_ALIASES:
-        new = ".".join([parts[0], NODE_ALIASES[parts[1]], *parts[2:]])
+    if len(parts) > 2 and parts[0] == "TRAINER" and parts[1] in aliases:
+        new = ".".join([parts[0], aliases[parts[1]], *parts[2:]])
         note(f"{key} is read as {new} (FAP's node name)")
         return new
     return key
 
 
-def _default_of(cfg: CN, key: str):
-    node = cfg
-    for part in key.split("."):
-        if not isinstance(node, CN) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def translate_opts(cfg: CN, opts: Sequence[str]) -> List[str]:
-    """Trailing ``KEY VALUE`` options in our vocabulary (values stay strings; ``1`` -> ``1.0`` for float keys)."""
-    from ast import literal_eval
-
+def translate_opts(opts: Sequence[str], source: str) -> List[str]:
+    """Trailing ``KEY VALUE`` options in our vocabulary: upstream node names renamed, unread upstream keys dropped
+    (values are left as given: ``merge.set_value`` parses them once)."""
+    aliases, unused = node_aliases(), set(unused_keys())
     out: List[str] = []
-    for i, item in enumerate(opts):
-        if i % 2 == 0:
-            out.append(_rename_key(str(item)))
+    for key, value in zip(opts[0::2], opts[1::2]):
+        key = _rename_key(str(key), aliases)
+        if key in unused:
+            _unused_note(key, source)
             continue
-        default = _default_of(cfg, out[-1])
-        try:
-            parsed = literal_eval(item) if isinstance(item, str) else item
-        except (ValueError, SyntaxError):
-            out.append(item)
-            continue
-        coerced = coerce_ints(default, parsed)
-        out.append(repr(coerced) if coerced is not parsed else item)
+        out += [key, value]
     return out
+
+
+def switch_on_fap_attack(cfg: CN, key: str, source: str, provenance: Dict[str, str]) -> None:
+    """A value set for one of FAP's ``ATTACK.PGD.*`` keys makes them drive the attack settings (``USE``, translated
+    after the domain check)."""
+    if key.startswith(FAP_KEYS) and key != FAP_KEYS + "USE":
+        cfg.ATTACK.PGD.USE = True
+        provenance.setdefault(FAP_KEYS + "USE", source)
 
 
 def resolve_trainer_alias(cfg: CN) -> None:
     """Replace an upstream trainer name by ours (one note)."""
     name = cfg.TRAINER.NAME
-    ours = TRAINER_ALIASES.get(str(name).lower())
+    ours = trainer_aliases().get(str(name).lower())
     if ours and ours != name:
         note(f"trainer '{name}' (FAP's name) runs as '{ours}'")
         cfg.TRAINER.NAME = ours
@@ -127,9 +134,6 @@ def resolve_trainer_alias(cfg: CN) -> None:
 
 def check_pixel_stats(cfg: CN) -> None:
     """INPUT.PIXEL_MEAN/STD must be CLIP's: normalisation happens once, inside the model, with CLIP's values."""
-    from ..clip.backbone import CLIP_MEAN, CLIP_STD
-    from ..errors import UserError
-
     for key, clip_values in (("PIXEL_MEAN", CLIP_MEAN), ("PIXEL_STD", CLIP_STD)):
         given = [float(v) for v in cfg.INPUT[key]]
         if len(given) != 3 or any(abs(a - b) > 1e-6 for a, b in zip(given, clip_values)):
@@ -143,7 +147,8 @@ def translate_fap_attack(cfg: CN) -> None:
 
     Training attack: eps EPS, step ALPHA, TRAIN_ITER steps, KL(clean || adv) unless ADV_TERM is ce (FAP's TRADES
     option). Test: PGD-TEST_ITER CE as the first ``ATTACK.TEST.ATTACKS`` string (first of all test attacks unless the
-    ``ATTACK.TEST`` section is enabled too). FAP's loss: LAMBDA_1, and the cos-weighted KL when ADV_TERM is cos or ce.
+    ``ATTACK.TEST`` section is enabled too). The rest (FAP's LAMBDA_1 and loss) is read by the trainers that declare
+    ``from_fap_attack``.
     """
     p = cfg.ATTACK.PGD
     if not p.USE:
@@ -155,12 +160,9 @@ def translate_fap_attack(cfg: CN) -> None:
     if p.TEST_ITER > 0:  # a reloaded config.yaml already holds it: never twice
         text = f"pgd:steps={p.TEST_ITER},eps={float(p.EPS)!r},alpha={float(p.ALPHA)!r},loss=ce"
         cfg.ATTACK.TEST.ATTACKS = (text, *[a for a in cfg.ATTACK.TEST.ATTACKS if a != text])
-    if "FAP" in cfg.TRAINER:
-        cfg.TRAINER.FAP.LAMBDA = float(p.LAMBDA_1)
-        if adv_term in ("cos", "ce"):
-            cfg.TRAINER.FAP.ADV_TERM = "cos"
-    note("FAP's ATTACK.PGD.* keys set the training attack (ATTACK.TRAIN.*), the first test attack and "
-         "TRAINER.FAP.LAMBDA/ADV_TERM")
+    written = [read(cfg, float(p.LAMBDA_1), adv_term) for _, read in declared("from_fap_attack")]  # keys set
+    also = "".join(f" and {keys}" for keys in written if keys)
+    note(f"FAP's ATTACK.PGD.* keys set the training attack (ATTACK.TRAIN.*), the first test attack{also}")
 
 
 def with_fap_translated(cfg: CN) -> CN:

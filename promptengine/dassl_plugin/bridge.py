@@ -20,6 +20,7 @@ from dassl.utils import load_checkpoint
 from torch import nn
 
 from ..attacks import test_specs
+from ..config.domains import Unrecorded, check_and_warn
 from ..config.upstream import with_fap_translated
 from ..engine.checkpoint import load_learnable_state, set_rng_state
 from ..engine.meters import MetricMeter
@@ -27,10 +28,13 @@ from ..engine.precision import attack_autocast, autocast_factory, grad_scaler, r
 from ..engine.trainer import TrainerX as EngineTrainerX
 from ..errors import UserError
 from ..evaluation.metrics import print_robust_lines
-from ..evaluation.robust import evaluate
+from ..evaluation.robust import evaluate, robust_results
 from . import state as engine_state
+from .config import plugin_domains
 from .pixels import pipeline_stats, to_pixels
 from .schedule import build_lr_scheduler
+
+DASSL_SOURCE = "the Dassl config: its YAML files or options"
 
 
 class PixelBatches:
@@ -56,6 +60,7 @@ class DasslEngineBridge:
         if "ATTACK" not in cfg:
             raise UserError("the cfg lacks this toolbox's keys: call promptengine.dassl_plugin.extend_cfg(cfg) in "
                             "your train.py's extend_cfg")
+        check_and_warn(cfg, plugin_domains(), Unrecorded(DASSL_SOURCE))  # the check build_cfg runs, on our keys
         cfg = with_fap_translated(cfg)  # Dassl merged the YAMLs: FAP's ATTACK.PGD.* keys are translated here
         self.cfg = cfg  # Dassl calls check_cfg before it sets self.cfg; the methods' checks read self.cfg
         self.pixel_stats = pipeline_stats(cfg)  # refuses pipelines it cannot undo, before anything is built
@@ -179,8 +184,7 @@ class DasslEngineBridge:
         module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
         per_sample = evaluate(self.attack_target(), PixelBatches(self, loader), self.test_attacks, self.device,
                               module=module, desc="robust", attack_autocast=self.test_attack_autocast)
-        return [{"name": spec.label(), "accuracy": 100.0 * per_sample[f"correct_{i}"].float().mean().item()}
-                for i, spec in enumerate(self.test_attacks)]
+        return [{"name": r["name"], "accuracy": r["accuracy"]} for r in robust_results(per_sample, self.test_attacks)]
 
 
 def dassl_trainer(method: type) -> type:

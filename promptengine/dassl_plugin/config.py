@@ -7,49 +7,33 @@ the ``extend_cfg`` of a Dassl ``train.py``, before the YAMLs and options are mer
 from __future__ import annotations
 
 import copy
-import importlib.util
-import os
-import sys
-from types import ModuleType
+from typing import Dict
 
 from yacs.config import CfgNode as CN
 
-from ..builtin import CHECKOUT, REPO, builtin_package
-
-METHODS_ALIAS = "promptengine_methods"  # our trainers/ package when a Dassl repository's own trainers/ shadows it
-
-
-def methods_package() -> ModuleType:
-    """This toolbox's methods package, imported once (every method registers itself in our registry).
-
-    An installed wheel ships it as ``promptengine.methods``. In a checkout it is the top-level ``trainers`` folder,
-    which a CoOp-style repository's own ``trainers`` package shadows: ours is then loaded from its path under
-    another module name, and theirs is left alone."""
-    if not CHECKOUT:
-        return builtin_package("trainers")
-    path = REPO / "trainers"
-    loaded = sys.modules.get("trainers")
-    if loaded is not None and os.path.realpath(list(loaded.__path__)[0]) == os.path.realpath(path):
-        return loaded
-    if METHODS_ALIAS in sys.modules:
-        return sys.modules[METHODS_ALIAS]
-    spec = importlib.util.spec_from_file_location(METHODS_ALIAS, path / "__init__.py",
-                                                  submodule_search_locations=[str(path)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[METHODS_ALIAS] = module
-    spec.loader.exec_module(module)
-    return module
+from ..config.defaults import get_cfg_default
+from ..config.domains import Domain, declared_domains
+from ..config.merge import all_keys, extend_cfg_all_trainers
+from ..registry import builtin_methods
 
 
 def toolbox_defaults() -> CN:
     """Our defaults with every method's subtree."""
-    from ..config.defaults import get_cfg_default
-    from ..config.merge import extend_cfg_all_trainers
-
-    methods_package()
+    builtin_methods()  # every method's extend_cfg is registered
     cfg = get_cfg_default()
     extend_cfg_all_trainers(cfg)
     return cfg
+
+
+def plugin_domains() -> Dict[str, Domain]:
+    """The declared domains (``promptengine.config.domains``) of the keys this toolbox adds to a Dassl cfg: attack
+    keys and method subtrees. Dassl's own keys (``OPTIM.*``, ``INPUT.*``, ...) are read by Dassl's engine, with its
+    own choices, and are left to it."""
+    from dassl.config import get_cfg_default as dassl_defaults  # optional: the user's Dassl, only in a Dassl repo
+
+    builtin_methods()
+    dassl_keys = set(all_keys(dassl_defaults()))
+    return {key: d for key, d in declared_domains().items() if key not in dassl_keys}
 
 
 def add_missing(dst: CN, src: CN) -> None:

@@ -16,6 +16,8 @@ import random
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .. import distributed as dist
+from ..cache import cache_root
 from ..errors import UserError
 from .datum import Datum
 
@@ -77,11 +79,6 @@ def subsample_classes(*datasets: List[Datum], subsample: str = "all") -> List[Li
     return out
 
 
-def default_cache_root() -> str:
-    """``$PROMPTENGINE_CACHE`` or ``~/.cache/promptengine``."""
-    return os.environ.get("PROMPTENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "promptengine")
-
-
 def _split_fingerprint(items: Sequence[Datum], base_dir: str) -> str:
     h = hashlib.sha1()
     for d in items:
@@ -93,12 +90,6 @@ def _rel(impath: str, base_dir: str) -> str:
     if "://" in impath or not base_dir:
         return impath
     return os.path.relpath(impath, base_dir)
-
-
-def _abs(relpath: str, base_dir: str) -> str:
-    if "://" in relpath or not base_dir:
-        return relpath
-    return os.path.join(base_dir, relpath)
 
 
 def fewshot_with_cache(
@@ -118,7 +109,6 @@ def fewshot_with_cache(
     first unseeded draw being reused forever. Under torchrun, rank 0 alone samples (and writes the cache);
     the other ranks wait and receive its selection, so every rank trains on the same images.
     """
-    from ..engine import distributed as dist
 
     if dist.world_size() == 1:
         return _fewshot_local(dataset_name, base_dir, train, val, num_shots, seed, cache_dir)
@@ -140,8 +130,8 @@ def _fewshot_local(dataset_name, base_dir, train, val, num_shots, seed, cache_di
         fs_train = generate_fewshot_dataset(train, num_shots=num_shots)
         fs_val = generate_fewshot_dataset(val, num_shots=min(num_shots, 4)) if val is not None else None
         return fs_train, fs_val
-    cache_root = cache_dir or os.path.join(default_cache_root(), "fewshot")
-    path = os.path.join(cache_root, dataset_name, f"shot_{num_shots}-seed_{seed}.json")
+    folder = cache_dir or os.path.join(cache_root(), "fewshot")
+    path = os.path.join(folder, dataset_name, f"shot_{num_shots}-seed_{seed}.json")
     fingerprint = _split_fingerprint(train, base_dir)
     by_rel = {(_rel(d.impath, base_dir), d.label): d for d in list(train) + list(val or [])}
     if os.path.isfile(path):

@@ -8,10 +8,10 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..engine.distributed import rank_seed
+from ..distributed import rank_seed
 from ..errors import UserError
-from ..registry import DATASET_REGISTRY
-from .datum import DatasetBase
+from ..registry import DATASET_REGISTRY, builtin_benchmarks
+from .dataset import DatasetBase
 from .transforms import build_transform
 
 
@@ -37,9 +37,7 @@ class DatasetWrapper(Dataset):
 
 
 def build_dataset(cfg) -> DatasetBase:
-    from ..builtin import builtin_package
-
-    builtin_package("datasets")  # registers the loaders
+    builtin_benchmarks()  # registers the loaders
 
     if not cfg.DATASET.NAME:
         raise UserError("DATASET.NAME is empty (pass --dataset-config-file configs/datasets/<id>.yaml)")

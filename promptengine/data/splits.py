@@ -26,7 +26,8 @@ from collections import defaultdict
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import UserError
-from .datum import DatasetBase, Datum
+from .dataset import DatasetBase
+from .datum import Datum
 from .fewshot import prepare_splits
 from .split_check import FIX, check_split, integer_label, relative_path_inside
 
@@ -127,7 +128,7 @@ def bad_line(path: str, lineno: int, expected: str, got: str) -> UserError:
 def load_mat(path: str) -> dict:
     """``scipy.io.loadmat`` with scipy imported lazily (only Cars/Flowers without split JSON need it)."""
     try:
-        from scipy.io import loadmat
+        from scipy.io import loadmat  # optional dependency (only some datasets' .mat annotations need it)
     except ImportError as exc:
         raise UserError(
             f"reading {path} needs scipy: pip install scipy (or download the dataset's split_zhou_*.json, "

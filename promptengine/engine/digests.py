@@ -19,14 +19,14 @@ import hashlib
 import json
 import os
 
+from ..cache import cache_root
+
 EDGE_BYTES = 1 << 20  # head and tail hashed into the cache key
 BLOCK = 1 << 22
 
 
 def _cache_path() -> str:
-    from ..data.fewshot import default_cache_root
-
-    return os.path.join(default_cache_root(), "file_digests.json")
+    return os.path.join(cache_root(), "file_digests.json")
 
 
 def edges_digest(path: str, size: int) -> str:

@@ -22,7 +22,7 @@ import copy
 import hashlib
 import json
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 from yacs.config import CfgNode as CN
 
@@ -102,12 +102,10 @@ def section_of(key: str) -> Optional[str]:
     return "train"
 
 
-def backbone_identity(cfg: CN) -> Dict[str, Any]:
-    """Backbone name plus the digests of the weights files it loads (a random architecture has none)."""
-    from ..clip.loading import weights_file
-
+def backbone_identity(cfg: CN, path: Optional[str]) -> Dict[str, Any]:
+    """Backbone name plus the digests of the weights files it loads: ``path``, the file ``MODEL.BACKBONE.NAME``
+    resolves to (None for a random architecture)."""
     name = str(cfg.MODEL.BACKBONE.NAME)
-    path = weights_file(name, str(cfg.MODEL.BACKBONE.DOWNLOAD_ROOT))
     out: Dict[str, Any] = {"name": os.path.basename(name) if path and os.path.isfile(os.path.expanduser(name)) else name,
                            "weights_sha256": file_digest(path) if path and os.path.isfile(path) else None}
     robust = str(cfg.MODEL.BACKBONE.PATH)
@@ -126,10 +124,11 @@ def config_sections(cfg: CN) -> Dict[str, Dict[str, Any]]:
 
 
 def run_identity(cfg: CN, dataset: Any, test_items: Sequence[Any], train_attack: Any, test_attacks: Sequence[Any],
-                 precision: str, data_root: str = "") -> Dict[str, Any]:
-    """The full identity of a run whose weights are trained here (see ``with_weights`` for evaluations)."""
+                 precision: str, data_root: str = "", weights_path: Optional[str] = None) -> Dict[str, Any]:
+    """The full identity of a run whose weights are trained here (see ``with_weights`` for evaluations);
+    ``weights_path``: the backbone's weights file (``promptengine.clip.loading.weights_file``)."""
     sections = config_sections(cfg)
-    sections["model"]["backbone"] = backbone_identity(cfg)
+    sections["model"]["backbone"] = backbone_identity(cfg, weights_path)
     sections["train"]["precision"] = precision
     sections["train"]["attack"] = train_attack.to_dict() if train_attack is not None else None
     sections["data"]["classnames"] = fingerprint(list(dataset.classnames))
@@ -208,7 +207,3 @@ def describe_difference(diff: Tuple[str, Any, Any], old_name: str, new_name: str
     show = lambda v: "(absent: another code version?)" if v is _ABSENT else repr(v)  # noqa: E731
     return f"'{key}' is {show(old)} in {old_name} but {show(new)} in {new_name}"
 
-
-def differing_fields(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
-    a, b = _flatten(old), _flatten(new)
-    return [k for k in sorted(set(a) | set(b)) if a.get(k, _ABSENT) != b.get(k, _ABSENT)]

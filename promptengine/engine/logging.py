@@ -73,12 +73,6 @@ def commit_log(output_dir: str, enabled: bool = True) -> str:
     return path
 
 
-def setup_logger(output_dir: str) -> str:
-    """Dassl's name: start logging straight into the output dir."""
-    start_logging()
-    return commit_log(output_dir)
-
-
 def close_logger() -> None:
     global _ACTIVE
     if _ACTIVE is not None:

@@ -15,7 +15,10 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .. import __version__
+
+# the real checkout, also when the package is reached through the tools/promptengine link
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
 def _git(*args: str) -> Optional[str]:
@@ -29,8 +32,6 @@ def _git(*args: str) -> Optional[str]:
 @functools.lru_cache(maxsize=1)
 def code_version() -> Dict[str, Any]:
     """The git commit and dirty flag when running from a checkout, else the package version."""
-    from .. import __version__
-
     commit = _git("rev-parse", "HEAD") if os.path.isdir(os.path.join(REPO, ".git")) or os.path.isfile(
         os.path.join(REPO, ".git")) else None
     if commit:

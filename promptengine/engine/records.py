@@ -13,9 +13,12 @@ from typing import Any, Dict, Optional
 import torch
 
 from ..attacks import train_spec
+from ..clip.loading import weights_file
 from ..errors import UserError
-from ..reporting.perimage import KEY as PER_IMAGE_KEY
-from ..reporting.perimage import build_record
+from ..evaluation.metrics import accuracy
+from ..evaluation.perimage import KEY as PER_IMAGE_KEY
+from ..evaluation.perimage import build_record
+from ..evaluation.robust import attack_correct, clean_correct
 from . import identity as ident
 from .provenance import provenance
 from .runfolder import OVERRIDE_HINT, RESULTS_NAME, IdentityMismatch, write_json_atomic
@@ -39,8 +42,10 @@ class RunRecordsMixin:
     # ---- identity --------------------------------------------------------------------------------------------
     def _own_identity(self) -> Dict[str, Any]:
         if self._identity is None:
+            backbone = self.cfg.MODEL.BACKBONE
+            weights = weights_file(str(backbone.NAME), str(backbone.DOWNLOAD_ROOT))
             self._identity = ident.run_identity(self.cfg, self.dm.dataset, self.dm.test_items(), train_spec(self.cfg),
-                                                self.test_attacks, self.precision, self._data_root())
+                                                self.test_attacks, self.precision, self._data_root(), weights)
         return self._identity
 
     def _data_root(self) -> str:
@@ -115,7 +120,7 @@ class RunRecordsMixin:
     def per_image_record(self, split: str, per_sample: Dict[str, torch.Tensor], n_attacks: int,
                          worst: Optional[torch.Tensor]) -> Dict[str, Any]:
         """Which evaluated images were right (clean, per attack, worst case) with the digest of those items, so
-        that intervals over test images and paired comparisons can be computed later (docs/COMPARE.md).
+        that intervals over test images and paired comparisons can be computed later (docs/EXPERIMENTS.md).
 
         ``per_sample`` is the gathered evaluation (all ranks), ordered by dataset index.
         """
@@ -128,14 +133,14 @@ class RunRecordsMixin:
             items = ident.items_digest(self.dm.val_set.data_source, self._data_root())
         if not items.startswith(f"{len(index)}:"):
             raise RuntimeError(f"the {split} evaluation saw {len(index)} images but its items digest is {items}")
-        clean = (per_sample["pred"] == per_sample["label"]).tolist()
-        robust = [per_sample[f"correct_{i}"].tolist() for i in range(n_attacks)]
-        return build_record(items, clean, robust, worst.tolist() if worst is not None else None)
+        robust = [v.tolist() for v in attack_correct(per_sample, n_attacks)]
+        return build_record(items, clean_correct(per_sample).tolist(), robust,
+                            worst.tolist() if worst is not None else None)
 
     def write_results(self, split: str, clean: dict, robust: list, worst: Optional[torch.Tensor],
                       per_image: Optional[Dict[str, Any]] = None) -> None:
         """Written once the evaluation finished, atomically; carries the run identity, provenance and, when given,
-        the per-image record (``per_image``, see ``promptengine.reporting.perimage``)."""
+        the per-image record (``per_image``, see ``promptengine.evaluation.perimage``)."""
         if not clean["total"]:  # a result on zero images would read as "accuracy 0.00" in every table
             raise UserError(f"the {split} set has no images, so there is no result to write; check the dataset split "
                             "and TEST.MAX_IMAGES")
@@ -162,7 +167,7 @@ class RunRecordsMixin:
                                      time.time() - self.started, self.command),
         }
         if worst is not None:
-            record["worst_case"] = {"accuracy": 100.0 * worst.float().mean().item(), "correct": int(worst.sum()),
+            record["worst_case"] = {"accuracy": accuracy(worst), "correct": int(worst.sum()),
                                     "total": int(worst.numel())}
         if per_image is not None:
             record[PER_IMAGE_KEY] = per_image

@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from ..errors import UserError
 from . import identity as ident
+from .logging import close_logger
 
 IDENTITY_NAME = "identity.json"
 CONFIG_NAME = "config.yaml"
@@ -78,8 +79,6 @@ class FreshFolderGuard:
         if not self.active or not os.path.isdir(self.folder) or has_checkpoint(self.folder) \
                 or os.path.exists(os.path.join(self.folder, RESULTS_NAME)):
             return
-        from .logging import close_logger
-
         close_logger()  # the log file is among what goes
         for name in sorted(set(os.listdir(self.folder)) - self.before - set(keep)):
             path = os.path.join(self.folder, name)

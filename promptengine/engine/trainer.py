@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed as dist
 from ..attacks import test_specs
 from ..data.manager import DataManager
 from ..errors import UserError
 from ..evaluation.during_training import robust_val_check
-from ..evaluation.metrics import clean_summary, print_result_block
-from ..evaluation.robust import evaluate, worst_case
-from . import checkpoint as ckpt
-from . import distributed as dist
+from ..evaluation.metrics import clean_summary, print_result_block, worst_case
+from ..evaluation.robust import attack_correct, clean_correct, evaluate, robust_results
+from .checkpointing import CheckpointsMixin
 from .meters import MetricMeter
 from .optim import build_lr_scheduler, build_optimizer
 from .precision import attack_autocast, autocast_factory, grad_scaler, resolve_precision
@@ -46,11 +46,15 @@ def set_random_seed(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-class TrainerX(RunRecordsMixin):
+class TrainerX(CheckpointsMixin, RunRecordsMixin):
     """Base trainer for labelled data (Dassl's TrainerX)."""
 
     #: default precision of this trainer when TRAIN.PRECISION is empty and it has no PREC key
     default_precision = "fp32"
+
+    #: True for a method with nothing to train (zero-shot CLIP): its evaluation loads no weights, and the protocols
+    #: evaluate it directly, with no training run (read from the class through the registry, before anything is built)
+    training_free = False
 
     #: domains of this trainer's own keys ({"TRAINER.X.KEY": Int(0), ...}, see promptengine.config.domains),
     #: checked with every other key after merging, before anything is built
@@ -92,7 +96,7 @@ class TrainerX(RunRecordsMixin):
 
     def needs_weights(self) -> bool:
         """Whether evaluation needs trained weights (False for training-free methods such as zero-shot CLIP)."""
-        return any(p.requires_grad for m in self._models.values() for p in m.parameters())
+        return not self.training_free and any(p.requires_grad for m in self._models.values() for p in m.parameters())
 
     def build_data_loader(self) -> None:
         self.dm = DataManager(self.cfg, world_size=self.world_size, rank=self.rank)
@@ -171,9 +175,6 @@ class TrainerX(RunRecordsMixin):
         optim = build_optimizer(module.parameters(), self.cfg.OPTIM)
         return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
 
-    def update_lr(self, names=None) -> None:
-        """No-op in the batch loop: the engine steps every scheduler once per epoch itself."""
-
     def get_current_lr(self, names=None) -> float:
         name = self.get_model_names(names)[0]
         optim = self._optims[name]
@@ -218,117 +219,6 @@ class TrainerX(RunRecordsMixin):
             "or set TRAIN.NONFINITE skip)"
         )
 
-    # ---- checkpoints -----------------------------------------------------------------------------------------
-    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result=None) -> None:
-        if not dist.is_main():
-            return
-        for name, model in self._models.items():
-            state = {
-                "format": ckpt.FORMAT,
-                "trainer": type(self).__name__,
-                "state_dict": ckpt.learnable_state(model),
-                "epoch": epoch + 1,
-                "optimizer": self._optims[name].state_dict() if self._optims[name] is not None else None,
-                "scheduler": self._scheds[name].state_dict() if self._scheds[name] is not None else None,
-                "scaler": self.scaler.state_dict(),
-                "rng": ckpt.rng_state(),
-                "val_result": val_result,
-                "classnames": list(self.classnames),
-                "identity": self.training_identity,
-                "extra": self.extra_state(),
-            }
-            fname = "model-best.pth.tar" if is_best else f"model.pth.tar-{epoch + 1}"
-            ckpt.atomic_save(state, os.path.join(directory, name, fname))
-            if not is_best:
-                ckpt.write_pointer(directory, name, fname)
-
-    def _check_trainer(self, state: dict, path: str) -> None:
-        if state.get("trainer") != type(self).__name__:
-            raise UserError(
-                f"checkpoint {path} was written by trainer {state.get('trainer')}, not {type(self).__name__} "
-                f"(pass --trainer {state.get('trainer')})"
-            )
-
-    def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
-        """Load learnable parameters for evaluation (``--model-dir``/``--load-epoch``)."""
-        if not directory:
-            raise UserError("--eval-only of a trained model needs --model-dir (the training output dir)")
-        if not os.path.isdir(directory):
-            raise UserError(f"--model-dir {directory} does not exist")
-        for name, model in self._models.items():
-            path = ckpt.checkpoint_path(directory, name, epoch)
-            state = ckpt.safe_load(path)
-            self._check_trainer(state, path)
-            self.check_eval_identity(state, path)
-            self._weights_epoch = state["epoch"]
-            print(f"Loading weights to {name} from \"{path}\" (epoch = {state['epoch']})")
-            ckpt.load_learnable_state(model, state["state_dict"], path)
-            self.loaded_epoch = state["epoch"]
-
-    def resume_model_if_exist(self, directory: str) -> int:
-        """Restore the newest readable checkpoint (a corrupt newest one falls back to the previous).
-
-        Each checkpoint's training identity must equal this run's: another run's prompts are never resumed. With
-        ``--override-identity`` such checkpoints are left alone (``superseded`` says why) and training starts from
-        scratch; ``train.py`` sets them aside before this run writes its own.
-        """
-        names = self.get_model_names()
-        epochs = ckpt.available_epochs(directory, names[0]) if names else []
-        for ep in reversed(epochs):
-            try:
-                states = {n: ckpt.safe_load(ckpt.checkpoint_path(directory, n, ep)) for n in names}
-            except ckpt.CorruptCheckpoint as exc:
-                print(f"Warning: {exc}; trying the previous checkpoint")
-                continue
-            for n, state in states.items():
-                self._check_trainer(state, directory)
-                why = self.check_resume_identity(state, ckpt.checkpoint_path(directory, n, ep))
-                if why is not None:
-                    self.superseded = why
-                    return 0
-            for n, state in states.items():
-                ckpt.load_learnable_state(self._models[n], state["state_dict"], directory)
-                if self._optims[n] is not None and state["optimizer"] is not None:
-                    self._optims[n].load_state_dict(state["optimizer"])
-                if self._scheds[n] is not None and state["scheduler"] is not None:
-                    self._scheds[n].load_state_dict(state["scheduler"])
-                self.scaler.load_state_dict(state["scaler"])
-                ckpt.set_rng_state(state["rng"])
-            self.load_extra_state(states[names[0]].get("extra") or {})
-            print(f"Resuming from epoch {ep} ({directory})")
-            return ep
-        return 0
-
-    def resume(self) -> int:
-        """Resume from ``--resume DIR`` (which must hold a usable checkpoint) or from the output dir if it has one.
-
-        Idempotent: ``train.py`` calls it before anything is written, ``before_train`` for Dassl-style callers.
-        """
-        if getattr(self, "_resumed", None) is not None:
-            return self._resumed
-        explicit = str(self.cfg.RESUME or "")
-        if explicit:
-            if os.path.isfile(explicit):
-                raise UserError(f"--resume {explicit} is a file; pass the run's output folder (the one holding "
-                                f"{'/'.join(self.get_model_names()[:1]) or '<model>'}/checkpoint)")
-            if not os.path.isdir(explicit):
-                raise UserError(f"--resume {explicit} does not exist (pass a training output folder, or drop --resume "
-                                "to start from scratch)")
-        directory = explicit or self.output_dir
-        epoch = self.resume_model_if_exist(directory) if directory else 0
-        if self.superseded is not None:
-            if explicit:
-                raise UserError(f"{self.superseded}; --override-identity never resumes another run's checkpoint "
-                                "(its weights would be reported under this run's settings): drop --resume to train "
-                                "from scratch under this run's identity")
-            print(f"Note: --override-identity: {self.superseded}; training from scratch under this run's identity "
-                  "(that run's checkpoints are kept aside)")
-        if explicit and epoch == 0:
-            raise UserError(f"--resume {explicit} holds no usable checkpoint (expected <model>/model.pth.tar-<epoch>; "
-                            "drop --resume to start from scratch)")
-        self._resumed = self.start_epoch = epoch
-        return epoch
-
     # ---- training loop ---------------------------------------------------------------------------------------
     def train(self) -> None:
         self.before_train()
@@ -351,7 +241,7 @@ class TrainerX(RunRecordsMixin):
                 set_random_seed(random.randrange(2**62))  # Python's own RNG is seeded from the OS per process
         if dist.is_main():
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # optional dependency (the tensorboard package)
 
                 self.writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"))
             except ImportError:
@@ -423,13 +313,9 @@ class TrainerX(RunRecordsMixin):
         if not dist.is_main():
             return 0.0
         clean = clean_summary(per_sample["pred"], per_sample["label"])
-        robust = []
-        worst = worst_case(per_sample, len(specs))  # clean-correct AND robust to every attack
-        for i, spec in enumerate(specs):
-            correct = per_sample[f"correct_{i}"]
-            robust.append({"name": spec.label(), "attack": spec.to_dict(),
-                           "accuracy": 100.0 * correct.float().mean().item(),
-                           "correct": int(correct.sum()), "total": int(correct.numel())})
+        robust = robust_results(per_sample, specs)
+        # clean-correct AND robust to every attack
+        worst = worst_case([clean_correct(per_sample), *attack_correct(per_sample, len(specs))]) if specs else None
         print_result_block(clean, robust)
         self.write_results(name, clean, robust, worst, self.per_image_record(name, per_sample, len(specs), worst))
         if self.writer is not None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from ..engine import distributed as dist
-from .robust import evaluate
+from .. import distributed as dist
+from .metrics import accuracy, worst_case
+from .robust import attack_correct, clean_correct, evaluate
 
 
 def _val_subset(trainer) -> Optional[DataLoader]:
@@ -43,18 +43,18 @@ def robust_val_check(trainer) -> None:
     trainer.set_model_mode("train")
     if not dist.is_main():
         return
-    clean = 100.0 * (per_sample["pred"] == per_sample["label"]).float().mean().item()
-    worst = torch.ones_like(per_sample["label"], dtype=torch.bool)
+    clean_ok = clean_correct(per_sample)
+    robust = attack_correct(per_sample, len(trainer.test_attacks))
+    clean = accuracy(clean_ok)
+    worst = worst_case([clean_ok, *robust])
     parts = [f"clean {clean:.2f}%"]
     step = trainer.epoch + 1
-    for i, spec in enumerate(trainer.test_attacks):
-        correct = per_sample[f"correct_{i}"]
-        worst &= correct
-        acc = 100.0 * correct.float().mean().item()
+    for spec, correct in zip(trainer.test_attacks, robust):
+        acc = accuracy(correct)
         parts.append(f"{spec.label()}: {acc:.2f}%")
         if trainer.writer is not None:
             trainer.writer.add_scalar(f"val/robust_accuracy/{spec.label()}", acc, step)
-    worst_acc = 100.0 * worst.float().mean().item()
+    worst_acc = accuracy(worst)
     print(f"epoch [{step}/{trainer.max_epoch}] val robust ({worst.numel()} images): {', '.join(parts)}; "
           f"worst case {worst_acc:.2f}%")
     if trainer.writer is not None:

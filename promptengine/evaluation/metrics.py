@@ -1,18 +1,50 @@
-"""Accuracy / macro-F1 and the Dassl ``=> result`` block (two decimals)."""
+"""The one accuracy and the one per-sample worst case, per-class accuracy, macro-F1 and the Dassl ``=> result`` block.
+
+Every number the toolbox reports (training meters, the result block, results.json, the validation check during
+training, the robustness report) is an ``accuracy`` of a per-sample correctness vector, and every worst case is a
+``worst_case`` of such vectors.
+"""
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Any, Dict, List, Sequence
 
 import torch
 
 
-def compute_accuracy(output: torch.Tensor, target: torch.Tensor, topk=(1,)) -> List[torch.Tensor]:
-    """Dassl's helper: top-k accuracies in percent (list of 1-element tensors)."""
-    maxk = max(topk)
-    pred = output.topk(maxk, 1, True, True)[1].t()
-    correct = pred.eq(target.view(1, -1).expand_as(pred))
-    return [correct[:k].reshape(-1).float().sum(0, keepdim=True) * (100.0 / target.size(0)) for k in topk]
+def accuracy(correct: torch.Tensor, *, dassl: bool = False) -> float:
+    """Percent of ``True`` in a (N,) bool vector.
+
+    The arithmetic is part of every recorded number, so it is kept as each number was first recorded: by default the
+    float32 mean (robust, worst-case, report and training-meter numbers; NaN when empty); with ``dassl`` Dassl's
+    ``100 * correct / max(1, total)`` in float64 (the clean accuracy of the ``=> result`` block and results.json).
+    """
+    if dassl:
+        return 100.0 * int(correct.sum()) / max(1, correct.numel())
+    return 100.0 * correct.float().mean().item() if correct.numel() else float("nan")
+
+
+def worst_case(vectors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(N,) bool: correct under every one of ``vectors`` (give the clean vector first: the worst case over attacks
+    starts from clean correctness)."""
+    if not vectors:
+        raise ValueError("worst_case needs at least one correctness vector")
+    out = vectors[0].clone()
+    for v in vectors[1:]:
+        out &= v
+    return out
+
+
+def per_class(classnames: Sequence[str], labels: torch.Tensor, clean: torch.Tensor, robust: torch.Tensor
+              ) -> List[Dict[str, Any]]:
+    """One row per class present in ``labels``: its image count and clean and robust accuracy."""
+    rows = []
+    for label, name in enumerate(classnames):
+        mask = labels == label
+        if mask.any():
+            rows.append({"class": name, "n": int(mask.sum()), "clean": accuracy(clean[mask]),
+                         "robust": accuracy(robust[mask])})
+    return rows
 
 
 def macro_f1(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -29,10 +61,10 @@ def macro_f1(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def clean_summary(pred: torch.Tensor, target: torch.Tensor) -> Dict[str, float]:
-    total = int(target.numel())
-    correct = int((pred == target).sum().item())
-    acc = 100.0 * correct / max(1, total)
-    return {"accuracy": acc, "correct": correct, "total": total, "error": 100.0 - acc,
+    """Dassl's clean result: accuracy, correct, total, error and macro-F1."""
+    correct = pred == target
+    acc = accuracy(correct, dassl=True)
+    return {"accuracy": acc, "correct": int(correct.sum().item()), "total": int(target.numel()), "error": 100.0 - acc,
             "macro_f1": macro_f1(pred, target)}
 
 

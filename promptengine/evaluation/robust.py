@@ -1,4 +1,4 @@
-"""Clean and robust evaluation on the same images, per-sample worst case over attacks.
+"""Clean and robust evaluation on the same images: per-sample verdicts, and the records built from them.
 
 The attacked model is whatever ``classifier()`` returns (the trained prompts by default: a white-box
 attack). Text features are computed once per evaluation; no parameter gradients are taken.
@@ -11,16 +11,36 @@ the AND of those per-attack flags, starting from clean correctness.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from tqdm import tqdm
 
-from ..attacks import AttackSpec, attack_outcome
+from ..attacks import AttackSpec, attack, attack_outcome
+from ..attacks.forward import Forward
+from .metrics import accuracy
+from .testtime import TestTimeDefense, defended_view
+
+
+def robust_correct(classifier: Forward, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, clean_logits: torch.Tensor,
+                   *, module: Optional[torch.nn.Module] = None, autocast: Optional[Callable] = None,
+                   sample_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(B,) bool on ``x``'s device: right on clean input (``clean_logits``) and not fooled by ``spec``, by the attack's
+    own verdict. On a test-time defense the attack differentiates through the model ``spec.through`` names and the
+    defense (which predicts) judges the examples."""
+    if isinstance(classifier, TestTimeDefense):
+        view = defended_view(classifier, spec)
+        with classifier.attacked(spec.unroll):
+            x_adv = attack(view, x, y, spec, clean_logits=clean_logits if view is classifier else None,
+                           module=module, autocast=autocast, sample_ids=sample_ids)
+        return (clean_logits.argmax(1) == y) & (classifier.predict(x_adv) == y)
+    _, fooled = attack_outcome(classifier, x, y, spec, clean_logits=clean_logits, module=module, autocast=autocast,
+                               sample_ids=sample_ids)
+    return (clean_logits.argmax(1) == y) & ~fooled
 
 
 def evaluate(
-    classifier: Callable[[torch.Tensor], torch.Tensor],
+    classifier: Forward,
     loader,
     specs: Sequence[AttackSpec],
     device: torch.device,
@@ -45,22 +65,30 @@ def evaluate(
         idx = batch["index"]
         with torch.no_grad(), ctx():
             logits = classifier(x).float()
-        clean_ok = logits.argmax(1) == y  # (B,)
         out["index"].append(idx.cpu())
         out["label"].append(y.cpu())
         out["pred"].append(logits.argmax(1).cpu())
         for i, spec in enumerate(specs):
-            _, fooled = attack_outcome(classifier, x, y, spec, clean_logits=logits, module=module,
-                                       autocast=attack_autocast, sample_ids=idx)
-            out[f"correct_{i}"].append((clean_ok & ~fooled).cpu())
+            out[f"correct_{i}"].append(robust_correct(classifier, x, y, spec, logits, module=module,
+                                                      autocast=attack_autocast, sample_ids=idx).cpu())
     return {k: torch.cat(v) if v else torch.empty(0) for k, v in out.items()}
 
 
-def worst_case(per_sample: Dict[str, torch.Tensor], n_attacks: int) -> Optional[torch.Tensor]:
-    """(N,) bool: correct on clean input and under every attack; None without attacks."""
-    if n_attacks == 0:
-        return None
-    worst = per_sample["pred"] == per_sample["label"]
-    for i in range(n_attacks):
-        worst = worst & per_sample[f"correct_{i}"]
-    return worst
+# ---------------------------------------------------------------------- reading ``evaluate``'s per-sample record
+def clean_correct(per_sample: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """(N,) bool: right on clean input."""
+    return per_sample["pred"] == per_sample["label"]
+
+
+def attack_correct(per_sample: Dict[str, torch.Tensor], n_attacks: int) -> List[torch.Tensor]:
+    """One (N,) bool vector per attack: robust to it (right on clean input and not fooled)."""
+    return [per_sample[f"correct_{i}"] for i in range(n_attacks)]
+
+
+def robust_results(per_sample: Dict[str, torch.Tensor], specs: Sequence[AttackSpec]) -> List[Dict[str, Any]]:
+    """Per attack: its label, its fields, robust accuracy, correct and total (the ``robust`` list of results.json)."""
+    out = []
+    for spec, correct in zip(specs, attack_correct(per_sample, len(specs))):
+        out.append({"name": spec.label(), "attack": spec.to_dict(), "accuracy": accuracy(correct),
+                    "correct": int(correct.sum()), "total": int(correct.numel())})
+    return out

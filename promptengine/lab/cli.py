@@ -7,7 +7,7 @@
 Every run is a protocol script (``scripts/<method>/{base2new,xd}.sh``) with the method's embedded-world recipe
 (``configs/trainers/<METHOD>/synth.yaml``), so the study measures exactly what a user runs; finished runs of the same
 identity are reused. Intervals are 95 % paired bootstrap intervals over seeds x test images
-(``promptengine.reporting.intervals``, docs/COMPARE.md). A row holds when its estimate meets the target and its
+(``promptengine.reporting.intervals``, docs/EXPERIMENTS.md). A row holds when its estimate meets the target and its
 interval excludes zero (or the bound) in the stated direction. docs/SYNTH.md shows a measured output.
 """
 
@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Optional
 
-from ..builtin import HOME
+from ..registry import HOME
 from .phenomena import STUDY_SIZES, analyse, plan_runs, render_table
 from .runs import run_logged
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..protocols.layout import TEST_BASE, TEST_NEW
+from ..registry import registered_methods
 from ..reporting.intervals import (
     Interval,
     average_diff_interval,
@@ -26,11 +28,11 @@ SOURCE = "synth_shapes"
 # pretraining captions rarely name (EuroSAT's role); the field's base-to-new numbers are averages over such a mix.
 B2N_DATASETS = ("synth_shapes", "synth_counts")
 TARGETS = ("synth_glyphs", "synth_patterns", "synth_counts", "synth_fills")
+# methods by their script folder (scripts/<folder>/); the trainer each runs is the registry's (``trainer_names``)
 B2N_METHODS = ("zsclip", "coop", "maple", "apt", "fap", "capt")
 XD_METHODS = ("zsclip", "apt", "fap", "capt")
-ADVERSARIAL = ("APT", "FAP", "CAPT")
-TRAINER = {"zsclip": "ZeroshotCLIP", "coop": "CoOp", "maple": "MaPLe", "cocoop": "CoCoOp", "apt": "APT",
-           "fap": "FAP", "capt": "CAPT"}
+ADVERSARIAL = ("apt", "fap", "capt")
+REFERENCE = "zsclip"  # zero-shot CLIP, the baseline of every difference
 DATASET_NAME = {"synth_shapes": "SynthShapes", "synth_glyphs": "SynthGlyphs", "synth_patterns": "SynthPatterns",
                 "synth_counts": "SynthCounts", "synth_fills": "SynthFills"}
 
@@ -61,34 +63,40 @@ class Row:
     holds: bool
 
 
+def trainer_names() -> Dict[str, str]:
+    """Script folder -> the registered trainer it runs (the name a run's results.json records)."""
+    return {m.script_folder: m.trainer for m in registered_methods(with_scripts=True)}
+
+
 class Cells:
-    """The loaded runs, addressed by (protocol, phase, dataset, trainer)."""
+    """The loaded runs, addressed by (protocol, phase, dataset, method folder)."""
 
     def __init__(self, runs: Sequence[RunResult]) -> None:
         self.runs = runs
+        self.trainer = trainer_names()
 
-    def get(self, protocol: str, phase: str, dataset: str, trainer: str) -> List[RunResult]:
-        name = DATASET_NAME.get(dataset, dataset)
+    def get(self, protocol: str, phase: str, dataset: str, method: str) -> List[RunResult]:
+        name, trainer = DATASET_NAME.get(dataset, dataset), self.trainer[method]
         return [r for r in self.runs if r.protocol == protocol and r.phase == phase and r.dataset == name
                 and r.trainer == trainer]
 
-    def records(self, protocol: str, phase: str, dataset: str, trainer: str, metric: str):
-        return records_of(self.get(protocol, phase, dataset, trainer), metric)
+    def records(self, protocol: str, phase: str, dataset: str, method: str, metric: str):
+        return records_of(self.get(protocol, phase, dataset, method), metric)
 
-    def base(self, trainer: str, metric: str):
+    def base(self, method: str, metric: str):
         """Per base-to-new dataset, the records of the base-class test."""
-        return [self.records("base2new", "test_base", d, trainer, metric) for d in B2N_DATASETS]
+        return [self.records("base2new", TEST_BASE, d, method, metric) for d in B2N_DATASETS]
 
-    def new(self, trainer: str, metric: str):
-        return [self.records("base2new", "test_new", d, trainer, metric) for d in B2N_DATASETS]
+    def new(self, method: str, metric: str):
+        return [self.records("base2new", TEST_NEW, d, method, metric) for d in B2N_DATASETS]
 
-    def targets(self, trainer: str, metric: str):
-        return [self.records("xd", "test", t, trainer, metric) for t in TARGETS]
+    def targets(self, method: str, metric: str):
+        return [self.records("xd", "test", t, method, metric) for t in TARGETS]
 
 
-def per_dataset(cells: Cells, half: str, trainer: str, metric: str, reference: str = "ZeroshotCLIP") -> str:
+def per_dataset(cells: Cells, half: str, method: str, metric: str, reference: str = REFERENCE) -> str:
     """The difference to the reference on each base-to-new dataset, for the measured column."""
-    parts = getattr(cells, half)(trainer, metric)
+    parts = getattr(cells, half)(method, metric)
     refs = getattr(cells, half)(reference, metric)
     out = [f"{DATASET_NAME[d]} {fmt(paired_diff_interval(a, b))}" for d, a, b in zip(B2N_DATASETS, parts, refs)]
     return " (" + "; ".join(out) + ")"
@@ -135,8 +143,8 @@ def analyse(root: Path, draws: int = 2000) -> Tuple[List[Row], List[str]]:
     rows: List[Optional[Row]] = []
 
     def p1() -> Row:
-        per = {t: mean_interval(cells.records("xd", "test", t, "ZeroshotCLIP", "clean"), **kw) for t in TARGETS}
-        avg = average_interval([cells.records("xd", "test", t, "ZeroshotCLIP", "clean") for t in TARGETS], **kw)
+        per = {t: mean_interval(cells.records("xd", "test", t, REFERENCE, "clean"), **kw) for t in TARGETS}
+        avg = average_interval([cells.records("xd", "test", t, REFERENCE, "clean") for t in TARGETS], **kw)
         low_t = min(per, key=lambda t: per[t].estimate)
         high_t = max(per, key=lambda t: per[t].estimate)
         ok = (avg.low is not None and 50 <= avg.low and avg.high <= 75 and per[low_t].high < 50
@@ -148,41 +156,43 @@ def analyse(root: Path, draws: int = 2000) -> Tuple[List[Row], List[str]]:
                    "target average in [50, 75], one < 50, one > 85", measured, ok)
 
     def p2() -> Row:
-        iv = average_diff_interval(cells.base("CoOp", "clean"), cells.base("ZeroshotCLIP", "clean"), **kw)
+        iv = average_diff_interval(cells.base("coop", "clean"), cells.base(REFERENCE, "clean"), **kw)
         return Row("P2", "few-shot prompt tuning helps on the tuned classes", "CoOp base +13 (CoCoOp paper)",
-                   "CoOp base clean - zero-shot >= +10", fmt(iv) + per_dataset(cells, "base", "CoOp", "clean"),
+                   "CoOp base clean - zero-shot >= +10", fmt(iv) + per_dataset(cells, "base", "coop", "clean"),
                    at_least(iv, 10))
 
     def p3() -> Row:
-        drop = average_diff_interval(cells.new("CoOp", "clean"), cells.new("ZeroshotCLIP", "clean"), **kw)
-        recover = average_diff_interval(cells.new("MaPLe", "clean"), cells.new("CoOp", "clean"), **kw)
+        drop = average_diff_interval(cells.new("coop", "clean"), cells.new(REFERENCE, "clean"), **kw)
+        recover = average_diff_interval(cells.new("maple", "clean"), cells.new("coop", "clean"), **kw)
         return Row("P3", "CoOp overfits its base classes; multi-modal prompts recover part of it",
                    "CoOp new -11; MaPLe new above CoOp", "CoOp new - zero-shot <= -5; MaPLe new - CoOp > 0",
-                   f"CoOp-ZS {fmt(drop)}{per_dataset(cells, 'new', 'CoOp', 'clean')}; MaPLe-CoOp {fmt(recover)}"
-                   f"{per_dataset(cells, 'new', 'MaPLe', 'clean', 'CoOp')}", at_most(drop, -5) and at_least(recover, 0))
+                   f"CoOp-ZS {fmt(drop)}{per_dataset(cells, 'new', 'coop', 'clean')}; MaPLe-CoOp {fmt(recover)}"
+                   f"{per_dataset(cells, 'new', 'maple', 'clean', 'coop')}", at_most(drop, -5) and at_least(recover, 0))
 
     def p4() -> Row:
-        parts = [*cells.base("ZeroshotCLIP", "robust"), *cells.new("ZeroshotCLIP", "robust"),
-                 *cells.targets("ZeroshotCLIP", "robust")]
+        parts = [*cells.base(REFERENCE, "robust"), *cells.new(REFERENCE, "robust"),
+                 *cells.targets(REFERENCE, "robust")]
         iv = average_interval(parts, **kw)
         return Row("P4", "zero-shot CLIP is not robust", "4.9 % (PGD, 1/255, 16 datasets)",
                    "zero-shot robust (base, new, targets averaged) <= 10", fmt_level(iv),
                    iv.high is not None and iv.high <= 10)
 
     def p5() -> Row:
-        ivs = {m: average_diff_interval(cells.base(m, "robust"), cells.base("ZeroshotCLIP", "robust"), **kw)
+        ivs = {m: average_diff_interval(cells.base(m, "robust"), cells.base(REFERENCE, "robust"), **kw)
                for m in ADVERSARIAL}
         return Row("P5", "adversarial prompt tuning buys robustness", "APT, FAP: tens of points over CLIP",
                    "APT, FAP, CAPT base robust - zero-shot >= +15",
-                   "; ".join(f"{m} {fmt(iv)}{per_dataset(cells, 'base', m, 'robust')}" for m, iv in ivs.items()),
+                   "; ".join(f"{cells.trainer[m]} {fmt(iv)}{per_dataset(cells, 'base', m, 'robust')}"
+                             for m, iv in ivs.items()),
                    all(at_least(iv, 15) for iv in ivs.values()))
 
     def p6() -> Row:
-        ivs = {m: average_diff_interval(cells.targets(m, "robust"), cells.targets("ZeroshotCLIP", "robust"), **kw)
+        ivs = {m: average_diff_interval(cells.targets(m, "robust"), cells.targets(REFERENCE, "robust"), **kw)
                for m in ADVERSARIAL}
         return Row("P6", "robustness learned on a broad source transfers", "TeCoA-style: 28-44 % vs CLIP 4.9 %",
                    "cross-dataset robust average - zero-shot >= +5 (one method)",
-                   "; ".join(f"{m} {fmt(iv)}" for m, iv in ivs.items()), any(at_least(iv, 5) for iv in ivs.values()))
+                   "; ".join(f"{cells.trainer[m]} {fmt(iv)}" for m, iv in ivs.items()),
+                   any(at_least(iv, 5) for iv in ivs.values()))
 
     for key, name, build in (("P1", "spread", p1), ("P2", "tuning helps", p2), ("P3", "overfitting", p3),
                              ("P4", "fragility", p4), ("P5", "robust tuning", p5), ("P6", "transfer", p6)):

@@ -14,7 +14,8 @@
 Nothing here imports torch, so the tools start in a fraction of a second.
 """
 
-from .aggregate import Cell, Grid, build_grid, build_grids
+from .aggregate import build_grid, build_grids
+from .grid import Cell, Grid
 from .logs import LogResult, list_logs, parse_log, read_run
 from .results import AttackResult, LoadReport, RunResult, load_results
 from .selection import Selection, select

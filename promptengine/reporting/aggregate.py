@@ -1,7 +1,7 @@
 """From run records to comparison grids: seed statistics, HM, averages, intervals, best marks (which runs feed
 which entry is ``selection``).
 
-Conventions (documented in docs/COMPARE.md, tested in tests/test_reporting.py and tests/test_intervals.py):
+Conventions (documented in docs/EXPERIMENTS.md, tested in tests/test_reporting.py and tests/test_intervals.py):
 
 - A cell is the mean over seeds, with its 95% interval over seeds and test images (``intervals``,
   ``significance``); the population standard deviation (ddof=0, as CoOp's parser) is kept in the JSON output. A cell
@@ -20,66 +20,22 @@ Conventions (documented in docs/COMPARE.md, tested in tests/test_reporting.py an
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .intervals import DEFAULT_DRAWS, Expr
+from ..protocols.layout import FEWSHOT, SPECS, TARGET_PROTOCOLS, ZSROBUST
+from . import significance
+from .bootstrap import Simulator
+from .grid import AVERAGE, HM, Cell, Grid
+from .intervals import DEFAULT_DRAWS
 from .results import LOOSE
 from .selection import BASE, NEW, CellKey, Selection
 from .selection import select as select  # re-exported: aggregate.select stays the entry point of the tables
 from .stats import harmonic_mean, mean, pstd
 
-AVERAGE = "Average"
-HM = "HM"
 METRICS = ("clean", "robust")
-DEFAULT_LAYOUT = {"base2new": "wide", "fewshot": "long", "xd": "wide", "dg": "wide", LOOSE: "wide"}
-TITLES = {
-    "base2new": "Base-to-new generalization",
-    "fewshot": "Few-shot learning",
-    "xd": "Cross-dataset transfer",
-    "dg": "Domain generalization",
-    LOOSE: "Runs outside the protocol layout",
-}
-
-
-@dataclass
-class Cell:
-    """One table entry. ``n`` is set for seed statistics and None for derived entries (HM, averages)."""
-
-    mean: Optional[float] = None
-    std: Optional[float] = None
-    n: Optional[int] = None
-    short: bool = False  # fewer seeds than expected (here or, for derived entries, in an input)
-    partial: Optional[Tuple[int, int]] = None  # average over only k of N datasets
-    best: bool = False
-    low: Optional[float] = None  # 95% interval (None: none could be computed)
-    high: Optional[float] = None
-    interval: Optional[str] = None  # how: intervals.BOOTSTRAP, SEEDS or NONE
-
-    @property
-    def missing(self) -> bool:
-        return self.mean is None
-
-
-@dataclass
-class Grid:
-    """A finished table: blocks (datasets, then Average) x rows (methods) x columns (metrics or shots)."""
-
-    protocol: str
-    metric: str
-    title: str
-    blocks: List[str]
-    rows: List[str]
-    columns: List[str]
-    cells: Dict[CellKey, Cell]
-    footnotes: List[str]
-    layout: str
-    block_header: str = "Dataset"
-    signed: bool = False  # entries are differences (the --pairwise view)
-    exprs: Dict[CellKey, Expr] = field(default_factory=dict, repr=False)  # what each entry's interval is of
-
-    def cell(self, block: str, row: str, column: str) -> Cell:
-        return self.cells.get((block, row, column), Cell())
+LONG_TABLES = (FEWSHOT.name,)  # one column per shot count: a long table by default; the others are wide
+TITLES = {**{name: spec.title[:1].upper() + spec.title[1:] for name, spec in SPECS.items()},
+          LOOSE: "Runs outside the protocol layout"}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -113,10 +69,12 @@ def average_cell(cells: Sequence[Cell], allow_partial: bool) -> Cell:
 def _attack_sets_note(sel: Selection) -> str:
     sets: Dict[Tuple[str, ...], set] = defaultdict(set)
     budgets: Dict[Tuple[str, ...], set] = defaultdict(set)
-    for (_, row, _), seeds in sel.runs.items():
+    by_column: Dict[str, set] = defaultdict(set)
+    for (_, row, column), seeds in sel.runs.items():
         for run in seeds.values():
             if run.worst_case is not None:
                 sets[run.attack_names].add(row)
+                by_column[column].add(run.attack_names)
                 budgets[run.attack_names].update(repr(a.attack.get("eps")) for a in run.robust)
 
     def describe(names: Tuple[str, ...]) -> str:
@@ -125,6 +83,9 @@ def _attack_sets_note(sel: Selection) -> str:
 
     if len(sets) == 1:
         return f"Robust = per-sample worst case over the attacks {describe(next(iter(sets)))} of each run."
+    if all(len(names) == 1 for names in by_column.values()):  # one attack set per column (zsrobust's budgets)
+        parts = [f"{column}: {describe(next(iter(by_column[column])))}" for column in sel.columns if column in by_column]
+        return "Robust = per-sample worst case over the attacks of each run in the column's set: " + " | ".join(parts) + "."
     parts = [f"{describe(names)} for {', '.join(sorted(rows))}" for names, rows in sorted(sets.items())]
     return (
         "Robust = per-sample worst case over each run's attacks; the attack sets differ, so robust numbers are not "
@@ -139,9 +100,6 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
     ``draws`` bootstrap draws (``simulator``: a ``bootstrap.Simulator`` shared with other grids of the selection);
     ``intervals=False`` leaves out intervals and best marks (the grid then only feeds the --pairwise view).
     """
-    from . import significance
-    from .bootstrap import Simulator
-
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
     expected = len(sel.expected_seeds)
@@ -173,7 +131,8 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
         columns=columns,
         cells=cells,
         footnotes=[],
-        layout=layout or DEFAULT_LAYOUT[sel.protocol],
+        layout=layout or ("long" if sel.protocol in LONG_TABLES or (  # zsrobust: one column per budget
+            sel.protocol == ZSROBUST.name and len(sel.columns) > 1) else "wide"),
     )
     sim = simulator or Simulator(draws)
     grid.exprs = significance.cell_exprs(sel, metric, cells)
@@ -186,14 +145,12 @@ def build_grid(sel: Selection, metric: str, partial_averages: bool = False, layo
 
 
 def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool, draws: int, undecided: int) -> List[str]:
-    from .significance import interval_notes
-
     seeds = ", ".join(map(str, sel.expected_seeds))
     notes = [
         f"Mean over seeds {{{seeds}}} with its 95% interval [low, high]. "
         "(n=k): only k of the expected seeds found; †: computed from such an entry; —: missing."
     ]
-    notes += interval_notes(grid, draws)
+    notes += significance.interval_notes(grid, draws)
     if undecided:
         notes.append(f"No best mark in {undecided} dataset/column pair(s): the runner-up is within noise of the best "
                      "(the paired 95% interval of their difference includes zero).")
@@ -202,7 +159,7 @@ def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool, 
     if sel.hm:
         notes.append("HM = 2·Base·New/(Base+New) of the seed-averaged Base and New (CoCoOp/MaPLe convention).")
     if AVERAGE in grid.blocks:
-        what = "target datasets" if sel.protocol in ("xd", "dg") else "datasets"
+        what = "target datasets" if sel.protocol in TARGET_PROTOCOLS else "datasets"
         rule = (
             "[k/N]: only k of N datasets present (never marked best)"
             if partial_averages
@@ -216,8 +173,6 @@ def _footnotes(sel: Selection, grid: Grid, metric: str, partial_averages: bool, 
 def build_grids(sel: Selection, partial_averages: bool = False, layout: Optional[str] = None,
                 draws: int = DEFAULT_DRAWS, simulator=None, intervals: bool = True) -> List[Grid]:
     """Clean grid, plus the robust grid when any run of the selection was attacked (one shared simulator)."""
-    from .bootstrap import Simulator
-
     sim = simulator or Simulator(draws)
     metrics = ["clean"] + (["robust"] if sel.has_metric("robust") else [])
     return [build_grid(sel, m, partial_averages, layout, simulator=sim, intervals=intervals) for m in metrics]

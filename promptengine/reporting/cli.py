@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, TextIO
 
 from ..errors import UserError
+from ..protocols.layout import LAYOUT
 from . import aggregate, logs, plots, selection, significance, tables
 from .bootstrap import Simulator
+from .grid import Grid
 from .intervals import DEFAULT_DRAWS, MIN_DRAWS
 from .results import TABLES, load_results
 from .stats import ci95, mean, pstd
+from .tradeoff import collect_points, plot_tradeoff
 
 # ----------------------------------------------------------------------------------------------------------------
 # parse_test_res
@@ -144,8 +147,6 @@ def parse_test_res_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.
 
 
 def _tradeoff(root: Path, out_dir: Path, out: TextIO) -> int:
-    from .tradeoff import collect_points, plot_tradeoff
-
     plots.require_matplotlib()
     points, warnings = collect_points(root)
     for warning in warnings:
@@ -158,8 +159,9 @@ def _tradeoff(root: Path, out_dir: Path, out: TextIO) -> int:
     return 0
 
 
-def _pairwise(grids: List[aggregate.Grid], ref: str, sim: Simulator) -> List[aggregate.Grid]:
-    out = [p for p in (significance.pairwise_grid(g, ref, sim) for g in grids) if p is not None]
+def _pairwise(grids: List[Grid], ref: str, sim: Simulator) -> List[Grid]:
+    out = [p for p in (significance.pairwise_grid(g, ref, sim, aggregate.TITLES[g.protocol]) for g in grids)
+           if p is not None]
     if not out:
         rows = sorted({r for g in grids for r in g.rows})
         raise UserError(f"--pairwise {ref}: no such method in the tables; choose one of {', '.join(rows)}")
@@ -171,7 +173,7 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
         prog="compare.py",
         description="Side-by-side tables (and plots) of every results.json under an output root: base2new, "
         "fewshot, xd and dg, clean and robust, the mean over seeds with its 95%% interval over seeds and test images. "
-        "See docs/COMPARE.md.",
+        "See docs/EXPERIMENTS.md.",
     )
     parser.add_argument("root", type=Path, help="output root (or any folder inside it)")
     parser.add_argument("--protocol", choices=TABLES + ("all",), default="all",
@@ -221,7 +223,7 @@ def compare_main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout)
             where = "" if args.protocol == "all" else f" for protocol {args.protocol}"
             raise UserError(
                 f"no results.json{where} under {args.root} (after filters); expected "
-                "<root>/<protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S>/results.json"
+                f"<root>/{LAYOUT}/results.json"
             )
         sim = Simulator(args.bootstrap)
         grids = {s.protocol: aggregate.build_grids(s, args.partial_averages, args.layout, simulator=sim,

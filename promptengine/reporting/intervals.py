@@ -1,4 +1,4 @@
-"""95 % intervals of accuracies and of differences between methods, over seeds and test images (docs/COMPARE.md).
+"""95 % intervals of accuracies and of differences between methods, over seeds and test images (docs/EXPERIMENTS.md).
 
 Stable API (pure Python, torch-free; results are reproducible for a given ``draws`` and ``seed``)::
 
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
+from ..evaluation.perimage import parse_record
 from .bootstrap import Leaf, Simulator, percentile
-from .perimage import parse_record
 from .stats import harmonic_mean
 
 BOOTSTRAP, SEEDS, NONE = "bootstrap", "seeds", "none"

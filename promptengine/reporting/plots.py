@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import UserError
-from .aggregate import AVERAGE, HM, Grid
+from .grid import AVERAGE, HM, Grid
 from .selection import Selection
 from .stats import mean
 
@@ -28,10 +28,10 @@ MAX_PANELS = 12
 def require_matplotlib():
     """The matplotlib Figure class, or a one-line UserError when matplotlib is not installed."""
     try:
-        import matplotlib
+        import matplotlib  # optional dependency: plots only
 
         matplotlib.use("Agg")
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # optional dependency: plots only
     except ImportError as exc:
         raise UserError("--plots needs matplotlib, which is not installed: pip install matplotlib") from exc
     return Figure
@@ -48,7 +48,7 @@ def _panels(figure_cls, count: int, width: float = 4.0, height: float = 3.2):
 
 
 def _colors(rows: Sequence[str]) -> Dict[str, object]:
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # optional dependency: plots only
 
     cmap = colormaps["tab10"]
     return {row: cmap(i % 10) for i, row in enumerate(rows)}

@@ -1,12 +1,8 @@
 """Loading ``results.json`` records from an output tree written by the protocol scripts.
 
-Layout (fixed contract with the protocol scripts)::
-
-    <root>/<protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S>/results.json
-
-``protocol``/``phase`` is one of ``base2new/{train_base,test_base,test_new}``, ``fewshot/train``,
-``xd/{train,test}`` and ``dg/{train,test}``; ``shots_all`` means all shots (``num_shots`` -1). The path is read from
-the right, so ``root`` may be the output root or any folder inside it. The protocol and phase come from the path;
+The run folders are those of ``promptengine/protocols/layout.py`` (the layout the protocol runner writes), each with
+its ``results.json``; ``shots_all`` means all shots (``num_shots`` -1). The path is read from the right, so ``root``
+may be the output root or any folder inside it. The protocol and phase come from the path;
 dataset, trainer, shots and seed come from the JSON (the path is the fallback, and a disagreement is reported).
 A ``results.json`` outside this layout (a plain ``train.py --output-dir DIR`` run) is placed by its JSON alone, in the
 pseudo-protocol ``runs``. Logs are never read here: ``results.json`` is the machine-readable source of truth.
@@ -20,34 +16,20 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .perimage import PerImage
-from .perimage import parse_record as parse_per_image
+from ..engine.identity import fingerprint
+from ..evaluation.perimage import PerImage
+from ..evaluation.perimage import parse_record as parse_per_image
+from ..protocols.layout import ALL_SHOTS, LAYOUT, PROTOCOLS, SUBSAMPLE_OF_PHASE, RunFolder
 
 RESULTS_NAME = "results.json"
 SUPPORTED_FORMAT = 1
-PROTOCOL_PHASES: Dict[str, Tuple[str, ...]] = {
-    "base2new": ("train_base", "test_base", "test_new"),
-    "fewshot": ("train",),
-    "xd": ("train", "test"),
-    "dg": ("train", "test"),
-}
-PROTOCOLS: Tuple[str, ...] = tuple(PROTOCOL_PHASES)
 #: results.json files outside the protocol layout (a plain train.py run), placed by what the file records
 LOOSE, LOOSE_PHASE = "runs", "run"
 TABLES: Tuple[str, ...] = PROTOCOLS + (LOOSE,)
-SUBSAMPLE_OF_PHASE = {"train_base": "base", "test_base": "base", "test_new": "new"}
-ALL_SHOTS = -1
-_SHOTS_DIR = re.compile(r"^shots_(\d+|all)$")
-_SEED_DIR = re.compile(r"^seed(-?\d+)$")
-
-
-def shots_label(shots: int) -> str:
-    return "all" if shots < 1 else str(shots)
 
 
 @dataclass(frozen=True)
@@ -55,6 +37,20 @@ class AttackResult:
     name: str
     attack: Dict[str, Any]
     accuracy: float
+
+    @property
+    def budget(self) -> Tuple[str, float]:
+        """(norm, eps in /255 units) of the attack; eps -1 when the record has none."""
+        eps = self.attack.get("eps")
+        value = round(float(eps) * 255.0, 3) if isinstance(eps, (int, float)) and not isinstance(eps, bool) else -1.0
+        return str(self.attack.get("norm", "linf")), value
+
+
+def budget_label(budget: Tuple[str, float]) -> str:
+    """A column heading for one attack budget: ``eps 1/255``, ``eps 128/255 (l2)``."""
+    norm, eps = budget
+    text = "eps ?" if eps < 0 else f"eps {eps:g}/255"
+    return text if norm == "linf" else f"{text} ({norm})"
 
 
 @dataclass
@@ -94,8 +90,6 @@ class RunResult:
     @property
     def setting(self) -> Optional[str]:
         """Fingerprint of ``setting_identity``: seeds may only be averaged when it is equal."""
-        from ..engine.identity import fingerprint
-
         identity = self.setting_identity
         return fingerprint(identity) if identity is not None else None
 
@@ -110,6 +104,29 @@ class RunResult:
         if metric == "robust":
             return self.worst_case
         raise ValueError(f"unknown metric {metric!r} (clean, robust)")
+
+    @property
+    def budgets(self) -> Tuple[Tuple[str, float], ...]:
+        """The attack budgets of this run, in the order of its attacks (each once)."""
+        return tuple(dict.fromkeys(a.budget for a in self.robust))
+
+    def at_budget(self, budget: Tuple[str, float]) -> RunResult:
+        """This run restricted to its attacks at one budget: robust is their per-sample worst case (from the
+        per-image record when there are several; missing without one), clean is unchanged."""
+        keep = [i for i, a in enumerate(self.robust) if a.budget == budget]
+        robust = tuple(self.robust[i] for i in keep)
+        worst: Optional[float] = robust[0].accuracy if len(robust) == 1 else None
+        per_image = self.per_image
+        if per_image is not None:
+            bits = tuple(per_image.robust[i] for i in keep)
+            both = None
+            if len(bits) > 1:
+                both = per_image.clean
+                for b in bits:
+                    both &= b
+                worst = 100.0 * both.bit_count() / per_image.n
+            per_image = replace(per_image, robust=bits, worst_case=both)
+        return replace(self, robust=robust, worst_case=worst if robust else None, per_image=per_image)
 
     @property
     def key(self) -> Tuple[str, str, str, int, str, str, int]:
@@ -134,24 +151,9 @@ def same_dataset(folder: str, name: str) -> bool:
 
 
 def _place(path: Path) -> Optional[Dict[str, Any]]:
-    """Protocol, phase, dataset, shots, trainer, config and seed from the 8 last path parts, or None."""
-    parts = Path(os.path.abspath(path)).parts
-    if len(parts) < 8:
-        return None
-    protocol, phase, dataset, shots_dir, trainer, config, seed_dir = parts[-8:-1]
-    shots = _SHOTS_DIR.match(shots_dir)
-    seed = _SEED_DIR.match(seed_dir)
-    if protocol not in PROTOCOL_PHASES or phase not in PROTOCOL_PHASES[protocol] or not shots or not seed:
-        return None
-    return {
-        "protocol": protocol,
-        "phase": phase,
-        "dataset": dataset,
-        "shots": ALL_SHOTS if shots.group(1) == "all" else int(shots.group(1)),
-        "trainer": trainer,
-        "config": config,
-        "seed": int(seed.group(1)),
-    }
+    """Protocol, phase, dataset, shots, trainer, config and seed of a results.json from its run folder, or None."""
+    where = RunFolder.parse(Path(path).parent)
+    return asdict(where) if where is not None else None
 
 
 def _loose_place(path: Path, data: Dict[str, Any], warnings: List[str]) -> Optional[Dict[str, Any]]:
@@ -162,7 +164,7 @@ def _loose_place(path: Path, data: Dict[str, Any], warnings: List[str]) -> Optio
     bad = [k for k in ("shots", "seed") if isinstance(fields[k], bool) or not isinstance(fields[k], int)]
     bad += [k for k in ("dataset", "trainer") if not isinstance(fields[k], str) or not fields[k]]
     if bad:
-        warnings.append(f"{path}: outside the <protocol>/<phase>/<DATASET>/shots_<K>/<TRAINER>/<CFG>/seed<S> layout "
+        warnings.append(f"{path}: outside the {LAYOUT} layout "
                         f"and no usable {', '.join(bad)} recorded in it; skipped")
         return None
     return {"protocol": LOOSE, "phase": LOOSE_PHASE, "dataset": str(fields["dataset"]),

@@ -2,7 +2,7 @@
 
 ``select`` arranges the loaded runs of one protocol into blocks (datasets), rows (methods) and columns (Base/New,
 shots, Accuracy), keeping apart what must not be averaged (other configs, other run settings) and naming missing
-runs; ``aggregate`` turns a selection into grids (conventions in its docstring and docs/COMPARE.md).
+runs; ``aggregate`` turns a selection into grids (conventions in its docstring and docs/EXPERIMENTS.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .results import LOOSE, TABLES, RunResult, shots_label
+from ..engine.identity import describe_difference, first_difference
+from ..protocols.layout import TARGET_PROTOCOLS, TEST_BASE, TEST_NEW, TRAIN, TRAIN_BASE, ZSROBUST, shots_label
+from .results import LOOSE, TABLES, RunResult, budget_label
 
 BASE, NEW = "Base", "New"
 ACCURACY = "Accuracy"
@@ -82,8 +84,6 @@ def _method_labels(keys: Iterable[MethodKey], trainers: Optional[Sequence[str]])
 def _setting_variants(runs: Sequence[RunResult], base_key) -> Tuple[Dict[str, int], List[str]]:
     """Number the run settings (identity minus seed and data) of each method row that holds more than one, so
     results of different identities are never averaged into one cell; a warning names what differs."""
-    from ..engine.identity import describe_difference, first_difference
-
     by_row: Dict[Tuple, Dict[str, Dict]] = defaultdict(dict)
     for run in runs:
         if run.setting is not None:
@@ -161,8 +161,8 @@ def select(
     if seeds is not None:
         chosen = [r for r in chosen if r.seed in seeds]
     if datasets:
-        keep_sources = protocol in ("xd", "dg")
-        chosen = [r for r in chosen if r.dataset in datasets or (keep_sources and r.phase == "train")]
+        keep_sources = protocol in TARGET_PROTOCOLS
+        chosen = [r for r in chosen if r.dataset in datasets or (keep_sources and r.phase == TRAIN)]
     if not chosen:
         return None
 
@@ -190,16 +190,16 @@ def select(
         blocks = _ordered((r.dataset for r in chosen), datasets)
         columns, average_blocks = [BASE, NEW], list(blocks)
         from_train = 0
-        for run in sorted(chosen, key=lambda r: r.phase != "test_base"):  # test_base first: it wins
-            column = NEW if run.phase == "test_new" else BASE
+        for run in sorted(chosen, key=lambda r: r.phase != TEST_BASE):  # test_base first: it wins
+            column = NEW if run.phase == TEST_NEW else BASE
             slot = cells[(run.dataset, label(run), column)]
             if run.seed not in slot:
                 slot[run.seed] = run
-                from_train += run.phase == "train_base"
+                from_train += run.phase == TRAIN_BASE
         if from_train:
             notes.append(
-                f"Base comes from test_base where present, else from the final test of train_base "
-                f"({from_train} run(s) from train_base)."
+                f"Base comes from {TEST_BASE} where present, else from the final test of {TRAIN_BASE} "
+                f"({from_train} run(s) from {TRAIN_BASE})."
             )
     elif protocol == "fewshot":
         blocks = _ordered((r.dataset for r in chosen), datasets)
@@ -216,6 +216,21 @@ def select(
             cells[(_loose_block(run), label(run), ACCURACY)][run.seed] = run
         notes.append("Runs whose results.json lies outside the protocol layout, each placed by what its file records "
                      "(trainer, config, dataset, class subset, shots, seed).")
+    elif protocol == ZSROBUST.name:
+        blocks = _ordered((r.dataset for r in chosen if r.phase != TRAIN), datasets)
+        average_blocks = list(blocks)
+        budgets = sorted({b for r in chosen for b in r.budgets}, key=lambda b: (b[0] != "linf", b))
+        columns = [budget_label(b) for b in budgets] or [ACCURACY]
+        for run in chosen:
+            if run.phase == TRAIN:
+                continue
+            # a run without attacks still shows its clean accuracy, in every column
+            views = {budget_label(b): run.at_budget(b) for b in run.budgets} or {c: run for c in columns}
+            for column, view in views.items():
+                cells[(run.dataset, label(run), column)][run.seed] = view
+        if budgets:
+            notes.append("One column per attack budget: robust is the per-sample worst case over the run's attacks at "
+                         "that budget; clean is the same evaluation's clean accuracy (the same images).")
     else:
         sources = sorted({r.dataset for r in chosen if r.phase == "train"})
         targets = _ordered((r.dataset for r in chosen if r.phase == "test"), datasets)

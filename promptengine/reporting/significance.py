@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from .aggregate import AVERAGE, TITLES, Cell, Grid
-from .aggregate import HM as HM_COLUMN
 from .bootstrap import Simulator
+from .grid import AVERAGE, Cell, Grid
+from .grid import HM as HM_COLUMN
 from .intervals import BOOTSTRAP, HM, NONE, SEEDS, Diff, Expr, Mean, Runs, interval, records_of
 from .selection import BASE, NEW, CellKey, Selection
 
@@ -94,8 +94,9 @@ def interval_notes(grid: Grid, draws: int) -> List[str]:
     return notes
 
 
-def pairwise_grid(grid: Grid, ref: str, sim: Simulator) -> Optional[Grid]:
-    """Each other method minus ``ref`` per entry, with the paired 95 % interval; None when ``ref`` is not a row."""
+def pairwise_grid(grid: Grid, ref: str, sim: Simulator, heading: str) -> Optional[Grid]:
+    """Each other method minus ``ref`` per entry, with the paired 95 % interval; None when ``ref`` is not a row.
+    ``heading``: the protocol's title (``aggregate.TITLES``)."""
     if ref not in grid.rows:
         return None
     cells: Dict[CellKey, Cell] = {}
@@ -115,7 +116,7 @@ def pairwise_grid(grid: Grid, ref: str, sim: Simulator) -> Optional[Grid]:
                 iv = interval(exprs[key], simulator=sim)
                 cells[key] = Cell(mean=iv.estimate, n=None, short=ours.short or theirs.short, low=iv.low,
                                   high=iv.high, interval=iv.method)
-    title = f"{TITLES[grid.protocol]} ({grid.protocol}): {grid.metric} accuracy, difference to {ref} (points)"
+    title = f"{heading} ({grid.protocol}): {grid.metric} accuracy, difference to {ref} (points)"
     notes = [f"Entry = method minus {ref} in percentage points; [low, high] its paired 95% interval (the same seed "
              f"numbers and the same test images for both methods). An interval that excludes 0 is a difference "
              "distinguishable from noise at 95%."]

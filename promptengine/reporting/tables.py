@@ -12,8 +12,10 @@ import io
 import json
 from typing import Callable, List, Sequence
 
+from tabulate import tabulate
+
 from ..errors import UserError
-from .aggregate import Cell, Grid
+from .grid import Cell, Grid
 from .intervals import SEEDS
 
 FORMATS = ("terminal", "markdown", "csv", "latex", "json")
@@ -84,10 +86,6 @@ def table_rows(grid: Grid, fmt: str, layout: str, repeat_block: bool) -> List[Li
 
 
 def _tabulate(rows: List[List[str]], tablefmt: str) -> str:
-    try:
-        from tabulate import tabulate
-    except ImportError as exc:  # pragma: no cover - tabulate is a core dependency
-        raise UserError("tables need the 'tabulate' package: pip install tabulate") from exc
     return tabulate(rows[1:], headers=rows[0], tablefmt=tablefmt, disable_numparse=True, stralign="left")
 
 

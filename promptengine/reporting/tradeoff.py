@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import UserError
+from ..protocols.layout import TEST_BASE, TEST_NEW, TRAIN_BASE
+from .plots import _colors, require_matplotlib
 from .results import RunResult, load_results
 from .stats import harmonic_mean, mean, pstd
 
 POINT_FILE = "sweep_point.json"
 PANELS = ("Base", "New", "HM")
-PHASE_PANEL = {"test_base": "Base", "train_base": "Base", "test_new": "New"}
+PHASE_PANEL = {TEST_BASE: "Base", TRAIN_BASE: "Base", TEST_NEW: "New"}
 
 
 @dataclass
@@ -57,7 +59,7 @@ def _add(points: Dict[Tuple[str, str, str], Point], runs: List[RunResult], serie
         panel = PHASE_PANEL.get(run.phase)
         if panel is None or run.clean is None or run.worst_case is None:
             continue
-        if run.phase == "train_base" and "test_base" in phases:
+        if run.phase == TRAIN_BASE and TEST_BASE in phases:
             continue  # the separate base evaluation wins, as in the tables
         name = series or (run.trainer if run.config in ("", "synth") else f"{run.trainer}/{run.config}")
         point = points.setdefault((name, value, run.dataset), Point(name, value, run.dataset))
@@ -114,8 +116,6 @@ def _numeric(value: str):
 def plot_tradeoff(points: List[Point], path: Path) -> Path:
     """Three panels (Base, New, HM): clean (x) vs robust (y), one colour per series, a numeric series joined in
     order of its swept value and each point labelled with it."""
-    from .plots import _colors, require_matplotlib
-
     Figure = require_matplotlib()
     series = list(dict.fromkeys(p.series for p in points))
     colors = _colors(series)

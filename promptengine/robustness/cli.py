@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Optional, Sequence
 
 from ..errors import UserError
+from . import target as targets
 from .report import build_report, write_report
 from .settings import ReportSettings
 
@@ -62,17 +63,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserError("pass either a run folder or --zero-shot DATASET_YAML (not both, not neither)")
     settings = settings_from_args(args)
     opts = list(args.opts)
-    from .target import load_run, zero_shot_target
-
     if args.run:
         if not os.path.isdir(args.run):
             raise UserError(f"run folder {args.run} does not exist; pass a training output folder (e.g. .../seed1)")
-        target = load_run(args.run, root=args.root, opts=opts, epoch=args.load_epoch)
+        target = targets.load_run(args.run, root=args.root, opts=opts, epoch=args.load_epoch)
         out = args.out or os.path.join(args.run, "robust_report")
     else:
         if not args.out:
             raise UserError("--zero-shot needs --out (the report folder)")
-        target = zero_shot_target(args.zero_shot, args.config_file, root=args.root, opts=opts)
+        target = targets.zero_shot_target(args.zero_shot, args.config_file, root=args.root, opts=opts)
         out = args.out
     start = time.time()
     report = build_report(target, settings, progress=not args.no_progress)

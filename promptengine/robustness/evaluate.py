@@ -8,8 +8,11 @@ from typing import Any, Dict, List
 import torch
 
 from ..attacks.spec import fmt_255, from_255
+from ..evaluation.imageset import ImageSetEvaluator
+from ..evaluation.metrics import accuracy, per_class, worst_case
+from .defense import evaluate_defense
 from .settings import ReportSettings
-from .stages import Evaluator, accuracy, autoattack_part, pgd, usable_aa_attacks, worst_case
+from .stages import autoattack_part, pgd, usable_aa_attacks
 from .subset import balanced_indices, load_subset
 from .target import Part
 
@@ -25,7 +28,7 @@ def evaluate_part(part: Part, s: ReportSettings, headline: float, progress: bool
     t0 = time.time()
     indices = balanced_indices(part.labels, s.images_per_class, s.max_images, s.seed)
     x, y, ids = load_subset(part.labels, part.fetch, indices)
-    ev = Evaluator(part.classifier, x, y, ids, module=part.module, device=part.device, batch_size=s.batch_size,
+    ev = ImageSetEvaluator(part.classifier, x, y, ids, module=part.module, device=part.device, batch_size=s.batch_size,
                    progress=progress)
     clean = ev.clean()
     out: Dict[str, Any] = {"n_images": len(indices), "n_classes": len(part.classnames), "headline_eps": headline,
@@ -85,26 +88,17 @@ def evaluate_part(part: Part, s: ReportSettings, headline: float, progress: bool
                                                                               seed=s.seed)}))
     out["large_eps"] = {"eps": s.large_eps, "steps": s.large_eps_steps, "accuracy": accuracy(large["large"])}
     out["zero_gradient_fraction"] = timed("gradients", ev.zero_gradient_fraction)
+    out["defense"], adaptive = timed("defense", lambda: evaluate_defense(ev, headline, s))  # None: no defense
 
     # per-sample worst case at the headline eps, and per class
-    whitebox = worst_case([pgd_worst, aa_worst])
+    whitebox = worst_case([pgd_worst, aa_worst, *adaptive])
     everything = worst_case([whitebox, *transfer.values()])
     out["whitebox_worst"] = accuracy(whitebox)
     out["worst_case"] = accuracy(everything)
-    out["per_class"] = _per_class(part.classnames, y, clean, everything)
+    out["per_class"] = per_class(part.classnames, y, clean, everything)
     out["weakest_classes"] = [c["class"] for c in sorted(out["per_class"], key=lambda c: (c["robust"], c["class"]))
                               ][:WEAKEST]
     out["timings_s"] = timings
     out["seconds"] = round(time.time() - t0, 1)
     out["headline_label"] = f"eps={fmt_255(from_255(headline))}/255 (linf)"
     return out
-
-
-def _per_class(classnames, y: torch.Tensor, clean: torch.Tensor, robust: torch.Tensor) -> List[Dict[str, Any]]:
-    rows = []
-    for label, name in enumerate(classnames):
-        mask = y == label
-        if mask.any():
-            rows.append({"class": name, "n": int(mask.sum()), "clean": accuracy(clean[mask]),
-                         "robust": accuracy(robust[mask])})
-    return rows

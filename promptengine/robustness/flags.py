@@ -65,9 +65,23 @@ def masking_flags(r: Dict[str, Any], s: ReportSettings) -> List[Flag]:
                       f"{100 * frac:.1f}% of images have an exactly zero input gradient of the CE loss "
                       f"(threshold {100 * s.zero_grad_max:g}%)"))
 
+    if r.get("defense") is not None:
+        flags.append(adaptive_gap_flag(r["defense"], max(s.adaptive_gap, tol)))
+
     aa = r["autoattack_worst"]
     gap = white - aa
     flags.append(Flag("AutoAttack is close to PGD", gap > max(s.aa_gap, tol),
                       f"AutoAttack {aa:.1f}% vs PGD {white:.1f}% (gap {gap:.1f} points, threshold "
                       f"{max(s.aa_gap, tol):.1f})"))
     return flags
+
+
+def adaptive_gap_flag(defense: Dict[str, Any], threshold: float) -> Flag:
+    """Raised when the adaptive attacks (per-sample worst case) lower a test-time defense's robust accuracy by more
+    than ``threshold`` points below the non-adaptive attack: its non-adaptive number came from masked gradients."""
+    plain, adaptive = defense["non_adaptive"], defense["adaptive_worst"]
+    gap = plain - adaptive
+    rows = "; ".join(f"{row['attack']} {row['accuracy']:.1f}% (through {row['through']})" for row in defense["attacks"])
+    return Flag("adaptive attacks are close to the non-adaptive one", gap > threshold,
+                f"adaptive worst case {adaptive:.1f}% vs non-adaptive {plain:.1f}% (gap {gap:.1f} points, threshold "
+                f"{threshold:.1f}): {rows}")

@@ -34,6 +34,13 @@ def _part_md(name: str, r: Dict[str, Any], show_name: bool) -> List[str]:
     if r.get("transfer") is not None:
         lines.append(f"| transfer from frozen zero-shot CLIP (PGD-{r['transfer_steps']}) | {_pct(r['transfer'])} |")
     lines += [f"| **per-sample worst case over all attacks** | **{_pct(r['worst_case'])}** |", ""]
+    if r.get("defense") is not None:
+        lines += [f"**Test-time defense at eps {h:g}/255**: non-adaptive and adaptive attacks (every other stage of "
+                  "this report crafts its examples on the undefended model and lets the defense judge them)", "",
+                  "| attack | differentiated through | accuracy |", "|---|---|---|"]
+        lines += [f"| {a['attack']} ({a['label']}) | {a['through']} | {_pct(a['accuracy'])} |"
+                  for a in r["defense"]["attacks"]]
+        lines.append("")
     weakest = [c for c in sorted(r["per_class"], key=lambda c: (c["robust"], c["class"]))][:10]
     lines += ["**Weakest classes** (robust = per-sample worst case over all attacks)", "",
               "| class | images | clean | robust |", "|---|---|---|---|"]

@@ -11,6 +11,8 @@ from typing import Any, Dict, List
 from ..errors import UserError
 from .evaluate import evaluate_part
 from .flags import masking_flags
+from .markdown import render_markdown
+from .plots import write_plots
 from .settings import ReportSettings
 from .target import Target
 
@@ -56,16 +58,12 @@ def _atomic_write(path: str, text: str) -> None:
 
 def write_report(report: Dict[str, Any], out_dir: str, plots: bool = True) -> List[str]:
     """Write the report files into ``out_dir``; returns their paths."""
-    from .markdown import render_markdown
-
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the report folder {out_dir} ({exc.strerror}); pass --out") from None
     written = []
     if plots:
-        from .plots import write_plots
-
         written += write_plots(report, out_dir)
     names = [os.path.basename(p) for p in written]
     for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", render_markdown(report, names))):

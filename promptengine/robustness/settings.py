@@ -36,6 +36,8 @@ class ReportSettings:
     aa_gap: float = 5.0  # AutoAttack this far below PGD = PGD is weak or gradients are masked
     large_eps_max: float = 5.0  # accuracy allowed at the very large eps
     zero_grad_max: float = 0.1  # fraction of samples with an all-zero input gradient
+    adaptive_gap: float = 5.0  # adaptive attacks this far below the non-adaptive one = the defense masks gradients
+    eot_samples: int = 4  # draws of a test-time defense's randomness per EOT step
     reduced: bool = False  # built by quick()
 
     @classmethod

@@ -13,9 +13,11 @@ from typing import Callable, List, Optional, Sequence
 import torch
 from torch import nn
 
+from ..attacks.forward import Forward
+from ..clip.model import FrozenZeroShot
+from ..config.merge import build_cfg, check_domains, merge_from_file, merge_from_list
 from ..errors import UserError
-
-Forward = Callable[[torch.Tensor], torch.Tensor]
+from ..registry import TRAINER_REGISTRY, import_builtin
 
 
 @dataclass
@@ -41,24 +43,17 @@ class Target:
     info: dict = field(default_factory=dict)
 
 
-def _register_everything() -> None:
-    import datasets  # noqa: F401  (registers dataset loaders)
-    import trainers  # noqa: F401  (registers trainers and their config keys)
-
-
 def _build_cfg(files: Sequence[str], opts: Sequence[str]):
-    from ..config.merge import build_cfg, merge_from_file, merge_from_list
-
     cfg = build_cfg(freeze=False)
+    provenance: dict = {}
     for path in files:
-        merge_from_file(cfg, path)
-    merge_from_list(cfg, list(opts))
+        merge_from_file(cfg, path, provenance)
+    merge_from_list(cfg, list(opts), provenance)
+    check_domains(cfg, provenance)  # the same check as training's, so the model is built from allowed values
     return cfg
 
 
 def _part(trainer, name: str, with_transfer: bool) -> Part:
-    from ..clip.model import FrozenZeroShot
-
     trainer.set_model_mode("eval")
     classifier = trainer.attack_target()
     module = trainer.model if isinstance(getattr(trainer, "model", None), nn.Module) else None
@@ -66,7 +61,7 @@ def _part(trainer, name: str, with_transfer: bool) -> Part:
     if with_transfer and hasattr(trainer, "backbone"):
         source = FrozenZeroShot(trainer.backbone, trainer.classnames, [trainer.dataset_template]).to(trainer.device)
         source.eval()
-    dataset = trainer.dm.test_set  # TEST.MAX_IMAGES is 0 here: the whole split, the report picks its own subset
+    dataset = trainer.dm.test_set  # TEST.MAX_IMAGES is -1 here: the whole split, the report picks its own subset
     labels = [d.label for d in dataset.data_source]
     return Part(name=name, classifier=classifier, module=module, transfer_source=source,
                 classnames=list(trainer.classnames), labels=labels, fetch=lambda i: dataset[i]["img"],
@@ -79,8 +74,6 @@ REPORT_HINT = ("the report rebuilds the model from the run's config.yaml: drop t
 
 
 def _trainer(cfg):
-    from ..registry import TRAINER_REGISTRY
-
     cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     cfg.freeze()
     trainer = cls(cfg)
@@ -92,12 +85,12 @@ def _test_eps(trainer) -> Optional[float]:
     return round(trainer.test_attacks[0].eps * 255.0, 4) if trainer.test_attacks else None
 
 
-REPORT_OPTS = ("TEST.MAX_IMAGES", "0", "DATALOADER.NUM_WORKERS", "0")
+REPORT_OPTS = ("TEST.MAX_IMAGES", "-1", "DATALOADER.NUM_WORKERS", "0")
 
 
 def load_run(run_dir: str, root: str = "", opts: Sequence[str] = (), epoch: Optional[int] = None) -> Target:
     """The trained model of ``run_dir`` (its config.yaml and checkpoint); base and new parts for a base2new run."""
-    _register_everything()
+    import_builtin()  # dataset loaders, trainers and their config keys
     config = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(config):
         raise UserError(f"{run_dir} has no config.yaml; pass a training output folder (e.g. .../seed1)")
@@ -123,12 +116,12 @@ def load_run(run_dir: str, root: str = "", opts: Sequence[str] = (), epoch: Opti
 
 def zero_shot_target(dataset_config: str, config_file: str = "", root: str = "", opts: Sequence[str] = ()) -> Target:
     """Zero-shot CLIP on every class of ``dataset_config`` (its own transfer source: a check of the attack only)."""
-    _register_everything()
+    import_builtin()  # dataset loaders, trainers and their config keys
     files = [dataset_config] + ([config_file] if config_file else [])
-    cfg = _build_cfg(files, [*REPORT_OPTS, "TRAINER.NAME", "ZeroshotCLIP", *opts,
-                             *(["DATASET.ROOT", root] if root else [])])
+    zero_shot = TRAINER_REGISTRY.with_role("zero_shot")
+    cfg = _build_cfg(files, [*REPORT_OPTS, "TRAINER.NAME", zero_shot, *opts, *(["DATASET.ROOT", root] if root else [])])
     trainer = _trainer(cfg)
-    info = {"trainer": "ZeroshotCLIP", "dataset": cfg.DATASET.NAME, "backbone": cfg.MODEL.BACKBONE.NAME,
+    info = {"trainer": zero_shot, "dataset": cfg.DATASET.NAME, "backbone": cfg.MODEL.BACKBONE.NAME,
             "subsample": str(cfg.DATASET.SUBSAMPLE_CLASSES)}
     return Target(name=f"zero-shot CLIP ({cfg.MODEL.BACKBONE.NAME}) on {cfg.DATASET.NAME}", source=dataset_config,
                   parts=[_part(trainer, "all", with_transfer=True)], test_eps=_test_eps(trainer), info=info)

@@ -12,6 +12,7 @@ import io
 import sys
 from typing import Dict, List, Sequence, Tuple
 
+from ..apps.train_args import configure
 from ..errors import UserError
 from .grid import Point
 from .plan import RunRef
@@ -38,8 +39,6 @@ def train_arguments(command: Sequence[str]) -> List[str]:
 
 def check_run_configs(points: Sequence[Point], runs: Dict[str, List[RunRef]]) -> None:
     """Build the config of every distinct run of the plan; the first bad one raises, naming its grid point."""
-    from ..apps.train import configure
-
     checked: Dict[Tuple[str, ...], None] = {}
     warnings: Dict[str, None] = {}
     for point in points:

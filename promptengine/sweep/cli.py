@@ -1,4 +1,4 @@
-"""``tools/sweep.py {run,status,collect}``: the sweep runner's command line (docs/SCALING.md).
+"""``tools/sweep.py {run,status,collect}``: the sweep runner's command line (docs/EXPERIMENTS.md).
 
 ``script`` is how ``scripts/lib/protocol.sh`` hands a protocol or comparison call to a launcher when ``LAUNCHER`` or
 ``JOBS`` is set: the call's runs become the points of a one-off grid.
@@ -17,11 +17,16 @@ import yaml
 
 from ..cli import run_main
 from ..errors import UserError
+from ..protocols.layout import BASE2NEW, FEWSHOT, PROTOCOLS, SPECS, TARGET_PROTOCOLS
+from ..protocols.methods import method_protocols, method_table, resolve_method
+from ..protocols.runs import DEFAULT_SEEDS, words
+from ..protocols.worlds import default_datasets
+from ..registry import HOME
 from .checks import check_run_configs
-from .grid import PROTOCOLS, build_grid, expand, read_grid_file, script_env
+from .grid import build_grid, expand, read_grid_file, script_env
 from .launchers import LAUNCHERS, SLURM_KEYS, Launch, cap_jobs, default_threads, launch
 from .lock import hold_sweep
-from .plan import chains, point_runs, protocol_runner, resolve_methods
+from .plan import chains, point_runs, resolve_methods
 from .state import SweepState
 from .status import format_status, sweep_status
 
@@ -103,7 +108,8 @@ def plan_and_launch(grid_file: Optional[str], flags: Dict[str, Any], args: argpa
         return 0
     lock = hold_sweep(state)  # one run of this sweep at a time, from its plan to its last status line
     try:
-        state.save_plan(grid.name, env, points, runs, groups, {k: list(v) for k, v in methods.items()},
+        state.save_plan(grid.name, env, points, runs, groups,
+                        {k: [m.trainer, m.default_config] for k, m in methods.items()},
                         {"protocols": grid.protocols, "seeds": grid.seeds})
         devices = [d for d in (args.devices or os.environ.get("DEVICES") or "").replace(",", " ").split() if d]
         how = Launch(args.launcher, jobs, threads, slurm, args.wait, devices)
@@ -154,7 +160,7 @@ def collect(state: SweepState, passthrough: List[str]) -> int:
     plan = state.load_plan()
     trainers = [trainer for trainer, _ in plan["methods"].values()]
     python = plan["env"].get("PYTHON") or sys.executable
-    compare = str(protocol_runner().REPO / "tools" / "compare.py")
+    compare = str(HOME / "tools" / "compare.py")
     axes, output = plan["axes"], plan["env"].get("OUTPUT")
     if not output or not isinstance(axes.get("protocols"), list) or not isinstance(axes.get("seeds"), list):
         raise UserError(f"{state.folder} records no output folder, protocols or seeds to collect; run the grid "
@@ -169,11 +175,11 @@ def collect(state: SweepState, passthrough: List[str]) -> int:
 
 
 def script_call(argv: List[str]) -> int:
-    """A protocol.sh call (PROTOCOL TRAINER DEFAULT_CFG ARGS... | compare PROTOCOL OPTIONS...) run as a sweep."""
-    runner = protocol_runner()
-    args = argparse.Namespace(launcher=os.environ.get("LAUNCHER") or "local", jobs=None, threads=None, devices=None,
-                              wait=True, dry_run=os.environ.get("DRY_RUN", "") not in ("", "0"), state=None,
-                              slurm_config=os.environ.get("SLURM_CONFIG") or None)
+    """A protocol.sh call (METHOD PROTOCOL ARGS... | compare PROTOCOL OPTIONS...) run as a sweep."""
+    env = dict(os.environ)
+    args = argparse.Namespace(launcher=env.get("LAUNCHER") or "local", jobs=None, threads=None, devices=None,
+                              wait=True, dry_run=env.get("DRY_RUN", "") not in ("", "0"), state=None,
+                              slurm_config=env.get("SLURM_CONFIG") or None)
     passthrough: List[str] = []
     if argv[:1] == ["compare"]:
         if "--" in argv:
@@ -183,30 +189,32 @@ def script_call(argv: List[str]) -> int:
         for axis in ("methods", "datasets", "seeds", "shots"):
             parser.add_argument(f"--{axis}", nargs="+")
         opts = parser.parse_args(argv[1:])
-        world = "synth" if os.environ.get("WORLD", "").lower() == "synth" else "benchmark"
-        datasets = runner.words(opts.datasets, "DATASETS", () if opts.protocol in ("xd", "dg") else
-                                runner.SYNTH_BENCHMARKS if world == "synth" else runner.BENCHMARKS)
+        datasets = words(opts.datasets, "DATASETS", env,
+                         () if opts.protocol in TARGET_PROTOCOLS else default_datasets(env))
         flags = {"name": f"compare-{opts.protocol}", "protocols": [opts.protocol],
-                 "methods": runner.words(opts.methods, "METHODS", list(runner.method_table())),
-                 "datasets": datasets, "seeds": runner.words(opts.seeds, "SEEDS", ["1", "2", "3"]),
-                 "shots": runner.words(opts.shots, "SHOTS")}
+                 "methods": words(opts.methods, "METHODS", env, [f for f, m in method_table().items()
+                                                                  if opts.protocol in method_protocols(m)]),
+                 "datasets": datasets, "seeds": words(opts.seeds, "SEEDS", env, DEFAULT_SEEDS),
+                 "shots": words(opts.shots, "SHOTS", env)}
         code = plan_and_launch(None, flags, args)
         return collect(state_folder(args, script_env(build_grid(None, flags)), flags["name"]), passthrough) or code
-    if len(argv) < 4 or argv[0] not in PROTOCOLS:
-        raise UserError(f"usage: {runner.USAGE.get(argv[0] if argv else '', 'PROTOCOL TRAINER CFG ARGS...')}")
-    protocol, trainer, _, rest = argv[0], argv[1], argv[2], argv[3:]
+    if len(argv) < 3 or argv[1] not in PROTOCOLS:
+        usage = SPECS[argv[1]].usage if len(argv) > 1 and argv[1] in SPECS else "METHOD PROTOCOL ARGS..."
+        raise UserError(f"usage: {usage}")
+    protocol, rest = argv[1], argv[2:]
+    trainer = resolve_method(argv[0], method_table()).trainer
     flags: Dict[str, Any] = {"name": f"{trainer.lower()}-{protocol}", "protocols": [protocol], "methods": [trainer]}
-    if protocol == "base2new":
+    if protocol == BASE2NEW.name:
         if len(rest) not in (2, 3):
-            raise UserError(f"usage: {runner.USAGE[protocol]}")
-        flags.update(datasets=[rest[0]], seeds=[rest[1]], shots=runner.words(None, "SHOTS"))
+            raise UserError(f"usage: {BASE2NEW.usage}")
+        flags.update(datasets=[rest[0]], seeds=[rest[1]], shots=words(None, "SHOTS", env))
         if len(rest) == 3:
             os.environ["CFG"] = rest[2]
-    elif protocol == "fewshot":
-        flags.update(datasets=[rest[0]], seeds=runner.words(None, "SEEDS", ["1", "2", "3"]),
-                     shots=runner.words(rest[1:], "SHOTS"))
+    elif protocol == FEWSHOT.name:
+        flags.update(datasets=[rest[0]], seeds=words(None, "SEEDS", env, DEFAULT_SEEDS),
+                     shots=words(rest[1:], "SHOTS", env))
     else:
-        flags.update(seeds=[rest[0]], datasets=rest[1:], shots=runner.words(None, "SHOTS"))
+        flags.update(seeds=[rest[0]], datasets=rest[1:], shots=words(None, "SHOTS", env))
     return plan_and_launch(None, flags, args)
 
 

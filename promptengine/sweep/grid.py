@@ -10,16 +10,16 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from ..builtin import HOME as REPO  # the checkout, or the wheel's copy of scripts/ and tools/
 from ..config.merge import utf8_text
 from ..errors import UserError
+from ..protocols.layout import FEWSHOT, PROTOCOLS, TARGET_PROTOCOLS
+from ..protocols.runs import FEWSHOT_SHOTS
+from ..registry import HOME as REPO  # the checkout, or the wheel's copy of scripts/ and tools/
 
 SCRIPTS = REPO / "scripts"
-PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
-FEWSHOT_DEFAULT_SHOTS = ("1", "2", "4", "8", "16", "all")
 AXES = ("protocols", "methods", "datasets", "seeds", "shots", "options")
-#: environment of the protocol scripts a grid may set for all its points (docs/SCRIPTS.md)
-SCRIPT_ENV = ("OUTPUT", "DATA", "CFG", "BACKBONE", "PYTHON", "SOURCE", "WORLD", "EXTRA_OPTS")
+#: environment of the protocol scripts a grid may set for all its points (docs/EXPERIMENTS.md)
+SCRIPT_ENV = ("OUTPUT", "DATA", "CFG", "BACKBONE", "PYTHON", "SOURCE", "WORLD", "PRESET", "EXTRA_OPTS")
 SECTIONS = set(AXES) | {"name", "env", "slurm"}
 
 
@@ -151,7 +151,7 @@ def expand(grid: Grid, methods: Sequence[str], common_extra: str) -> List[Point]
     check_option_names(list(grid.options))
     points: Dict[str, Point] = {}
     for protocol in grid.protocols:
-        shot_list = grid.shots or (list(FEWSHOT_DEFAULT_SHOTS) if protocol == "fewshot" else [""])
+        shot_list = grid.shots or (list(FEWSHOT_SHOTS) if protocol == FEWSHOT.name else [""])
         for method in methods:
             for opt_name, opt_text in grid.options.items():
                 extra = " ".join(t for t in (common_extra, opt_text) if t.strip())
@@ -162,9 +162,9 @@ def expand(grid: Grid, methods: Sequence[str], common_extra: str) -> List[Point]
                         if shots:
                             env["SHOTS"] = shots
                         k = f"k{shots}" if shots else ""
-                        if protocol in ("xd", "dg"):  # datasets are the targets of one source model
+                        if protocol in TARGET_PROTOCOLS:  # datasets are the targets of one source model
                             calls = [(slug(protocol, method, f"s{seed}", k, variant), [seed, *grid.datasets])]
-                        elif protocol == "fewshot":
+                        elif protocol == FEWSHOT.name:
                             env["SEEDS"] = seed
                             calls = [(slug(protocol, method, d, f"s{seed}", k, variant), [d, shots] if shots else [d])
                                      for d in grid.datasets]

@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
-from ..builtin import CHECKOUT
 from ..errors import UserError
+from ..registry import CHECKOUT
 from .grid import REPO
 from .state import SweepState
 from .worker import ChainTask, run_chain, start_worker
@@ -116,7 +116,7 @@ def slurm_parameters(how: Launch) -> Dict[str, Any]:
 
 def launch_slurm(state: SweepState, chains: List[List[str]], how: Launch) -> int:
     try:
-        import submitit
+        import submitit  # optional dependency: the slurm launcher only
     except ImportError:
         raise UserError("the slurm launcher needs submitit: pip install submitit") from None
     try:

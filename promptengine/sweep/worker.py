@@ -117,6 +117,6 @@ class ChainTask:
         return codes
 
     def checkpoint(self, *args, **kwargs):
-        import submitit
+        import submitit  # optional dependency: the slurm launcher only
 
         return submitit.helpers.DelayedSubmission(ChainTask(self.folder, self.ids, self.threads))

@@ -16,7 +16,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from .worlds import VOCAB, plural
+from ..clip.openai_clip import clip
+from .vocab import VOCAB, plural
 
 # Probability that a caption names each attribute of the image (when it is not the default value).
 MENTION = dict(colour=0.7, shape=0.85, fill=0.25, count=0.15, glyph=0.9, pattern=0.85, glyph_colour=0.35,
@@ -164,8 +165,6 @@ def compatible(f_img: torch.Tensor, pool_img: torch.Tensor, c_txt: torch.Tensor,
 
 @lru_cache(maxsize=200_000)
 def _tokens(text: str, context_length: int) -> torch.Tensor:
-    from ..clip.openai_clip import clip
-
     return clip.tokenize([text], context_length=context_length)[0]
 
 
@@ -195,8 +194,6 @@ def vocabulary_text() -> str:
 
 def all_caption_token_ids() -> torch.Tensor:
     """Sorted unique token ids the captions can use (incl. start/end of text): the rows pretraining trains."""
-    from ..clip.openai_clip import clip
-
     words = vocabulary_text().split()
     ids = set()
     for s in range(0, len(words), 20):

@@ -13,7 +13,8 @@ from typing import List
 
 from PIL import Image
 
-from ..data.datum import DatasetBase, Datum
+from ..data.dataset import DatasetBase
+from ..data.datum import Datum
 from ..data.fewshot import prepare_splits
 from ..errors import UserError
 from .worlds import SPLITS, World, get_world, render_split

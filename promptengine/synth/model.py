@@ -13,6 +13,9 @@ from typing import Dict, Optional
 
 import torch
 
+from ..clip.openai_clip import CLIP, convert_weights
+from ..clip.pixels import CLIP_MEAN, CLIP_STD
+
 # widths are multiples of 64: clip.model.build_model infers heads = width // 64 for both towers.
 # context_length stays 77 so clip.load + build_model round-trip and any CLIP prompt fits.
 SYNTHCLIP_CONFIG: Dict[str, int] = dict(
@@ -31,8 +34,6 @@ SYNTHCLIP_CONFIG: Dict[str, int] = dict(
 TOKEN_INIT_SEED = 20240517
 TOKEN_INIT_STD = 0.02
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def model_config(**overrides) -> Dict[str, int]:
@@ -58,8 +59,6 @@ def token_init(vocab_size: int, width: int, seed: int = TOKEN_INIT_SEED, std: fl
 
 def build_synthclip(seed: int = 0, cfg: Optional[Dict[str, int]] = None):
     """A fresh fp32 SynthCLIP (``clip.model.CLIP``) with the fixed token-embedding initialisation."""
-    from ..clip.openai_clip import CLIP
-
     cfg = dict(cfg or SYNTHCLIP_CONFIG)
     torch.manual_seed(seed)
     model = CLIP(**cfg).float()
@@ -70,8 +69,6 @@ def build_synthclip(seed: int = 0, cfg: Optional[Dict[str, int]] = None):
 
 def fp16_keys(cfg: Optional[Dict[str, int]] = None):
     """State-dict keys that ``clip.model.build_model`` stores in fp16 (``convert_weights``)."""
-    from ..clip.openai_clip import CLIP, convert_weights
-
     cfg = dict(cfg or SYNTHCLIP_CONFIG)
     small = dict(cfg, vocab_size=8)  # same module structure, cheap to build
     model = CLIP(**small)

@@ -27,11 +27,14 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
+from ..clip.openai_clip import clip
+from ..evaluation.metrics import accuracy
 from . import model as M
 from .captions import all_caption_token_ids, compatible, constraint_matrix, described, factor_matrix, tokenize
 from .resume import load_checkpoint, save_checkpoint
-from .worlds import World, derive_seed, get_world, render_scenes
+from .worlds import World, derive_seed, get_world, render_scenes, render_split, split_labels
 
 # Pretraining pools and their fractions of each batch. Every factor of a pool image is drawn at random (object
 # pools draw fills and counts more broadly than the datasets do); captions describe the image (captions.py). The
@@ -200,8 +203,6 @@ def multi_positive_contrastive_loss(img: torch.Tensor, txt: torch.Tensor, positi
 
 @torch.no_grad()
 def class_text_features(model, classnames: List[str], template: str) -> torch.Tensor:
-    from ..clip.openai_clip import clip
-
     tokens = clip.tokenize([template.format(c) for c in classnames])
     feats = model.encode_text(tokens)
     return F.normalize(feats.float(), dim=-1)
@@ -218,8 +219,6 @@ def image_features(model, images_uint8: torch.Tensor, batch_size: int = 500) -> 
 
 def zero_shot_accuracy(model, name: str, split: str = "test", limit: int = -1, classes: Optional[str] = None) -> float:
     """Zero-shot top-1 accuracy (%) on a world split; ``classes`` = None (all) | "base" | "new"."""
-    from .worlds import render_split, split_labels
-
     world = get_world(name)
     images = render_split(name, split)
     labels = split_labels(world, split)
@@ -236,7 +235,7 @@ def zero_shot_accuracy(model, name: str, split: str = "test", limit: int = -1, c
     txt = class_text_features(model, names, world.template)
     img = image_features(model, images)
     pred = (img @ txt.t()).argmax(1)
-    return float((pred == labels).float().mean() * 100.0)
+    return accuracy(pred == labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,8 +296,6 @@ def pretrain(
     params = [p for grp in opt.param_groups for p in grp["params"]]
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=cfg.steps, desc="pretrain SynthCLIP", unit="step", dynamic_ncols=True)
     history: list = []
     loss_ema = None

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 Tensor = torch.Tensor
 
@@ -226,8 +227,6 @@ def glyph_masks(chars: Tuple[str, ...], res: int = GLYPH_RES) -> Tensor:
     Uses ``PIL.ImageFont.load_default(size=...)``, a FreeType font bundled with Pillow >= 10.1,
     with a stroke to make the strokes bold enough to survive 32x32.
     """
-    from PIL import Image, ImageDraw, ImageFont
-
     font = ImageFont.load_default(size=int(res * 0.78))
     if not isinstance(font, ImageFont.FreeTypeFont):  # pragma: no cover - old Pillow
         raise RuntimeError("SynthGlyphs needs Pillow >= 10.1 (a FreeType default font); pip install -U pillow")

@@ -14,7 +14,7 @@ from typing import Dict
 import torch
 
 from . import render as R
-from .worlds import GLYPH_CHARS, PALETTE, VOCAB
+from .vocab import GLYPH_CHARS, PALETTE, VOCAB
 
 Tensor = torch.Tensor
 _COLOURS = torch.tensor([PALETTE[c] for c in VOCAB["colour"]], dtype=torch.float32)

@@ -21,17 +21,16 @@ from typing import Dict, Optional
 
 import torch
 
+from ..cache import cache_root
+from ..errors import UserError
 from . import model as M
+from .pretrain import PretrainConfig, pretrain
 
 FORMAT = "synthclip-compact/1"
 ASSET_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "synthclip.pt")
 TOKEN_KEY = "token_embedding.weight"
 ENV_WEIGHTS = "PROMPTENGINE_SYNTHCLIP"
-
-
-def default_cache_root() -> str:
-    """``$PROMPTENGINE_CACHE`` or ``~/.cache/promptengine`` (same rule as the few-shot cache)."""
-    return os.environ.get("PROMPTENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "promptengine")
+SYNTH_NAME = "SynthCLIP"  # the MODEL.BACKBONE.NAME that loads these weights
 
 
 def file_digest(path: str) -> str:
@@ -146,11 +145,9 @@ def synth_clip_path(download_root: str = "") -> str:
     override = os.environ.get(ENV_WEIGHTS, "")
     if override:
         if not os.path.isfile(override):
-            from ..errors import UserError
-
             raise UserError(f"${ENV_WEIGHTS}={override} is not a file (unset it to use the shipped SynthCLIP)")
         return override
-    root = download_root or os.path.join(default_cache_root(), "synthclip")
+    root = download_root or os.path.join(cache_root(), "synthclip")
     if os.path.isfile(ASSET_PATH):
         digest = file_digest(ASSET_PATH)[:16]
         path = os.path.join(root, f"SynthCLIP-{digest}.pt")
@@ -162,8 +159,6 @@ def synth_clip_path(download_root: str = "") -> str:
         print(f"SynthCLIP: expanding the shipped weights into {path} (once, about a second)")
         return _write_with_fallback(expand_state(load_compact(ASSET_PATH)), path)
     # No artifact (e.g. deleted): build it once with the default pretraining.
-    from .pretrain import PretrainConfig, pretrain
-
     cfg = PretrainConfig()
     tag = hashlib.sha256(repr(sorted(vars(cfg).items())).encode()).hexdigest()[:12]
     path = os.path.join(root, f"SynthCLIP-built-{tag}.pt")

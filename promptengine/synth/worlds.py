@@ -1,4 +1,5 @@
-"""The synthetic worlds (version 2): factor vocabularies, dataset specifications, label order, splits.
+"""The synthetic worlds (version 2): dataset specifications over the factor vocabularies (``vocab.py``), label order,
+splits.
 
 Every image is a *scene* described by factors: for object scenes colour, shape, fill and count; for glyph scenes the
 glyph and its colour; for texture scenes the pattern and its colour. A dataset (a :class:`World`) names the factors
@@ -27,31 +28,11 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from . import render as R
+from .scenes import draw_scenes
+from .vocab import VOCAB, plural
+
 WORLD_VERSION = 2
-
-PALETTE: Dict[str, Tuple[float, float, float]] = {
-    "red": (0.86, 0.08, 0.08),
-    "green": (0.10, 0.66, 0.14),
-    "blue": (0.12, 0.24, 0.92),
-    "yellow": (0.96, 0.86, 0.06),
-    "orange": (1.00, 0.50, 0.02),
-    "purple": (0.55, 0.14, 0.78),
-    "cyan": (0.06, 0.82, 0.86),
-    "pink": (1.00, 0.50, 0.76),
-}
-
-# Factor vocabularies (the words used in class names). Counts are plural in class names ("two stars").
-VOCAB: Dict[str, Tuple[str, ...]] = {
-    "colour": tuple(PALETTE),
-    "shape": ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "crescent"),
-    "fill": ("solid", "striped", "dotted", "checkered"),
-    "count": ("one", "two", "three", "four"),
-    "glyph": ("letter a", "letter e", "letter h", "letter k", "letter r", "letter s",
-              "letter x", "letter m", "digit 2", "digit 4", "digit 7", "digit 9"),
-    "pattern": ("striped", "dotted", "checkered", "wavy", "zigzag", "grid"),
-}
-GLYPH_CHARS: Tuple[str, ...] = ("A", "E", "H", "K", "R", "S", "X", "M", "2", "4", "7", "9")
-PLURAL = {"cross": "crosses"}
 
 SPLIT_SIZES: Dict[str, int] = {"train": 100, "val": 20, "test": 50}  # images per class
 SPLITS = tuple(SPLIT_SIZES)
@@ -62,10 +43,6 @@ def derive_seed(*parts) -> int:
     """A 63-bit seed from any printable parts (stable across Python runs and machines)."""
     digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def plural(shape: str) -> str:
-    return PLURAL.get(shape, shape + "s")
 
 
 @dataclass(frozen=True)
@@ -198,9 +175,6 @@ def render_labels(world: World, labels: torch.Tensor, seed: int) -> torch.Tensor
 
 def render_scenes(world: World, labels: torch.Tensor, seed: int):
     """Images ``(N, H, W, 3)`` uint8 and their factor tensors (what the pretraining captions describe)."""
-    from . import render as R
-    from .scenes import draw_scenes
-
     g = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         factors = scene_factors(world, labels, g)
@@ -222,8 +196,6 @@ def split_labels(world: World, split: str) -> torch.Tensor:
 
 def render_split(name: str, split: str, seed: Optional[int] = None) -> torch.Tensor:
     """All images of a split, ``(N, 32, 32, 3)`` uint8, label of image i = ``i % n_classes``."""
-    from . import render as R
-
     world = get_world(name)
     if split not in SPLIT_SIZES:
         raise KeyError(f"unknown split '{split}' (train, val or test)")

@@ -148,14 +148,6 @@ def gather_per_sample(per_sample: Dict[str, torch.Tensor]) -> Dict[str, torch.Te
     return {k: v[order] for k, v in merged.items()}
 
 
-def all_reduce_mean(value: float) -> float:
-    if not is_initialized():
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    tdist.all_reduce(t)
-    return float(t.item() / world_size())
-
-
 def broadcast_flag(flag: bool, src: int = 0) -> bool:
     """Rank ``src``'s decision on every rank (e.g. "this run is already done"), so all ranks take the same path."""
     if not is_initialized():
