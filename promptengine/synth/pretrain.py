@@ -354,7 +354,7 @@ def pretrain(
         config=plain_cfg,
         model_config=mcfg,
         seconds=round(spent_before + time.time() - t_start, 1),
-        cpu_seconds=round(cpu_before + time.process_time() - cpu_start, 1),  # with --threads 1: about the wall time on an idle core
+        cpu_seconds=round(cpu_before + time.process_time() - cpu_start, 1),  # --threads 1: ~ wall time, idle core
         final_loss=round(float(loss_ema), 4) if loss_ema is not None else None,
         trained_token_ids=used.tolist(),
         history=history,
