@@ -9,8 +9,6 @@ import pytest
 from tests.conftest import ROOT
 
 
-
-
 @pytest.mark.slow
 def test_demo_ci_size_runs_every_method_and_prints_tables(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PROMPTENGINE_CACHE=str(tmp_path / "cache"))
