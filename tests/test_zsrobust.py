@@ -162,11 +162,11 @@ def test_tecoa_zsrobust_script_runs_end_to_end_on_the_embedded_world(tmp_path):
     assert list(out.glob("train/synth_shapes/shots_2/TeCoA/synth@*/seed1/vision_encoder.pth.tar"))
     result = json.loads(next(out.glob("test/synth_glyphs/shots_2/TeCoA/synth@*/seed1/results.json")).read_text())
     assert result["num_images"] == 20
-    assert [round(a["attack"]["eps"] * 255) for a in result["robust"]] == [1, 2]
+    assert [round(a["attack"]["eps"] * 255) for a in result["robust"]] == [2, 4]
     table = subprocess.run([sys.executable, str(ROOT / "tools" / "compare.py"), env["OUTPUT"], "--protocol",
                             "zsrobust"], capture_output=True, text=True, timeout=300)
     assert table.returncode == 0, table.stderr
     assert re.search(r"Zero-shot robustness \(zsrobust\): robust accuracy", table.stdout)
     header = next(line for line in table.stdout.splitlines() if line.startswith("Dataset"))
-    assert header.split() == ["Dataset", "Method", "eps", "1/255", "eps", "2/255"]  # one column per budget
+    assert header.split() == ["Dataset", "Method", "eps", "2/255", "eps", "4/255"]  # one column per budget
     assert any(line.startswith("SynthGlyphs") and "TeCoA" in line for line in table.stdout.splitlines())
