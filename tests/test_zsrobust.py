@@ -20,6 +20,7 @@ from promptengine.reporting.results import load_results
 from promptengine.sweep.grid import build_grid, expand, script_env
 from promptengine.sweep.plan import point_runs, resolve_methods
 from tests.test_scripts import SCRIPT_VARS
+from tests.weights_fakes import REFUSAL, TOWER, pinned_tower, swap_for_another
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,6 +98,28 @@ def test_only_tower_tuning_methods_and_the_zero_shot_reference_have_the_protocol
         plan("tecoa", [1], PRESET="nope")
     with pytest.raises(UserError, match="mixing synthetic and benchmark"):
         plan("tecoa", [1, "synth_glyphs"], PRESET="tecoa")
+
+
+def test_the_runner_checks_catalogued_weights_before_the_first_run(tmp_path, monkeypatch, capsys):
+    """BACKBONE may name a catalogued tower (the zero-shot reference judged on a released tower): the runner resolves
+    and verifies it as train.py will, before any run; a copy of another checksum is one line and nothing starts."""
+    for key in SCRIPT_VARS:
+        monkeypatch.delenv(key, raising=False)
+    root = tmp_path / "weights"
+    path = pinned_tower(root)
+    monkeypatch.setenv("OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("DRY_RUN", "1")
+    monkeypatch.setenv("BACKBONE", TOWER)
+    monkeypatch.setenv("EXTRA_OPTS", f"MODEL.BACKBONE.DOWNLOAD_ROOT {root}")
+    assert protocol_main(["zsclip", "zsrobust", "1", "synth_glyphs"]) == 0
+    planned = capsys.readouterr().out
+    assert "[run]  eval" in planned and f"MODEL.BACKBONE.NAME {TOWER}" in planned
+    swap_for_another(path)
+    assert protocol_main(["zsclip", "zsrobust", "1", "synth_glyphs"]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith("error: ") and REFUSAL in line and str(path) in line
+    assert "[run]" not in captured.out
 
 
 def test_sweep_plans_zsrobust_points(tmp_path, monkeypatch):
