@@ -184,9 +184,11 @@ class DasslEngineBridge:
             return []
         self.set_model_mode("eval")
         module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
-        per_sample = evaluate(self.attack_target(), PixelBatches(self, loader), self.test_attacks, self.device,
+        classifier = self.attack_target()
+        per_sample = evaluate(classifier, PixelBatches(self, loader), self.test_attacks, self.device,
                               module=module, desc="robust", attack_autocast=self.test_attack_autocast)
-        return [{"name": r["name"], "accuracy": r["accuracy"]} for r in robust_results(per_sample, self.test_attacks)]
+        return [{"name": r["name"], "accuracy": r["accuracy"]}
+                for r in robust_results(per_sample, self.test_attacks, classifier)]
 
 
 def dassl_trainer(method: type) -> type:
