@@ -313,7 +313,7 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
         if not dist.is_main():
             return 0.0
         clean = clean_summary(per_sample["pred"], per_sample["label"])
-        robust = robust_results(per_sample, specs)
+        robust = robust_results(per_sample, specs, classifier)
         # clean-correct AND robust to every attack
         worst = worst_case([clean_correct(per_sample), *attack_correct(per_sample, len(specs))]) if specs else None
         print_result_block(clean, robust)
