@@ -53,10 +53,12 @@ def rtpt_loss(logits: torch.Tensor, fraction: float) -> torch.Tensor:
 def reliability_weights(features: torch.Tensor, neighbours: int, temperature: float) -> torch.Tensor:
     """(N,) ensemble weights from L2-normalised view embeddings (N, E): softmax(score / temperature), the score being
     the mean cosine similarity of a view to its ``neighbours`` most similar *other* views."""
+    if features.shape[0] == 1:  # the image alone (no views): nothing to compare with
+        return features.new_ones(1)
     sim = features @ features.t()
     eye = torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)
     sim = sim.masked_fill(eye, float("-inf"))
-    k = max(1, min(neighbours, sim.shape[0] - 1))
+    k = min(neighbours, sim.shape[0] - 1)
     score = sim.topk(k, dim=-1).values.mean(-1)
     return torch.softmax(score / temperature, dim=0)
 
