@@ -108,8 +108,8 @@ def test_cli_on_a_trained_coop_run(tmp_path):
 
     code, plain = rtpt("plain", "TRAINER.RTPT.VIEWS", "0", "TRAINER.RTPT.STEPS", "0")
     assert code == 0 and _clean_bits(plain) == _clean_bits(coop)
-    code, full = rtpt("full", "TRAINER.RTPT.VIEWS", "3", "TEST.MAX_IMAGES", "6", "ATTACK.TEST.ENABLED", "True", "ATTACK.TEST.STEPS", "1",
-                      "ATTACK.TEST.ATTACKS", "['through:steps=1,eps=2']")
+    code, full = rtpt("full", "TRAINER.RTPT.VIEWS", "3", "TEST.MAX_IMAGES", "6", "ATTACK.TEST.ENABLED", "True",
+                      "ATTACK.TEST.STEPS", "1", "ATTACK.TEST.ATTACKS", "['through:steps=1,eps=2']")
     assert code == 0
     result = json.loads((full / "results.json").read_text())
     assert result["trainer"] == "RTPT" and result["num_images"] == 6
