@@ -117,3 +117,16 @@ def test_cli_on_a_trained_coop_run(tmp_path):
     assert "Loaded the text context" in (full / "log.txt").read_text()
     code, _ = rtpt("bad", "TRAINER.RTPT.PROMPTS", tmp_path / "nowhere")
     assert code == 2
+
+
+def test_views_start_with_the_image_and_carry_its_gradient():
+    from promptengine.evaluation.views import augmented_views
+
+    image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    views = augmented_views(image, 6, torch.Generator().manual_seed(4))
+    assert views.shape == (7, 3, 16, 16) and torch.equal(views[0], image[0])
+    assert 0 <= float(views.detach().min()) and float(views.detach().max()) <= 1  # bilinear resizing stays in the pixel box
+    again = augmented_views(image, 6, torch.Generator().manual_seed(4))
+    assert torch.equal(views, again) and not torch.equal(views[1:], augmented_views(image, 6, torch.Generator())[1:])
+    (grad,) = torch.autograd.grad(views[1:].sum(), image)  # the crops are differentiable in the image
+    assert grad.abs().sum() > 0
