@@ -17,20 +17,21 @@ from promptengine.clip.loading import random_clip
 from promptengine.clip.model import PromptedCLIP
 from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.evaluation.testtime import Budget
-from promptengine.methods.rtpt import ReliableTPT, adamw_steps, reliability_weights, rtpt_loss
+from promptengine.methods.rtpt import ReliableTPT, adamw_steps, confident_views, reliability_weights, rtpt_loss
 from tests.conftest import ROOT, TOY_OPTS, run_train
 
 
 def test_loss_is_the_pointwise_entropy_of_the_confident_views():
     """2 views x 3 classes: softmaxes (1/2, 1/4, 1/4) (entropy 1.5 ln 2) and uniform (entropy ln 3)."""
     logits = torch.log(torch.tensor([[0.5, 0.25, 0.25], [1 / 3, 1 / 3, 1 / 3]])) + torch.tensor([[2.0], [-1.0]])
-    both = rtpt_loss(logits, fraction=1.0)
+    both = rtpt_loss(logits, confident_views(logits, fraction=1.0))
     assert torch.allclose(both, torch.tensor((1.5 * math.log(2) + math.log(3)) / 2))
     # not the marginal entropy (TPT's): the entropy of the mean softmax (5/12, 7/24, 7/24)
     mean = torch.tensor([5 / 12, 7 / 24, 7 / 24])
     assert not torch.allclose(both, -(mean * mean.log()).sum(), atol=1e-3)
     # half the views: the more confident one only
-    assert torch.allclose(rtpt_loss(logits, fraction=0.5), torch.tensor(1.5 * math.log(2)))
+    assert confident_views(logits, fraction=0.5).tolist() == [0]
+    assert torch.allclose(rtpt_loss(logits, confident_views(logits, 0.5)), torch.tensor(1.5 * math.log(2)))
 
 
 def test_reliability_weights_by_hand():

@@ -45,9 +45,10 @@ def confident_views(logits: torch.Tensor, fraction: float) -> torch.Tensor:
     return pointwise_entropy(logits.detach()).argsort()[:count]
 
 
-def rtpt_loss(logits: torch.Tensor, fraction: float) -> torch.Tensor:
-    """R-TPT's test-time loss: the mean pointwise entropy of the confident views (no marginal-entropy term)."""
-    return pointwise_entropy(logits[confident_views(logits, fraction)]).mean()
+def rtpt_loss(logits: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+    """R-TPT's test-time loss: the mean pointwise entropy of the chosen ``views`` (indices; the confident ones), with
+    no divergence term (TPT's marginal entropy is this mean plus the views' divergence from their mean)."""
+    return pointwise_entropy(logits[views]).mean()
 
 
 def reliability_weights(features: torch.Tensor, neighbours: int, temperature: float) -> torch.Tensor:
@@ -98,8 +99,7 @@ class ReliableTPT(TestTimeDefense):
             f = feats if self.unrolled(step) else feats.detach()
             logits = model.logits_from_features(f, model.text_features(replace(bundle, text_ctx=ctx)))
             keep = confident_views(logits, self.selection) if keep is None else keep  # chosen once, at the start
-            loss = pointwise_entropy(logits[keep]).mean()
-            grads.append(self.grad(loss, [ctx], step)[0])
+            grads.append(self.grad(rtpt_loss(logits, keep), [ctx], step)[0])
             ctx = adamw_steps(bundle.text_ctx, grads, self.budget.lr)
         tuned = model.logits_from_features(feats, model.text_features(replace(bundle, text_ctx=ctx)))
         weights = reliability_weights(feats, self.neighbours, self.temperature)
