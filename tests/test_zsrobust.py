@@ -91,7 +91,7 @@ def test_robustvlm_preset_runs_apgd_ce_alone_on_pcam_and_user_options_come_last(
 
 def test_only_tower_tuning_methods_and_the_zero_shot_reference_have_the_protocol(capsys):
     have = sorted(folder for folder, m in method_table().items() if "zsrobust" in method_protocols(m))
-    assert have == ["fare", "pmgaft", "tecoa", "tgazsr", "ttc", "zsclip"]
+    assert have == ["fare", "pmgaft", "rtpt", "tecoa", "tgazsr", "ttc", "zsclip"]
     assert sorted(p.parent.name for p in (ROOT / "scripts").glob("*/zsrobust.sh")) == have
     assert protocol_main(["coop", "zsrobust", "1"]) == 2
     assert "CoOp has no zsrobust protocol" in capsys.readouterr().err
