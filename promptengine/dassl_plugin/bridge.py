@@ -182,7 +182,7 @@ class DasslEngineBridge:
             return []
         self.set_model_mode("eval")
         module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
-        per_sample = evaluate(self.attack_target(), PixelBatches(self, loader), self.test_attacks, self.device,
+        per_sample = evaluate(self.evaluated_target(), PixelBatches(self, loader), self.test_attacks, self.device,
                               module=module, desc="robust", attack_autocast=self.test_attack_autocast)
         return [{"name": r["name"], "accuracy": r["accuracy"]} for r in robust_results(per_sample, self.test_attacks)]
 
