@@ -184,7 +184,7 @@ def test_time_defense(name: str) -> type:
         defenses = [n for n in TRAINER_REGISTRY.registered_names()
                     if getattr(TRAINER_REGISTRY.get(n), "test_time_node", "")]
         raise UserError(f"TEST.DEFENSE {name} is not a test-time defense; use one of {', '.join(defenses)} "
-                        "(or '' for none)")
+                        "(or none)")
     return cls
 
 

@@ -143,8 +143,11 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
         return defense.defend(self, classifier) if defense is not None else classifier
 
     def defense_class(self) -> Optional[type]:
-        """The test-time defense evaluation applies: ``TEST.DEFENSE``, else this trainer when it is one, else None."""
+        """The test-time defense evaluation applies: ``TEST.DEFENSE`` (``none``: none, e.g. a defense trainer's
+        undefended model), else this trainer when it is one, else None."""
         name = str(self.cfg.TEST.DEFENSE)
+        if name == "none":
+            return None
         if name:
             return test_time_defense(name)
         return type(self) if self.test_time_node else None
