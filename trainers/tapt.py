@@ -59,8 +59,8 @@ def view_moments(layers: Sequence[torch.Tensor], idx: torch.Tensor) -> Moments:
 def alignment_loss(out: Moments, target: Moments, first: int, last: int) -> torch.Tensor:
     """sum over layers first..last-2 of 0.5 |mean - target mean|_1 + 0.5 |var - target var|_1 (element averages),
     the authors' layer range ``range(first, last - 1)``."""
-    terms = [0.5 * F.l1_loss(out[0][l], target[0][l]) + 0.5 * F.l1_loss(out[1][l], target[1][l])
-             for l in range(first, last - 1)]
+    terms = [0.5 * F.l1_loss(out[0][k], target[0][k]) + 0.5 * F.l1_loss(out[1][k], target[1][k])
+             for k in range(first, last - 1)]
     return torch.stack(terms).sum()
 
 
