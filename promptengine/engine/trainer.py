@@ -3,8 +3,8 @@
 Hooks a method overrides: ``extend_cfg`` (its config subtree), ``check_cfg``, ``build_model``,
 ``forward_backward``, and optionally ``parse_batch_train``/``parse_batch_test``, ``model_inference``,
 ``attack_target`` (what evaluation attacks, before any test-time defense), ``before_epoch``/``after_epoch``,
-``after_step`` (after every optimisation step) and ``extra_state``/``load_extra_state`` (method state saved in checkpoints, restored on resume).
-The LR schedule steps once per epoch by itself; checkpoints hold learnable parameters only.
+``after_step`` (after every optimisation step) and ``extra_state``/``load_extra_state`` (method state saved in
+checkpoints, restored on resume). The LR schedule steps once per epoch by itself; checkpoints hold learnable parameters only.
 """
 
 from __future__ import annotations
