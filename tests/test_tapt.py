@@ -147,10 +147,15 @@ ATTACKS = ["ATTACK.TRAIN.ENABLED", "True", "ATTACK.TRAIN.STEPS", "1", "ATTACK.TR
            "ATTACK.TEST.ENABLED", "True", "ATTACK.TEST.STEPS", "2", "ATTACK.TEST.EPS", "4.0"]
 
 
-def test_a_tiny_tapt_run_through_the_cli_saves_statistics_and_evaluates_adaptively(tmp_path):
+PROMPTS = {"TAPT": ["TRAINER.IVLP.PREC", "fp32", "TRAINER.IVLP.PROMPT_DEPTH_VISION", "2",
+                    "TRAINER.IVLP.PROMPT_DEPTH_TEXT", "2"],
+           "TAPTMaPLe": ["TRAINER.ADVMAPLE.PREC", "fp32", "TRAINER.ADVMAPLE.PROMPT_DEPTH", "2"]}
+
+
+@pytest.mark.parametrize("trainer", sorted(PROMPTS))
+def test_a_tiny_tapt_run_through_the_cli_saves_statistics_and_evaluates_adaptively(tmp_path, trainer):
     train, test = tmp_path / "train", tmp_path / "test"
-    common = ["--trainer", "TAPT", "--seed", "1", *TOY_OPTS, *ATTACKS, "OPTIM.MAX_EPOCH", "1",
-              "TRAINER.IVLP.PREC", "fp32", "TRAINER.IVLP.PROMPT_DEPTH_VISION", "2", "TRAINER.IVLP.PROMPT_DEPTH_TEXT", "2"]
+    common = ["--trainer", trainer, "--seed", "1", *TOY_OPTS, *ATTACKS, "OPTIM.MAX_EPOCH", "1", *PROMPTS[trainer]]
     assert run_train(["--output-dir", train, *common, "TEST.NO_TEST", "True"]) == 0
     stats = torch.load(train / "feature_statistics" / "model.pth.tar-1", weights_only=True)["state_dict"]
     assert stats["images"].item() == 80 and stats["adv_mean"].shape == (4, 19, 128)
@@ -182,3 +187,11 @@ def test_a_test_defense_that_is_not_one_is_refused_in_one_line(tmp_path, capsys)
                       "TEST.DEFENSE", "CoOp"]) == 2
     assert "TEST.DEFENSE CoOp is not a test-time defense; use one of" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_tapt_around_a_run_without_training_statistics_is_refused_in_one_line():
+    from promptengine.errors import UserError
+    from promptengine.methods.tapt import TAPT
+
+    with pytest.raises(UserError, match="TAPT needs the training statistics a finished TAPT run saves"):
+        TAPT.defend(object(), lambda x: x)

@@ -1,7 +1,8 @@
 """TAPT: test-time adversarial prompt tuning (Wang et al., CVPR 2025, "TAPT: Test-Time Adversarial Prompt Tuning for
 Robust Inference in Vision-Language Models").
 
-Training is AdvVLP's (IVLP text and vision prompts on TeCoA's PGD examples); at the end of training the per-layer
+Training is AdvVLP's (``TAPT``: IVLP text and vision prompts on TeCoA's PGD examples) or AdvMaPLe's (``TAPTMaPLe``:
+coupled MaPLe prompts; the authors' TAPTVLI and TAPTVLJ); at the end of training the per-layer
 mean and variance of the vision tower's tokens are measured on the clean and on the adversarial training images (with
 the trained prompts) and saved with the prompts. At test time, for each image, the prompts are tuned for one AdamW
 step on the image and its augmented views (random resized crops and flips): the marginal entropy of the most
@@ -29,6 +30,7 @@ from promptengine.evaluation.testtime import Budget, TestTimeDefense
 from promptengine.registry import TRAINER_REGISTRY
 
 from .ivlp import AdvVLP
+from .maple import AdvMaPLe
 
 Moments = Tuple[torch.Tensor, torch.Tensor]  # per-layer token means and variances, each (L, T, D)
 
@@ -145,7 +147,9 @@ class PromptTuning(TestTimeDefense):
 
     def adapt_and_predict(self, x: torch.Tensor, generators: List[torch.Generator]) -> torch.Tensor:
         names = [n for n, p in self.model.prompt_learner.named_parameters() if p.requires_grad]
-        params = {n: p for n, p in self.model.prompt_learner.named_parameters() if p.requires_grad}
+        # clones: the seam restores the parameters in place before the next image, while an attack's graph of this
+        # image still needs the values it was built from
+        params = {n: p.clone() for n, p in self.model.prompt_learner.named_parameters() if p.requires_grad}
         views = resized_crop_views(x, self.budget.augmentations, generators[0])
         moments = {k: [m.detach() for m in v] for k, v in self.stats.items()}
         state = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in params.items()}
@@ -197,12 +201,10 @@ class RunningMoments:
         return mean.permute(1, 0, 2).float(), var.clamp_min(0).permute(1, 0, 2).float()
 
 
-@TRAINER_REGISTRY.register()
-class TAPT(AdvVLP):
-    """AdvVLP prompts, tuned again on every test image (TAPT); evaluation is per image and slow by design."""
+class TestTimeTuned:
+    """Mixed in before an adversarial prompt trainer: trains as it does, measures the training statistics at the end,
+    and evaluates behind per-image prompt tuning (TAPT); evaluation is per image and slow by design."""
 
-    script_folder, default_config = "tapt", "vit_b16"
-    upstream_names, upstream_nodes = (), {}
     test_time_node = "TAPT"  # TRAINER.TAPT.* are evaluation settings (a budget change retrains nothing)
 
     config_domains = {
@@ -219,7 +221,7 @@ class TAPT(AdvVLP):
     }
 
     @staticmethod
-    def extend_cfg(cfg) -> None:  # the prompts are TRAINER.IVLP.* (AdvVLP's)
+    def extend_cfg(cfg) -> None:  # the prompts' keys are the base trainer's (TRAINER.IVLP.*, TRAINER.ADVMAPLE.*)
         cfg.TRAINER.TAPT = CN()
         cfg.TRAINER.TAPT.STEPS = 1  # test-time tuning steps per image (TTA_STEPS)
         cfg.TRAINER.TAPT.LR = 5e-4  # AdamW learning rate (the authors' TAPT configs)
@@ -269,9 +271,9 @@ class TAPT(AdvVLP):
     def defend(trainer, classifier: Forward) -> PromptTuning:
         """Per-image prompt tuning of a TAPT run's prompts (its training statistics are needed)."""
         stats = getattr(trainer, "statistics", None)
-        if not isinstance(trainer, TAPT) or stats is None or float(stats.images.detach()) == 0:
+        if stats is None or float(stats.images.detach()) == 0:  # not a TAPT run, or not finished
             raise UserError("TAPT needs the training statistics a finished TAPT run saves with its prompts: evaluate "
-                            "a TAPT run (--trainer TAPT --model-dir <its folder>), or choose another TEST.DEFENSE")
+                            "a TAPT run (its --trainer and --model-dir <its folder>), or choose another TEST.DEFENSE")
         c = trainer.cfg.TRAINER.TAPT
         first, last = int(c.ALIGN_LAYER_FROM), int(c.ALIGN_LAYER_TO)
         if not first < last - 1 <= trainer.backbone.vision_layers:
@@ -281,3 +283,20 @@ class TAPT(AdvVLP):
         return PromptTuning(trainer.model, classifier, stats.moments(), budget, float(c.WEIGHT_DECAY),
                             float(c.ENTROPY_SELECT), float(c.ALIGN_SELECT), float(c.ALIGN_WEIGHT), float(c.GAMMA),
                             (first, last), seed=int(trainer.cfg.SEED))
+
+
+@TRAINER_REGISTRY.register()
+class TAPT(TestTimeTuned, AdvVLP):
+    """TAPT on AdvVLP's independent text and vision prompts (the authors' TAPTVLI on AdvIVLP)."""
+
+    script_folder, default_config = "tapt", "vit_b16"
+
+
+@TRAINER_REGISTRY.register()
+class TAPTMaPLe(TestTimeTuned, AdvMaPLe):
+    """TAPT on AdvMaPLe's coupled prompts (the authors' TAPTVLJ on AdvMaPLe); all its prompt parameters are tuned."""
+
+    script_folder, default_config = "taptmaple", "vit_b16"
+
+    def trainer_precision(self) -> str:
+        return self.cfg.TRAINER.ADVMAPLE.PREC
