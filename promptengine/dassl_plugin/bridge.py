@@ -184,7 +184,7 @@ class DasslEngineBridge:
             return []
         self.set_model_mode("eval")
         module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
-        classifier = self.attack_target()
+        classifier = self.evaluated_target()
         per_sample = evaluate(classifier, PixelBatches(self, loader), self.test_attacks, self.device,
                               module=module, desc="robust", attack_autocast=self.test_attack_autocast)
         return [{"name": r["name"], "accuracy": r["accuracy"]}

@@ -57,7 +57,7 @@ def _build_cfg(files: Sequence[str], opts: Sequence[str]):
 
 def _part(trainer, name: str, with_transfer: bool) -> Part:
     trainer.set_model_mode("eval")
-    classifier = trainer.attack_target()
+    classifier = trainer.evaluated_target()
     module = trainer.model if isinstance(getattr(trainer, "model", None), nn.Module) else None
     source = None
     if with_transfer and hasattr(trainer, "backbone"):
