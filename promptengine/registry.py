@@ -170,6 +170,24 @@ def registered_methods(with_scripts: bool = False) -> List[Method]:
     return out
 
 
+def test_time_nodes() -> List[str]:
+    """Config prefixes (``TRAINER.<NODE>.``) of the registered test-time defenses (``test_time_node``): their keys
+    act only when a model is evaluated, so they belong to a run's evaluation identity, never to its weights'."""
+    nodes = (getattr(TRAINER_REGISTRY.get(name), "test_time_node", "") for name in TRAINER_REGISTRY.registered_names())
+    return sorted({f"TRAINER.{node}." for node in nodes if node})
+
+
+def test_time_defense(name: str) -> type:
+    """The defense trainer ``TEST.DEFENSE`` names (one with a ``test_time_node``); anything else is a one-line error."""
+    cls = TRAINER_REGISTRY.get(name)
+    if not getattr(cls, "test_time_node", ""):
+        defenses = [n for n in TRAINER_REGISTRY.registered_names()
+                    if getattr(TRAINER_REGISTRY.get(n), "test_time_node", "")]
+        raise UserError(f"TEST.DEFENSE {name} is not a test-time defense; use one of {', '.join(defenses)} "
+                        "(or none)")
+    return cls
+
+
 # --- the shipped configs ---------------------------------------------------------------------------------------------
 
 

@@ -33,3 +33,23 @@ def test_bench_tiny_smoke(tmp_path, capsys):
 def test_bench_cli_imports():
     ns = runpy.run_path(os.path.join(ROOT, "tools", "bench.py"), run_name="bench_import_check")
     assert callable(ns["main"])
+
+
+def test_bench_defense_section_times_every_registered_defense(tmp_path, capsys):
+    from promptengine.bench.defenses import defense_methods
+    from promptengine.bench.run import main
+
+    found = defense_methods()
+    assert {"TTC", "RTPT"} <= set(found) and not {"CoOp", "ZeroshotCLIP", "CAPT"} & set(found)
+    out = tmp_path / "bench.json"
+    assert main(["--arch", "tiny-p8-32", "--classes", "3", "--batch", "1", "--eval-steps", "1", "--repeats", "1",
+                 "--warmup", "0", "--only", "defense", "--defense-opts", "TRAINER.RTPT.VIEWS", "2", "--json",
+                 str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "test-time defenses: seconds per image" in text
+    rows = json.loads(out.read_text())["defenses"]
+    assert list(rows) == ["undefended", *found]  # every defense the registry has, none named here
+    assert set(rows["undefended"]) == {"clean s/img", "clean x", "pgd s/img", "pgd x"} and rows["undefended"]["clean x"] == 1
+    for name in found:
+        assert set(rows[name]) == {f"{c} {u}" for c in ("clean", "pgd", "through") for u in ("s/img", "x")}
+        assert all(v > 0 for v in rows[name].values())

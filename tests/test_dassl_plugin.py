@@ -19,6 +19,7 @@ from PIL import Image
 from promptengine.errors import UserError
 from promptengine.reporting.logs import parse_log, robust_key
 from tests.dassl_fork import write_squares
+from tests.weights_fakes import REFUSAL, TOWER, fake_tower, pinned_tower, swap_for_another
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE_DASSL = os.path.join(ROOT, "tests", "fake_dassl")
@@ -311,6 +312,21 @@ def test_zero_shot_clip_eval_only_on_dassl_engine(dassl, tmp_path, capsys):
     trainer.load_model("")
     trainer.test()
     assert re.search(r"^\* robust_accuracy \(pgd3, linf, eps=4/255", capsys.readouterr().out, flags=re.M)
+
+
+def test_catalogued_tower_names_resolve_on_dassl_engine(dassl, tmp_path):
+    """A Dassl train.py merges the config itself: the bridge turns a catalogued name in MODEL.BACKBONE.PATH into its
+    verified file (the tower loaded is the pinned copy's), and refuses a copy of another checksum in one line."""
+    root = tmp_path / "weights"
+    path = pinned_tower(root)
+    opts = ["MODEL.BACKBONE.PATH", TOWER, "MODEL.BACKBONE.DOWNLOAD_ROOT", str(root)]
+    trainer = dassl.engine.build_trainer(dassl_cfg(tmp_path / "ok", trainer="ZeroshotCLIP", opts=opts))
+    assert trainer.cfg.MODEL.BACKBONE.PATH == str(path)
+    assert torch.equal(trainer.backbone.clip.visual.proj, fake_tower(7)["proj"])
+    swap_for_another(path)
+    with pytest.raises(UserError, match=REFUSAL) as refused:
+        dassl.engine.build_trainer(dassl_cfg(tmp_path / "bad", trainer="ZeroshotCLIP", opts=opts))
+    assert "\n" not in str(refused.value) and str(path) in str(refused.value)
 
 
 def test_fap_keys_reach_the_method_on_dassl_engine(dassl, tmp_path):

@@ -16,6 +16,7 @@ from promptengine.robustness.flags import masking_flags
 from promptengine.robustness.settings import ReportSettings
 from promptengine.robustness.subset import balanced_indices
 from promptengine.robustness.target import Part
+from tests.weights_fakes import REFUSAL, TOWER, pinned_tower, swap_for_another
 
 DIRECTIONS = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [-1, -1, -1]])  # (K=4, C=3)
 TOY = ReportSettings(images_per_class=5, max_images=20, eps=(0, 2, 4, 8, 16), steps=(1, 5, 20), restarts=(1, 2),
@@ -202,6 +203,29 @@ def test_model_mismatch_names_what_the_report_takes(tmp_path):
     message = str(exc.value)
     assert "'train.OPTIM.LR'" in message and "drop the --opts" in message, message
     assert "--output-dir" not in message and "--override-identity" not in message and "--model-dir" not in message
+
+
+def test_catalogued_tower_names_resolve_in_the_report(tmp_path, capsys):
+    """The report builds its model from a config of its own (--zero-shot, --opts, a run's config.yaml): a catalogued
+    name in MODEL.BACKBONE.PATH loads its verified file, and a copy of another checksum is refused in one line
+    before anything is written."""
+    from promptengine.errors import UserError
+    from promptengine.robustness import cli, target
+    from tests.conftest import TOY_OPTS
+
+    root = tmp_path / "weights"
+    path = pinned_tower(root)
+    config = tmp_path / "toy.yaml"
+    config.write_text("DATASET:\n  NAME: ToyColors\n")
+    opts = [*TOY_OPTS, "MODEL.BACKBONE.PATH", TOWER, "MODEL.BACKBONE.DOWNLOAD_ROOT", str(root)]
+    target.zero_shot_target(str(config), opts=opts)
+    assert f"Loading robust vision weights from {path}" in capsys.readouterr().out
+    swap_for_another(path)
+    out = tmp_path / "report"
+    with pytest.raises(UserError, match=REFUSAL) as refused:
+        cli.main(["--zero-shot", str(config), "--out", str(out), "--no-plots", "--no-progress", "--opts", *opts])
+    assert "\n" not in str(refused.value) and str(path) in str(refused.value)
+    assert not out.exists()
 
 
 class RecordingWriter:

@@ -18,10 +18,12 @@ import pytest
 
 from promptengine.errors import UserError
 from promptengine.sweep import launchers
+from promptengine.sweep.checks import check_run_configs
 from promptengine.sweep.grid import build_grid, expand, script_env
 from promptengine.sweep.plan import chains, point_runs, resolve_methods
 from promptengine.sweep.worker import ChainTask
 from tests.test_scripts import SCRIPT_VARS, TINY
+from tests.weights_fakes import REFUSAL, TOWER, pinned_tower, swap_for_another
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {"protocols": "fewshot", "methods": "coop zsclip", "datasets": "synth_shapes synth_glyphs", "seeds": 1,
@@ -195,6 +197,21 @@ def test_bad_option_values_stop_the_sweep_before_any_point_starts(tmp_path, env,
     assert len(lines) == 1 and lines[0].startswith("error: grid point fewshot-coop-synth_shapes-s1-k2-bad: "), lines
     assert message in lines[0]
     assert not Path(env["OUTPUT"]).exists()  # no state folder, no run folder: nothing started
+
+
+def test_catalogued_weights_are_checked_with_every_run_before_any_point_starts(tmp_path, env):
+    """A grid option may name a catalogued tower: the pre-flight check resolves it as each run will (a pinned copy
+    passes) and stops on a copy of another checksum with one line naming the grid point."""
+    root = tmp_path / "weights"
+    path = pinned_tower(root)
+    grid = write_grid(tmp_path, methods="zsclip", datasets="synth_shapes",
+                      options={"tower": f"MODEL.BACKBONE.PATH {TOWER} MODEL.BACKBONE.DOWNLOAD_ROOT {root}"})
+    points, runs = planned_runs(env, grid)
+    check_run_configs(points, runs)
+    swap_for_another(path)
+    with pytest.raises(UserError, match=f"^grid point fewshot-zsclip-synth_shapes-s1-k2-tower: .*{REFUSAL}") as refused:
+        check_run_configs(points, runs)
+    assert "\n" not in str(refused.value)
 
 
 def test_points_run_with_the_interpreter_of_the_sweep(monkeypatch):

@@ -10,33 +10,26 @@ cross-entropy on PGD examples plus two attention terms, both measured against th
 attention refinement (ALPHA = 0.08) and attention-based model constraint (BETA = 0.05), d the per-image L2 distance
 averaged over the batch. With ``EXPORT`` every checkpoint writes ``<OUTPUT_DIR>/vision_encoder.pth.tar`` in the
 layout of the authors' ``save_checkpoint`` (the tower under ``vision_encoder_state_dict``), which
-``MODEL.BACKBONE.PATH`` loads.
+``MODEL.BACKBONE.PATH`` loads. Scope, frozen reference, checkpointing and export: ``tower.TowerTuning``.
 """
 
 from __future__ import annotations
 
-import copy
-import os
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from yacs.config import CfgNode as CN
 
-from promptengine import distributed as dist
 from promptengine.clip.backbone import PromptableCLIP, PromptBundle
-from promptengine.clip.prompt_learner import PromptSpec
-from promptengine.clip.tuning import unfreeze
-from promptengine.config.domains import Int, OneOf, Precision, Real
-from promptengine.engine import checkpoint as ckpt
+from promptengine.config.domains import OneOf, Real
 from promptengine.errors import UserError
 from promptengine.evaluation.metrics import accuracy
 from promptengine.registry import TRAINER_REGISTRY
 
 from .objectives import TeCoAObjective
-from .tower import TUNE_CHOICES
-from .tower import VISION_ENCODER_FILE as EXPORT_NAME
+from .tower import VISION_ENCODER_FILE, TowerTuning, tower_cfg_node, tower_domains
+
+EXPORT_NAME = VISION_ENCODER_FILE
 
 DISTANCES = ("l2", "cos", "l1")
 MINMAX_FLOOR = 1e-12  # a constant attention map scales to 0 instead of 0/0
@@ -83,48 +76,27 @@ def tgazsr_loss(y: torch.Tensor, logits_adv: torch.Tensor, att_adv: torch.Tensor
 
 
 @TRAINER_REGISTRY.register()
-class TGAZSR(TeCoAObjective):
+class TGAZSR(TowerTuning, TeCoAObjective):
+    tower_node = "TGAZSR"
+    keeps_frozen_backbone = True  # ``self.reference``: the frozen clean attention's backbone
+    needs_vit = True
     script_folder, default_config = "tgazsr", "vit_b32_tinyimagenet"
-    tunes_tower = True  # judged by the zero-shot robustness protocol too (scripts/tgazsr/zsrobust.sh)
-    config_domains = {"TRAINER.TGAZSR.TUNE": OneOf(*TUNE_CHOICES),
-                      "TRAINER.TGAZSR.LAST_N": Int(0, meaning="the number of last vision blocks for TUNE vision_last"),
+    config_domains = {**tower_domains("TGAZSR"),
                       "TRAINER.TGAZSR.ALPHA": Real(0, meaning="weight of the attention refinement term"),
                       "TRAINER.TGAZSR.BETA": Real(0, meaning="weight of the attention constraint term"),
-                      "TRAINER.TGAZSR.DISTANCE": OneOf(*DISTANCES),
-                      "TRAINER.TGAZSR.PREC": Precision()}
+                      "TRAINER.TGAZSR.DISTANCE": OneOf(*DISTANCES)}
 
     @staticmethod
     def extend_cfg(cfg) -> None:
-        c = CN()
-        c.TUNE = "vision"  # vision: the whole vision tower (the authors' default) | vision_last: its last LAST_N blocks
-        c.LAST_N = 0
-        c.TEMPLATE = ""  # the frozen class prompts; "" = the dataset's hand-crafted template
+        c = tower_cfg_node()  # TUNE vision (the whole tower) is the authors' default
         c.ALPHA = 0.08  # attention refinement: tuned adversarial attention -> frozen clean attention
         c.BETA = 0.05  # attention constraint: tuned clean attention -> frozen clean attention
         c.DISTANCE = "l2"  # l2 | cos | l1, the authors' Distance_metric
-        c.PREC = "fp32"
-        c.EXPORT = True  # write the tuned tower as <OUTPUT_DIR>/vision_encoder.pth.tar with every checkpoint
         cfg.TRAINER.TGAZSR = c
 
-    @property
-    def node(self) -> CN:
-        return self.cfg.TRAINER.TGAZSR
-
-    def prompt_spec(self) -> PromptSpec:
-        return PromptSpec(template=self.node.TEMPLATE or self.dataset_template)
-
-    def build_network(self) -> nn.Module:
-        if not self.backbone.is_vit:
-            raise UserError(f"{type(self).__name__} reads patch tokens: it needs a ViT CLIP backbone")
-        self.reference = frozen_copy(self.backbone)  # before unfreezing: the reference attention's tower
-        n = unfreeze(self.backbone, self.node.TUNE, int(self.node.LAST_N))
-        print(f"{type(self).__name__} tunes {self.node.TUNE}"
-              + (f" (last {self.node.LAST_N} blocks)" if self.node.TUNE == "vision_last" else "")
-              + f": {n:,} parameters; attention weights {self.node.ALPHA} / {self.node.BETA} ({self.node.DISTANCE})")
-        return super().build_network()
-
-    def learnable_modules(self) -> Dict[str, nn.Module]:
-        return {"backbone": self.backbone}  # only the unfrozen tower parameters are optimised and checkpointed
+    def tuning_note(self) -> str:
+        node = self.tower_cfg
+        return f"; attention weights {node.ALPHA} / {node.BETA} ({node.DISTANCE})"
 
     def attention(self, backbone: PromptableCLIP, x: torch.Tensor, bundle: PromptBundle,
                   text: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -133,6 +105,7 @@ class TGAZSR(TeCoAObjective):
         return tokens[:, 0], text_guided_attention(tokens, text, backbone.vision_grid, backbone.resolution)
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, float]]:
+        node = self.tower_cfg
         bundle = self.model.prompts()
         text = self.model.text_features(bundle)  # (K, E), frozen text tower: computed once per run
         x_adv = self.attack_examples(x, y, bundle, text)
@@ -142,31 +115,18 @@ class TGAZSR(TeCoAObjective):
         with torch.no_grad():
             _, att_frozen = self.attention(self.reference, x, bundle, text_y)
         logits_adv = self.model.logits_from_features(F.normalize(feats_adv, dim=-1), text)
-        loss, ce, refine, constrain = tgazsr_loss(y, logits_adv, att_adv, att_clean, att_frozen, float(self.node.ALPHA),
-                                                  float(self.node.BETA), self.node.DISTANCE)
+        loss, ce, refine, constrain = tgazsr_loss(y, logits_adv, att_adv, att_clean, att_frozen, float(node.ALPHA),
+                                                  float(node.BETA), node.DISTANCE)
         return loss, {"loss": loss.item(), "ce": ce.item(), "refine": refine.item(), "constrain": constrain.item(),
                       "adv_acc": accuracy(logits_adv.argmax(1) == y)}
 
-    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result=None) -> None:
-        super().save_model(epoch, directory, is_best, val_result)
-        if self.node.EXPORT and not is_best and dist.is_main():
-            path = os.path.join(directory, EXPORT_NAME)
-            ckpt.atomic_save(released_layout(self.backbone, epoch + 1), path)
-            print(f"Exported the tuned vision tower to {path} (load it with MODEL.BACKBONE.PATH)")
+    def export_payload(self, epoch: int, state: Dict[str, torch.Tensor]) -> Any:
+        return released_layout(state, epoch + 1, self.backbone.vision_width)
 
 
-def frozen_copy(backbone: PromptableCLIP) -> PromptableCLIP:
-    """A frozen, detached copy of the backbone as loaded (the pre-trained reference the attention terms align to)."""
-    frozen = copy.deepcopy(backbone)
-    frozen.requires_grad_(False)
-    return frozen.eval()
-
-
-def released_layout(backbone: PromptableCLIP, epoch: int) -> Dict[str, object]:
-    """The tuned tower in the layout of the authors' ``save_checkpoint``: the tower under
+def released_layout(tower: Dict[str, torch.Tensor], epoch: int, vision_width: int) -> Dict[str, object]:
+    """The tuned tower's state in the layout of the authors' ``save_checkpoint``: the tower under
     ``vision_encoder_state_dict``; their (empty) prompter states and ``best_acc1`` (0 when training ends, as their
     script writes it) so that their ``--resume`` reads the file too. The optimizer state is left out."""
-    visual = backbone.clip.visual
-    tower = {k: v.detach().cpu().clone() for k, v in visual.state_dict().items()}
-    return {"epoch": epoch, "state_dict": {}, "add_prompter": {"prompt": torch.zeros(1, 0, backbone.vision_width)},
+    return {"epoch": epoch, "state_dict": {}, "add_prompter": {"prompt": torch.zeros(1, 0, vision_width)},
             "best_acc1": 0.0, "vision_encoder_state_dict": tower}

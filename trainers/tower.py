@@ -2,7 +2,8 @@
 the checkpointed module and the exported tower file.
 
 A tower method mixes ``TowerTuning`` in before its objective class and names its config node (``tower_node``), its
-export file and, when its loss needs the pre-trained tower, ``keeps_frozen_tower``. The frozen copy is taken after
+export file and, when its loss needs the pre-trained model, ``keeps_frozen_tower`` (the vision tower's embeddings)
+or ``keeps_frozen_backbone`` (the whole backbone, e.g. for its patch tokens). The frozen copy is taken after
 ``MODEL.BACKBONE.PATH`` is loaded and before anything is unfrozen, so "pre-trained" means the tower the run starts
 from (OpenAI's, or a robust file), and a resumed run rebuilds the same copy.
 """
@@ -24,6 +25,7 @@ from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.clip.tuning import unfreeze
 from promptengine.config.domains import Domain, Int, OneOf, Precision
 from promptengine.engine import checkpoint as ckpt
+from promptengine.errors import UserError
 
 TUNE_CHOICES = ("vision", "vision_last")
 #: the file TeCoA's and PMG-AFT's code write (the tower under ``vision_encoder_state_dict``)
@@ -66,6 +68,14 @@ class FrozenTower(nn.Module):
         return self.visual(z.to(self.visual.conv1.weight.dtype))
 
 
+def frozen_backbone(backbone: PromptableCLIP) -> PromptableCLIP:
+    """A frozen, detached copy of the whole backbone as loaded, for losses that read more than the pre-trained
+    tower's embedding (TGA-ZSR's patch tokens). Kept outside the trained model, like ``FrozenTower``."""
+    frozen = copy.deepcopy(backbone)
+    frozen.requires_grad_(False)
+    return frozen.eval()
+
+
 class TowerTuning:
     """Mix-in for a ``PromptTrainer`` that tunes the vision tower instead of prompts (the trainer sets
     ``tower_node`` and ``export_name``, and overrides ``export_payload`` for another file layout)."""
@@ -74,6 +84,8 @@ class TowerTuning:
     tunes_tower = True  # read by the registry's method records (the zero-shot robustness protocol judges these)
     export_name = VISION_ENCODER_FILE
     keeps_frozen_tower = False  # build ``self.frozen_tower`` (the pre-trained tower) before unfreezing
+    keeps_frozen_backbone = False  # build ``self.reference`` (the whole pre-trained backbone) before unfreezing
+    needs_vit = False  # the loss reads the ViT's tokens: a ResNet CLIP is refused before anything is built
 
     @property
     def tower_cfg(self) -> CN:
@@ -84,12 +96,21 @@ class TowerTuning:
 
     def build_network(self) -> nn.Module:
         node = self.tower_cfg
+        if self.needs_vit and not self.backbone.is_vit:
+            raise UserError(f"{type(self).__name__} reads patch tokens: it needs a ViT CLIP backbone")
         if self.keeps_frozen_tower:
             self.frozen_tower = FrozenTower(self.backbone)
+        if self.keeps_frozen_backbone:
+            self.reference = frozen_backbone(self.backbone)
         n = unfreeze(self.backbone, node.TUNE, int(node.LAST_N))
         print(f"{type(self).__name__} tunes {node.TUNE}"
-              + (f" (last {node.LAST_N} blocks)" if node.TUNE == "vision_last" else "") + f": {n:,} parameters")
+              + (f" (last {node.LAST_N} blocks)" if node.TUNE == "vision_last" else "") + f": {n:,} parameters"
+              + self.tuning_note())
         return super().build_network()
+
+    def tuning_note(self) -> str:
+        """Hook: what the method adds to the line that says what it tunes (e.g. its loss weights)."""
+        return ""
 
     def frozen_logits(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The pre-trained tower's logits over the current classes (the same text features and logit scale)."""

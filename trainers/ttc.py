@@ -5,6 +5,10 @@ gradient steps inside an eps ball (the counterattack). An adversarial image is "
 moves its embedding little), so the noise sensitivity tau = ||f(x + d0) - f(x)|| / ||f(x)|| decides: below the
 threshold the counterattack steps are averaged with weights exp(beta * t) (later steps count more); at or above
 it only the random start d0 is kept. Paper defaults: eps 4/255, 2 steps of 1/255, tau threshold 0.2, beta 2.
+
+The trainer is zero-shot CLIP defended by the counterattack; ``TEST.DEFENSE TTC`` puts the same defense on any other
+run at evaluation (a trained CoOp, APT, AdvVLP, MaPLe or CAPT loaded with ``--eval-only --model-dir``), whose image
+embedding (with its vision prompts) the counterattack then pushes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from yacs.config import CfgNode as CN
 
 from promptengine.attacks import from_255
 from promptengine.attacks.forward import Forward
+from promptengine.clip.model import PromptedCLIP
 from promptengine.config.domains import Int, Real
 from promptengine.evaluation.testtime import Budget, TestTimeDefense
 from promptengine.registry import TRAINER_REGISTRY
@@ -85,6 +90,7 @@ class TTC(ZeroshotCLIP):
     """Zero-shot CLIP defended by test-time counterattacks (nothing to train; evaluate with --eval-only)."""
 
     script_folder, default_config = "ttc", "vit_b16"
+    test_time_node = "TTC"  # TRAINER.TTC.* are evaluation settings; TEST.DEFENSE TTC defends any run
     roles = ()
     upstream_names = ()
     training_free = True
@@ -106,8 +112,20 @@ class TTC(ZeroshotCLIP):
         cfg.TRAINER.TTC.TAU_THRES = 0.2  # counterattack only images whose noise sensitivity is below this
         cfg.TRAINER.TTC.BETA = 2.0  # step weights exp(beta * t)
 
-    def attack_target(self) -> Counterattack:
-        c = self.cfg.TRAINER.TTC
+    @staticmethod
+    def defend(trainer, classifier: Forward) -> Counterattack:
+        """The counterattack around ``classifier`` (any trainer's evaluated model), on that model's image embedding."""
+        c = trainer.cfg.TRAINER.TTC
         budget = Budget(steps=int(c.STEPS), lr=from_255(c.STEP_SIZE))
-        return Counterattack(self.model, self.backbone.encode_image, budget, from_255(c.EPS), float(c.TAU_THRES),
-                             float(c.BETA), seed=int(self.cfg.SEED))
+        return Counterattack(classifier, image_encoder(trainer), budget, from_255(c.EPS), float(c.TAU_THRES),
+                             float(c.BETA), seed=int(trainer.cfg.SEED))
+
+
+def image_encoder(trainer) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The image embedding of the model a trainer evaluates: a prompted model's with its (fixed) vision prompts, else
+    its CLIP's (zero-shot CLIP, a tuned tower)."""
+    model = getattr(trainer, "model", None)
+    if isinstance(model, PromptedCLIP):
+        bundle = model.prompts().detached()
+        return lambda x: model.backbone.encode_image(x, bundle)
+    return trainer.backbone.encode_image

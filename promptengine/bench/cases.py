@@ -212,10 +212,10 @@ def eval_batches(s: BenchSetup, n: int) -> List[dict]:
 
 
 def engine_eval(s: BenchSetup, spec: AttackSpec, batches: List[dict]) -> Dict[str, torch.Tensor]:
-    """The trainer's evaluation path: ``attack_target()`` (text once) + ``evaluate`` over the batches."""
+    """The trainer's evaluation path: ``evaluated_target()`` (text once) + ``evaluate`` over the batches."""
     s.trainer.set_model_mode("eval")
     try:
-        return evaluate(s.trainer.attack_target(), batches, [spec], s.device, module=s.model,
+        return evaluate(s.trainer.evaluated_target(), batches, [spec], s.device, module=s.model,
                         autocast=s.trainer.autocast, show_progress=False,
                         attack_autocast=s.trainer.test_attack_autocast)
     finally:

@@ -17,10 +17,12 @@ from tabulate import tabulate
 from torch.profiler import ProfilerActivity, profile
 
 from . import cases as C
+from . import defenses as D
 from .measure import CaseResult, Measurer, run_cases
 from .setup import BenchSetup, build_bench
 
-GROUPS = ("step", "eval", "trunc")
+GROUPS = ("step", "eval", "trunc", "defense")
+DEFAULT_GROUPS = ("step", "eval", "trunc")  # "defense" (test-time defenses) on request: slow at the papers' settings
 TARGETS = {"step/floor": ("<=", 1.15), "reference/step": (">=", 3.0), "eval/floor": ("<=", 1.10)}
 
 
@@ -37,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-steps", type=int, default=10, help="k: PGD steps of the evaluation attack")
     p.add_argument("--eval-batches", type=int, default=1, help="batches per timed evaluation (text features once)")
     p.add_argument("--prompt-depth", type=int, default=9, help="CAPT PROMPT_DEPTH (capped at the model's layers)")
-    p.add_argument("--only", nargs="+", choices=GROUPS, default=list(GROUPS), help="which groups of cases to time")
+    p.add_argument("--only", nargs="+", choices=GROUPS, default=list(DEFAULT_GROUPS),
+                   help="which groups of cases to time (default: all but defense)")
+    p.add_argument("--defenses", nargs="+", default=[], metavar="TRAINER",
+                   help="defense group: these test-time defenses (default: every registered one)")
+    p.add_argument("--defense-opts", nargs="+", default=[], metavar="KEY VALUE",
+                   help="defense group: config overrides of the defenses' default configs, e.g. TRAINER.RTPT.VIEWS 7")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--profile", action="store_true", help="also profile one engine step (top operators)")
     p.add_argument("--json", default="", help="write every number to this file")
@@ -74,6 +81,8 @@ def _cases(s: BenchSetup, args, prim: C.Primitives) -> Dict[str, Callable[[], ob
             "text_train_cut": lambda: prim.text_train("cut"),
             "text_train_full77": lambda: prim.text_train("full"),
         })
+    if "defense" in args.only:
+        out.update(D.defense_cases(s, args.eval_steps, batches, args.defenses, args.defense_opts))
     return out
 
 
@@ -137,6 +146,8 @@ def run_benchmark(args: argparse.Namespace, log: Optional[Callable[[str], None]]
         "cases": {n: r.to_dict() for n, r in results.items()}, "floors": floors,
         "ratios": _ratios(results, floors), "checks": checks,
     }
+    if "defense" in args.only:
+        out["defenses"] = D.defense_table(out["cases"], args.batch * args.eval_batches)
     if args.profile and "step" in args.only:
         out["profile"] = profile_step(s)
     return out
@@ -189,6 +200,13 @@ def format_report(out: dict) -> str:
     check_rows = [[f"{group}.{k}", f"{v:.3g}" if isinstance(v, float) else v] for group, d in checks.items()
                   for k, v in d.items()]
     lines.append(tabulate(check_rows, headers=["exactness check", "value"]))
+    if out.get("defenses"):
+        columns = [c for c, _ in D.DEFENSE_ATTACKS]
+        rows = [[name] + [f"{r[f'{c} s/img']:.4f} ({r[f'{c} x']:.1f}x)" if f"{c} s/img" in r else "-"
+                          for c in columns] for name, r in out["defenses"].items()]
+        lines += ["", f"test-time defenses: seconds per image (x the undefended clean pass), PGD-{cfg['eval_steps']} "
+                  "non-adaptive (pgd) and through the defense (through)",
+                  tabulate(rows, headers=["model", *columns])]
     if out.get("profile"):
         lines += ["", "profile of one engine step:", out["profile"]]
     return "\n".join(lines)

@@ -124,6 +124,7 @@ def get_cfg_default() -> CN:
     _C.TEST.MAX_IMAGES = -1  # evaluate on the first N test images only (-1 = all)
     _C.TEST.ROBUST_EVAL_FREQ = 0  # > 0: clean and robust accuracy on the val split every N epochs (log + TensorBoard)
     _C.TEST.ROBUST_EVAL_IMAGES = 200  # the first N val images for that check (-1 = all)
+    _C.TEST.DEFENSE = ""  # a test-time defense (a defense trainer's name) around any model; "none": no defense
 
     _C.TRAINER = CN()
     _C.TRAINER.NAME = ""

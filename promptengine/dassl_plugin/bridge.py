@@ -29,6 +29,7 @@ from ..engine.trainer import TrainerX as EngineTrainerX
 from ..errors import UserError
 from ..evaluation.metrics import print_robust_lines
 from ..evaluation.robust import evaluate, robust_results
+from ..weights.resolve import resolve_backbone
 from . import state as engine_state
 from .config import plugin_domains
 from .pixels import pipeline_stats, to_pixels
@@ -62,6 +63,7 @@ class DasslEngineBridge:
                             "your train.py's extend_cfg")
         check_and_warn(cfg, plugin_domains(), Unrecorded(DASSL_SOURCE))  # the check build_cfg runs, on our keys
         cfg = with_fap_translated(cfg)  # Dassl merged the YAMLs: FAP's ATTACK.PGD.* keys are translated here
+        resolve_backbone(cfg)  # catalogued weights names -> their verified files, as train.py's configure does
         self.cfg = cfg  # Dassl calls check_cfg before it sets self.cfg; the methods' checks read self.cfg
         self.pixel_stats = pipeline_stats(cfg)  # refuses pipelines it cannot undo, before anything is built
         self.epoch = 0
@@ -182,9 +184,11 @@ class DasslEngineBridge:
             return []
         self.set_model_mode("eval")
         module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
-        per_sample = evaluate(self.attack_target(), PixelBatches(self, loader), self.test_attacks, self.device,
+        classifier = self.evaluated_target()
+        per_sample = evaluate(classifier, PixelBatches(self, loader), self.test_attacks, self.device,
                               module=module, desc="robust", attack_autocast=self.test_attack_autocast)
-        return [{"name": r["name"], "accuracy": r["accuracy"]} for r in robust_results(per_sample, self.test_attacks)]
+        return [{"name": r["name"], "accuracy": r["accuracy"]}
+                for r in robust_results(per_sample, self.test_attacks, classifier)]
 
 
 def dassl_trainer(method: type) -> type:

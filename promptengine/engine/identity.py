@@ -9,7 +9,8 @@ A run's identity is a nested dict of sections; its fingerprint is a short SHA-25
   attack.
 - ``data``: ``DATASET.*`` keys, the class names, and digests of the training items (the few-shot selection) and of
   the evaluated test items (after ``TEST.MAX_IMAGES``); paths are taken relative to the data root.
-- ``eval``: ``TEST.*``/``ATTACK.TEST.*`` keys and the resolved test attacks.
+- ``eval``: ``TEST.*``/``ATTACK.TEST.*`` keys, the keys of test-time defenses (``TRAINER.<NODE>.*`` of a trainer
+  with a ``test_time_node``: they act only at evaluation) and the resolved test attacks.
 - ``weights``: where the evaluated weights come from (trained in this run, or a checkpoint with its training identity).
 
 The *training identity* (``trainer``, ``model``, ``train`` and ``data`` without the test items) is written into
@@ -26,6 +27,7 @@ from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 from yacs.config import CfgNode as CN
 
+from ..registry import test_time_nodes
 from .digests import file_digest
 
 #: Config keys that cannot change a run's numbers (why, for docs/GUARANTEES.md).
@@ -89,11 +91,12 @@ def flat_config(cfg: CN, prefix: str = "") -> Dict[str, Any]:
     return out
 
 
-def section_of(key: str) -> Optional[str]:
-    """The identity section of a config key, or None when the key cannot change numbers."""
+def section_of(key: str, test_time: Sequence[str] = ()) -> Optional[str]:
+    """The identity section of a config key, or None when the key cannot change numbers; keys under a prefix of
+    ``test_time`` (the test-time defenses' nodes) are evaluation settings."""
     if key in EXCLUDED_KEYS:
         return None
-    if key.startswith(EVAL_PREFIXES):
+    if key.startswith(EVAL_PREFIXES) or key.startswith(tuple(test_time)):
         return "eval"
     if key.startswith(DATA_PREFIXES):
         return "data"
@@ -116,8 +119,9 @@ def backbone_identity(cfg: CN, path: Optional[str]) -> Dict[str, Any]:
 
 def config_sections(cfg: CN) -> Dict[str, Dict[str, Any]]:
     sections: Dict[str, Dict[str, Any]] = {"model": {}, "train": {}, "data": {}, "eval": {}}
+    test_time = test_time_nodes()
     for key, value in flat_config(cfg).items():
-        section = section_of(key)
+        section = section_of(key, test_time)
         if section is not None:
             sections[section][key] = value
     return sections

@@ -2,9 +2,9 @@
 
 Hooks a method overrides: ``extend_cfg`` (its config subtree), ``check_cfg``, ``build_model``,
 ``forward_backward``, and optionally ``parse_batch_train``/``parse_batch_test``, ``model_inference``,
-``attack_target`` (what evaluation attacks), ``before_epoch``/``after_epoch``, ``after_step`` (after every
-optimisation step) and ``extra_state``/``load_extra_state`` (method state saved in checkpoints, restored on resume).
-The LR schedule steps once per epoch by itself; checkpoints hold learnable parameters only.
+``attack_target`` (what evaluation attacks, before any test-time defense), ``before_epoch``/``after_epoch``,
+``after_step`` (after every optimisation step) and ``extra_state``/``load_extra_state`` (method state saved in
+checkpoints, restored on resume). The LR schedule steps once per epoch by itself; checkpoints hold learnable parameters only.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..errors import UserError
 from ..evaluation.during_training import robust_val_check
 from ..evaluation.metrics import clean_summary, print_result_block, worst_case
 from ..evaluation.robust import attack_correct, clean_correct, evaluate, robust_results
+from ..registry import test_time_defense
 from .checkpointing import CheckpointsMixin
 from .meters import MetricMeter
 from .optim import build_lr_scheduler, build_optimizer
@@ -56,6 +57,11 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
     #: evaluate it directly, with no training run (read from the class through the registry, before anything is built)
     training_free = False
 
+    #: a test-time defense's config node (``TRAINER.<node>.*``, evaluation settings): such a trainer's
+    #: ``defend(trainer, classifier)`` wraps a classifier at evaluation, its own or, named in ``TEST.DEFENSE``, any
+    #: trainer's (``evaluated_target``)
+    test_time_node = ""
+
     #: domains of this trainer's own keys ({"TRAINER.X.KEY": Int(0), ...}, see promptengine.config.domains),
     #: checked with every other key after merging, before anything is built
     config_domains: dict = {}
@@ -83,6 +89,7 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
         self.writer = None
         self.skipped_steps = 0
         self.test_attacks = test_specs(cfg)  # validated now, not after hours of training
+        self.defense_class()  # TEST.DEFENSE checked now too
         self.build_data_loader()
         self.build_model()
 
@@ -127,6 +134,23 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
         """The logits function evaluation reports and attacks (prompts/text features computed once)."""
         model = self.model
         return model.classifier() if hasattr(model, "classifier") else self.model_inference
+
+    def evaluated_target(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What evaluation reports and attacks: ``attack_target()`` behind the test-time defense (``TEST.DEFENSE``,
+        else the trainer's own when it is one), adapting per test image from the same trained state."""
+        classifier = self.attack_target()
+        defense = self.defense_class()
+        return defense.defend(self, classifier) if defense is not None else classifier
+
+    def defense_class(self) -> Optional[type]:
+        """The test-time defense evaluation applies: ``TEST.DEFENSE`` (``none``: none, e.g. a defense trainer's
+        undefended model), else this trainer when it is one, else None."""
+        name = str(self.cfg.TEST.DEFENSE)
+        if name == "none":
+            return None
+        if name:
+            return test_time_defense(name)
+        return type(self) if self.test_time_node else None
 
     def before_epoch(self) -> None:
         pass
@@ -305,7 +329,7 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
         name = "val" if loader is self.val_loader and split == "val" else "test"
         specs = self.test_attacks
         print(f"Evaluate on the *{name}* set")
-        classifier = self.attack_target()
+        classifier = self.evaluated_target()
         module = self.model if isinstance(getattr(self, "model", None), nn.Module) else None
         per_sample = evaluate(classifier, loader, specs, self.device, module=module, autocast=self.autocast,
                               desc=name, show_progress=dist.is_main(), attack_autocast=self.test_attack_autocast)
@@ -313,7 +337,7 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
         if not dist.is_main():
             return 0.0
         clean = clean_summary(per_sample["pred"], per_sample["label"])
-        robust = robust_results(per_sample, specs)
+        robust = robust_results(per_sample, specs, classifier)
         # clean-correct AND robust to every attack
         worst = worst_case([clean_correct(per_sample), *attack_correct(per_sample, len(specs))]) if specs else None
         print_result_block(clean, robust)

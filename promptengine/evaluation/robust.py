@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..attacks import AttackSpec, attack, attack_outcome
 from ..attacks.forward import Forward
 from .metrics import accuracy
-from .testtime import TestTimeDefense, defended_view
+from .testtime import TestTimeDefense, attacked_through, defended_view
 
 
 def robust_correct(classifier: Forward, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, clean_logits: torch.Tensor,
@@ -85,10 +85,13 @@ def attack_correct(per_sample: Dict[str, torch.Tensor], n_attacks: int) -> List[
     return [per_sample[f"correct_{i}"] for i in range(n_attacks)]
 
 
-def robust_results(per_sample: Dict[str, torch.Tensor], specs: Sequence[AttackSpec]) -> List[Dict[str, Any]]:
-    """Per attack: its label, its fields, robust accuracy, correct and total (the ``robust`` list of results.json)."""
+def robust_results(per_sample: Dict[str, torch.Tensor], specs: Sequence[AttackSpec],
+                   classifier: Forward) -> List[Dict[str, Any]]:
+    """Per attack: its label, its fields, the model that generated its examples (``attack_model``: the evaluated
+    model, or the named surrogate a test-time defense is attacked through), robust accuracy, correct and total (the
+    ``robust`` list of results.json). ``classifier`` is the one ``evaluate`` was given."""
     out = []
     for spec, correct in zip(specs, attack_correct(per_sample, len(specs))):
-        out.append({"name": spec.label(), "attack": spec.to_dict(), "accuracy": accuracy(correct),
-                    "correct": int(correct.sum()), "total": int(correct.numel())})
+        out.append({"name": spec.label(), "attack": spec.to_dict(), "attack_model": attacked_through(classifier, spec),
+                    "accuracy": accuracy(correct), "correct": int(correct.sum()), "total": int(correct.numel())})
     return out

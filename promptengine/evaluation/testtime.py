@@ -168,9 +168,10 @@ def defended_view(classifier: Forward, spec: AttackSpec) -> Forward:
 
 
 def attacked_through(classifier: Forward, spec: AttackSpec) -> str:
-    """Which model ``spec`` differentiated through, in words (for reports and result files)."""
+    """Which model ``spec`` differentiated through, in words (for reports and result files): the evaluated model
+    itself (white-box), or for a test-time defense its undefended model (a named surrogate) or the defense."""
     if not isinstance(classifier, TestTimeDefense):
-        return "the model"
+        return "the evaluated model (white-box)"
     if spec.through == "model":
         return "the undefended model (non-adaptive)"
     if spec.unroll == 0:

@@ -21,7 +21,7 @@ from .compare import compare_main
 from .layout import PROTOCOLS
 from .methods import check_offers, method_table, resolve_method
 from .runner import RunFailed, execute
-from .runs import parse_call, plan_call
+from .runs import check_call_weights, parse_call, plan_call
 
 USAGE = ("usage: protocol.sh METHOD {" + "|".join(PROTOCOLS) + "} ARGS... | protocol.sh compare PROTOCOL [OPTIONS...]")
 
@@ -40,7 +40,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         method = resolve_method(argv[0], method_table())
         check_offers(method, argv[1])
         call = parse_call(argv[1], argv[2:], env)
-        execute(plan_call(method, call, env), env)
+        steps = plan_call(method, call, env)
+        check_call_weights(method, call, env)  # a missing or different weights file: one line, no run started
+        execute(steps, env)
         return 0
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,6 +7,8 @@ one is resumed, and a folder holding a run of another identity stops with one li
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import shlex
 import sys
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple
 
+from ..config.merge import build_cfg
 from ..errors import UserError
 from ..registry import HOME, Method
+from ..weights.resolve import resolve_backbone
 from .layout import (
     ALL_SHOTS,
     BASE2NEW,
@@ -153,6 +157,17 @@ class Setting:
             cmd += ["MODEL.BACKBONE.NAME", self.backbone]
         return tuple(cmd + list(options) + self.extra)
 
+    def check_weights(self, dataset: str) -> None:
+        """Resolve the catalogued weights the runs name (BACKBONE, the preset's backbone, ``MODEL.BACKBONE.*`` in the
+        config or EXTRA_OPTS) as each run's train.py will, once, before any run starts: a missing or different file
+        is train.py's one line instead of a failed first run. Each run prints its own notes and warnings."""
+        overrides = [("TRAINER.NAME", self.method.trainer)]
+        if self.backbone:
+            overrides.append(("MODEL.BACKBONE.NAME", self.backbone))
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            cfg = build_cfg(str(dataset_config(dataset)), str(self.config_file), overrides, self.extra, freeze=False)
+            resolve_backbone(cfg)
+
     # ---- the three kinds of run ----------------------------------------------------------------------------------
     def train_and_test(self, run: Run) -> Step:
         """A training run whose own final test is its result (few-shot); a training-free method is evaluated."""
@@ -263,13 +278,22 @@ def parse_zsrobust(seed: int, targets: List[str], env: Mapping[str, str]) -> Cal
     return Call(ZSROBUST.name, (source, *targets), (seed,), (shots,), preset=preset.name)
 
 
+def call_setting(method: Method, call: Call, env: Mapping[str, str]) -> Setting:
+    """What the runs of a call share (its config chosen here: a missing one is a UserError)."""
+    cfg = choose_cfg(method.default_config, call.datasets, call.cfg, env)
+    return Setting(method, cfg, env, get_preset(call.preset) if call.protocol == ZSROBUST.name else None)
+
+
+def check_call_weights(method: Method, call: Call, env: Mapping[str, str]) -> None:
+    """The catalogued weights of a call resolved and verified before its first run (``Setting.check_weights``)."""
+    call_setting(method, call, env).check_weights(call.datasets[0])
+
+
 def plan_call(method: Method, call: Call, env: Mapping[str, str]) -> List[Step]:
     """The runs of a call for one method (its config chosen here: a missing one is a UserError)."""
-    cfg = choose_cfg(method.default_config, call.datasets, call.cfg, env)
+    setting = call_setting(method, call, env)
     if call.protocol == ZSROBUST.name:
-        setting = Setting(method, cfg, env, get_preset(call.preset))
         return setting.zsrobust(call.datasets[0], list(call.datasets[1:]), call.seeds[0], call.shots[0])
-    setting = Setting(method, cfg, env)
     if call.protocol == BASE2NEW.name:
         return setting.base2new(call.datasets[0], call.seeds[0], call.shots[0])
     if call.protocol == FEWSHOT.name:

@@ -18,6 +18,7 @@ from ..clip.model import FrozenZeroShot
 from ..config.merge import build_cfg, check_domains, merge_from_file, merge_from_list
 from ..errors import UserError
 from ..registry import TRAINER_REGISTRY, import_builtin
+from ..weights.resolve import resolve_backbone
 
 
 @dataclass
@@ -50,12 +51,13 @@ def _build_cfg(files: Sequence[str], opts: Sequence[str]):
         merge_from_file(cfg, path, provenance)
     merge_from_list(cfg, list(opts), provenance)
     check_domains(cfg, provenance)  # the same check as training's, so the model is built from allowed values
+    resolve_backbone(cfg)  # catalogued weights names -> their verified files, as training's configure does
     return cfg
 
 
 def _part(trainer, name: str, with_transfer: bool) -> Part:
     trainer.set_model_mode("eval")
-    classifier = trainer.attack_target()
+    classifier = trainer.evaluated_target()
     module = trainer.model if isinstance(getattr(trainer, "model", None), nn.Module) else None
     source = None
     if with_transfer and hasattr(trainer, "backbone"):

@@ -1,7 +1,8 @@
 """Catalogued names in a run's config: ``--backbone NAME`` / ``MODEL.BACKBONE.NAME`` and ``MODEL.BACKBONE.PATH``.
 
-Applied once to the merged config (``promptengine.apps.train.configure``), so a run and the sweep's pre-flight check
-fail alike, before anything is built, when a catalogued file is missing or differs:
+Applied once to every merged config a model is built from (``promptengine.apps.train_args.configure``, so also the
+sweep's pre-flight check; the protocol runner's check before its first run; the robust report's config; the Dassl
+plug-in's bridge), so they all fail alike, before anything is built, when a catalogued file is missing or differs:
 
 - a catalogued whole CLIP (``fare2-clip``) becomes the path of its verified file in ``MODEL.BACKBONE.NAME``;
 - a catalogued vision tower (``fare2-vitl14``, ``tecoa4-vitb32``) given as the backbone sets ``MODEL.BACKBONE.NAME``
