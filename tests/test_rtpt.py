@@ -1,5 +1,6 @@
 """R-TPT (robust test-time prompt tuning): its loss and reliability weights pinned on hand-computed values, its
-AdamW written out, no leakage between images, its protocol script and the real CLI on a trained CoOp run."""
+AdamW written out, no leakage between images, its protocol script, the real CLI on a trained CoOp run behind
+TEST.DEFENSE RTPT, and the refusals (no CoOp-style text context to tune; the removed TRAINER.RTPT.PROMPTS keys)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,7 +22,14 @@ from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.config.merge import build_cfg
 from promptengine.errors import UserError
 from promptengine.evaluation.testtime import Budget
-from promptengine.methods.rtpt import ReliableTPT, adamw_steps, confident_views, reliability_weights, rtpt_loss
+from promptengine.methods.rtpt import (
+    ReliableTPT,
+    adamw_steps,
+    confident_views,
+    reliability_weights,
+    rtpt_loss,
+    tuned_context_model,
+)
 from tests.conftest import ROOT, TOY_OPTS, run_train
 
 
@@ -129,6 +138,22 @@ def test_a_model_without_a_text_context_is_refused_in_one_line(tmp_path, capsys)
     assert "TEST.DEFENSE RTPT tunes a CoOp-style text context per image, and the ZeroshotCLIP model has none" in err
     assert "--trainer CoOp --eval-only --model-dir RUN TEST.DEFENSE RTPT" in err
     assert not (out / "results.json").exists()
+
+
+SPECS = {"coop": PromptSpec(text_n_ctx=4), "no text context (a tuned tower)": PromptSpec(),
+         "a meta-net's context (CoCoOp)": PromptSpec(text_n_ctx=4, conditional=True),
+         "coupled (MaPLe)": PromptSpec(text_n_ctx=2, vision_n_ctx=2, vision_depth=1, coupling="text_to_vision")}
+
+
+@pytest.mark.parametrize("kind", sorted(SPECS))
+def test_only_a_coop_style_text_context_is_tuned(kind):
+    backbone = PromptableCLIP(random_clip("tiny-p8-32", seed=1))
+    trainer = SimpleNamespace(model=PromptedCLIP(backbone, SPECS[kind], ["a", "b"]))
+    if kind == "coop":
+        assert tuned_context_model(trainer) is trainer.model
+    else:
+        with pytest.raises(UserError, match="TEST.DEFENSE RTPT tunes a CoOp-style text context per image"):
+            tuned_context_model(trainer)
 
 
 @pytest.mark.parametrize("where", ["opts", "file"])
