@@ -60,9 +60,9 @@ def build_defense(trainer: str, s: BenchSetup, opts: Sequence[str] = (), seed: i
     with contextlib.redirect_stdout(io.StringIO()):
         built = TRAINER_REGISTRY.get(trainer)(cfg)
     built.set_model_mode("eval")
-    target = built.attack_target()
+    target = built.evaluated_target()  # its model behind its own defense (``defend``)
     if not isinstance(target, TestTimeDefense):
-        raise TypeError(f"{trainer}.attack_target() is not a test-time defense")
+        raise TypeError(f"{trainer}.evaluated_target() is not a test-time defense")
     return target
 
 
