@@ -18,12 +18,12 @@ import tempfile
 from typing import Callable, Dict, List, Sequence
 
 from ..attacks import AttackSpec, parse_spec
+from ..clip.loading import ARCHITECTURES
 from ..config.merge import build_cfg
 from ..engine.trainer import set_random_seed
 from ..evaluation.robust import evaluate
 from ..evaluation.testtime import TestTimeDefense
 from ..registry import TRAINER_REGISTRY, registered_methods
-from ..clip.loading import ARCHITECTURES
 from .setup import BENCH_DATASET, BenchSetup, _BenchState, _register, backbone_name
 
 #: what each defense is timed under: (column, attack spec text without the budget; None = clean)
