@@ -1,5 +1,6 @@
 """R-TPT (robust test-time prompt tuning): its loss and reliability weights pinned on hand-computed values, its
-AdamW written out, no leakage between images, its protocol script and the real CLI on a trained CoOp run."""
+AdamW written out, no leakage between images, its protocol script, the real CLI on a trained CoOp run behind
+TEST.DEFENSE RTPT, and the refusals (no CoOp-style text context to tune; the removed TRAINER.RTPT.PROMPTS keys)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,26 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 import torch
 
 from promptengine.clip.backbone import PromptableCLIP
 from promptengine.clip.loading import random_clip
 from promptengine.clip.model import PromptedCLIP
 from promptengine.clip.prompt_learner import PromptSpec
+from promptengine.config.merge import build_cfg
+from promptengine.errors import UserError
 from promptengine.evaluation.testtime import Budget
-from promptengine.methods.rtpt import ReliableTPT, adamw_steps, confident_views, reliability_weights, rtpt_loss
+from promptengine.methods.rtpt import (
+    ReliableTPT,
+    adamw_steps,
+    confident_views,
+    reliability_weights,
+    rtpt_loss,
+    tuned_context_model,
+)
 from tests.conftest import ROOT, TOY_OPTS, run_train
 
 
@@ -95,29 +107,72 @@ def _clean_bits(folder: Path) -> int:
 
 
 def test_cli_on_a_trained_coop_run(tmp_path):
-    """CoOp trains; R-TPT with no views and no steps predicts exactly as that run does (its context is the one
-    loaded), and the full defense runs a non-adaptive and an adaptive attack through the real CLI."""
+    """CoOp trains; evaluated behind TEST.DEFENSE RTPT with no views and no steps it predicts exactly as it does
+    (the defense tunes that run's context), and the full defense runs a non-adaptive and an adaptive attack through
+    the real CLI; the R-TPT budget is evaluation identity, so the run's checkpoint loads under any."""
     coop = tmp_path / "coop"
     opts = [*TOY_OPTS, "TRAINER.COOP.N_CTX", "4", "OPTIM.MAX_EPOCH", "2"]
     assert run_train(["--trainer", "CoOp", "--seed", "1", "--output-dir", coop, *opts]) == 0
 
-    def rtpt(name, *extra):
+    def defended(name, *extra):
         out = tmp_path / name
-        code = run_train(["--trainer", "RTPT", "--seed", "1", "--output-dir", out, "--eval-only", *opts,
-                          "TRAINER.RTPT.PROMPTS", coop, *extra])
+        code = run_train(["--trainer", "CoOp", "--seed", "1", "--output-dir", out, "--eval-only", "--model-dir", coop,
+                          *opts, "TEST.DEFENSE", "RTPT", *extra])
         return code, out
 
-    code, plain = rtpt("plain", "TRAINER.RTPT.VIEWS", "0", "TRAINER.RTPT.STEPS", "0")
+    code, plain = defended("plain", "TRAINER.RTPT.VIEWS", "0", "TRAINER.RTPT.STEPS", "0")
     assert code == 0 and _clean_bits(plain) == _clean_bits(coop)
-    code, full = rtpt("full", "TRAINER.RTPT.VIEWS", "3", "TEST.MAX_IMAGES", "6", "ATTACK.TEST.ENABLED", "True",
-                      "ATTACK.TEST.STEPS", "1", "ATTACK.TEST.ATTACKS", "['through:steps=1,eps=2']")
+    code, full = defended("full", "TRAINER.RTPT.VIEWS", "3", "TEST.MAX_IMAGES", "6", "ATTACK.TEST.ENABLED", "True",
+                          "ATTACK.TEST.STEPS", "1", "ATTACK.TEST.ATTACKS", "['through:steps=1,eps=2']")
     assert code == 0
     result = json.loads((full / "results.json").read_text())
-    assert result["trainer"] == "RTPT" and result["num_images"] == 6
+    assert result["trainer"] == "CoOp" and result["num_images"] == 6
     assert [r["name"].split(",")[0] for r in result["robust"]] == ["pgd1", "adaptive"]  # non-adaptive, through
-    assert "Loaded the text context" in (full / "log.txt").read_text()
-    code, _ = rtpt("bad", "TRAINER.RTPT.PROMPTS", tmp_path / "nowhere")
-    assert code == 2
+
+
+def test_a_model_without_a_text_context_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "zs"
+    assert run_train(["--trainer", "ZeroshotCLIP", "--eval-only", "--output-dir", out, *TOY_OPTS,
+                      "TEST.DEFENSE", "RTPT"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "TEST.DEFENSE RTPT tunes a CoOp-style text context per image, and the ZeroshotCLIP model has none" in err
+    assert "--trainer CoOp --eval-only --model-dir RUN TEST.DEFENSE RTPT" in err
+    assert not (out / "results.json").exists()
+
+
+SPECS = {"coop": PromptSpec(text_n_ctx=4), "no text context (a tuned tower)": PromptSpec(),
+         "a meta-net's context (CoCoOp)": PromptSpec(text_n_ctx=4, conditional=True),
+         "coupled (MaPLe)": PromptSpec(text_n_ctx=2, vision_n_ctx=2, vision_depth=1, coupling="text_to_vision")}
+
+
+@pytest.mark.parametrize("kind", sorted(SPECS))
+def test_only_a_coop_style_text_context_is_tuned(kind):
+    backbone = PromptableCLIP(random_clip("tiny-p8-32", seed=1))
+    trainer = SimpleNamespace(model=PromptedCLIP(backbone, SPECS[kind], ["a", "b"]))
+    if kind == "coop":
+        assert tuned_context_model(trainer) is trainer.model
+    else:
+        with pytest.raises(UserError, match="TEST.DEFENSE RTPT tunes a CoOp-style text context per image"):
+            tuned_context_model(trainer)
+
+
+@pytest.mark.parametrize("where", ["opts", "file"])
+def test_the_removed_prompts_keys_name_their_replacement(tmp_path, where):
+    """TRAINER.RTPT.PROMPTS/PROMPTS_EPOCH are gone (one mechanism: TEST.DEFENSE); a config that sets them is one line
+    saying what to run instead; an earlier run's config.yaml, which holds their defaults, still loads."""
+    old = tmp_path / "old.yaml"
+    old.write_text("TRAINER:\n  RTPT:\n    PROMPTS: ''\n    PROMPTS_EPOCH: 0\n    VIEWS: 3\n")
+    assert build_cfg(config_file=str(old)).TRAINER.RTPT.VIEWS == 3
+    for key, value in (("PROMPTS", "output/coop/seed1"), ("PROMPTS_EPOCH", "5")):
+        if where == "file":
+            old.write_text(f"TRAINER:\n  RTPT:\n    {key}: {value}\n")
+            kwargs = {"config_file": str(old)}
+        else:
+            kwargs = {"opts": [f"TRAINER.RTPT.{key}", value]}
+        with pytest.raises(UserError, match=rf"^TRAINER\.RTPT\.{key} \(set in .*\) was removed; evaluate the CoOp "
+                                            "run behind R-TPT instead: --trainer CoOp --eval-only --model-dir RUN "
+                                            "TEST.DEFENSE RTPT$"):
+            build_cfg(**kwargs)
 
 
 def test_views_start_with_the_image_and_carry_its_gradient():

@@ -1,8 +1,9 @@
 """R-TPT: robust test-time prompt tuning (Sheng et al., CVPR 2025, "R-TPT: Improving Adversarial Robustness of
 Vision-Language Models through Test-Time Prompt Tuning").
 
-Per test image: the image plus N augmented views (random resized crops, flips); the CoOp text context, initialised
-from the loaded prompts (zero-shot "a photo of a" or a trained CoOp run's context), takes AdamW steps that minimise
+Per test image: the image plus N augmented views (random resized crops, flips); the CoOp text context, starting
+from the evaluated model's (zero-shot "a photo of a" for the RTPT trainer; a trained CoOp run's under
+``--trainer CoOp --eval-only --model-dir RUN TEST.DEFENSE RTPT``), takes AdamW steps that minimise
 the *pointwise* entropy (the mean of the per-view entropies) of the most confident views: R-TPT splits TPT's marginal
 entropy into that term and a divergence term, and drops the divergence, which conflicts under attack. The
 prediction is a reliability-weighted ensemble of the tuned logits of every view: a view whose image embedding is
@@ -13,17 +14,17 @@ AdamW at lr 5e-3, the 10 % most confident views, 20 neighbours, temperature 0.01
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
-from typing import List, Optional
+from typing import List
 
 import torch
 from yacs.config import CfgNode as CN
 
+from promptengine.attacks.forward import Forward
+from promptengine.clip.couplings import COUPLINGS
 from promptengine.clip.model import PromptedCLIP
 from promptengine.clip.prompt_learner import PromptSpec
 from promptengine.config.domains import Int, Real
-from promptengine.engine import checkpoint as ckpt
 from promptengine.errors import UserError
 from promptengine.evaluation.testtime import Budget, TestTimeDefense
 from promptengine.evaluation.views import augmented_views
@@ -106,13 +107,29 @@ class ReliableTPT(TestTimeDefense):
         return (weights @ tuned).unsqueeze(0)
 
 
+def tuned_context_model(trainer) -> PromptedCLIP:
+    """The model whose text context R-TPT tunes: the trainer's ``PromptedCLIP`` with a learned CoOp-style context
+    (``N_CTX`` > 0) that no meta-net shifts and no other prompt derives from; anything else is a one-line refusal."""
+    model = getattr(trainer, "model", None)
+    spec = model.spec if isinstance(model, PromptedCLIP) else None
+    if spec is None or not spec.text_n_ctx or spec.conditional or COUPLINGS[spec.coupling].coupled:
+        raise UserError(f"TEST.DEFENSE RTPT tunes a CoOp-style text context per image, and the {type(trainer).__name__}"
+                        " model has none (no learned text context, or one a meta-net shifts or vision prompts derive "
+                        "from); evaluate a CoOp run: --trainer CoOp --eval-only --model-dir RUN TEST.DEFENSE RTPT")
+    return model
+
+
 @TRAINER_REGISTRY.register()
 class RTPT(CoOp):
-    """CoOp prompts (zero-shot init or a trained CoOp run's, ``TRAINER.RTPT.PROMPTS``) defended by R-TPT at test
-    time (nothing to train; evaluate with --eval-only)."""
+    """Zero-shot CoOp prompts ("a photo of a") defended by R-TPT at test time (nothing to train; evaluate with
+    --eval-only); ``TEST.DEFENSE RTPT`` puts the same defense on a trained CoOp run."""
 
     script_folder, default_config = "rtpt", "vit_b16"
+    test_time_node = "RTPT"  # TRAINER.RTPT.* are evaluation settings; TEST.DEFENSE RTPT defends a CoOp run
     training_free = True
+    removed_keys = {key: (default, "evaluate the CoOp run behind R-TPT instead: --trainer CoOp --eval-only "
+                                   "--model-dir RUN TEST.DEFENSE RTPT")
+                    for key, default in (("TRAINER.RTPT.PROMPTS", ""), ("TRAINER.RTPT.PROMPTS_EPOCH", 0))}
 
     config_domains = {
         "TRAINER.RTPT.VIEWS": Int(0, meaning="augmented views besides the image itself"),
@@ -121,7 +138,6 @@ class RTPT(CoOp):
         "TRAINER.RTPT.SELECTION": Real(0, 1, low_open=True),
         "TRAINER.RTPT.NEIGHBOURS": Int(1),
         "TRAINER.RTPT.TEMPERATURE": Real(0, low_open=True),
-        "TRAINER.RTPT.PROMPTS_EPOCH": Int(0, meaning="0 = the run's latest checkpoint"),
     }
 
     @staticmethod
@@ -133,53 +149,24 @@ class RTPT(CoOp):
         cfg.TRAINER.RTPT.SELECTION = 0.1  # the share of most confident views in the entropy loss
         cfg.TRAINER.RTPT.NEIGHBOURS = 20  # nearest other views in a view's reliability score
         cfg.TRAINER.RTPT.TEMPERATURE = 0.01  # softmax temperature of the reliability weights
-        cfg.TRAINER.RTPT.PROMPTS = ""  # a CoOp run's output folder (or checkpoint file): start from its context
-        cfg.TRAINER.RTPT.PROMPTS_EPOCH = 0
-
-    def check_cfg(self, cfg) -> None:
-        super().check_cfg(cfg)
-        self._prompts: Optional[dict] = None
-        path = cfg.TRAINER.RTPT.PROMPTS
-        if path:
-            self._prompts = load_prompts(path, int(cfg.TRAINER.RTPT.PROMPTS_EPOCH))
 
     def prompt_spec(self) -> PromptSpec:
-        node = self.cfg.TRAINER.COOP
-        if self._prompts is None:
-            spec = coop_spec(node)
-            if not spec.text_n_ctx:
-                raise UserError("RTPT tunes the text context: set TRAINER.COOP.N_CTX > 0 or TRAINER.COOP.CTX_INIT "
-                                '(e.g. "a photo of a"), or TRAINER.RTPT.PROMPTS to a CoOp run')
-            return spec
-        ctx = self._prompts["state_dict"]["ctx"]  # its shape decides the context length and class-specificity
-        return PromptSpec(text_n_ctx=int(ctx.shape[-2]), text_csc=ctx.dim() == 3,
-                          class_token_position=node.CLASS_TOKEN_POSITION)
+        spec = coop_spec(self.cfg.TRAINER.COOP)
+        if not spec.text_n_ctx:
+            raise UserError("RTPT tunes the text context: set TRAINER.COOP.N_CTX > 0 or TRAINER.COOP.CTX_INIT "
+                            '(e.g. "a photo of a")')
+        return spec
 
-    def build_model(self) -> None:
-        super().build_model()
-        if self._prompts is not None:
-            source = self.cfg.TRAINER.RTPT.PROMPTS
-            ckpt.load_learnable_state(self.model.prompt_learner, self._prompts["state_dict"], source)
-            print(f"Loaded the text context of {source} (epoch {self._prompts['epoch']}, trainer "
-                  f"{self._prompts.get('trainer')})")
-
-    def attack_target(self) -> ReliableTPT:
-        c = self.cfg.TRAINER.RTPT
+    @staticmethod
+    def defend(trainer, classifier: Forward) -> ReliableTPT:
+        """R-TPT on the text context of the trainer's model (its own zero-shot one, or a loaded CoOp run's); the
+        defense predicts from that model itself, so ``classifier`` (its undefended logits) is not wrapped."""
+        c = trainer.cfg.TRAINER.RTPT
         budget = Budget(steps=int(c.STEPS), lr=float(c.LR), augmentations=int(c.VIEWS))
-        return ReliableTPT(self.model, budget, float(c.SELECTION), int(c.NEIGHBOURS), float(c.TEMPERATURE),
-                           seed=int(self.cfg.SEED))
+        return ReliableTPT(tuned_context_model(trainer), budget, float(c.SELECTION), int(c.NEIGHBOURS),
+                           float(c.TEMPERATURE), seed=int(trainer.cfg.SEED))
 
     def train(self) -> None:
         print("RTPT has nothing to train; evaluating")
         self.loaded_epoch = None
         self.test()
-
-
-def load_prompts(path: str, epoch: int) -> dict:
-    """A CoOp-style checkpoint (its state holds the text context ``ctx`` only), from a run folder or a file."""
-    file = path if os.path.isfile(path) else ckpt.checkpoint_path(path, "prompt_learner", epoch or None)
-    state = ckpt.safe_load(file)
-    if set(state["state_dict"]) != {"ctx"}:
-        raise UserError(f"TRAINER.RTPT.PROMPTS: {file} holds {sorted(state['state_dict'])[:3]}, not a CoOp text "
-                        "context ('ctx' only); point it at a CoOp (or APT) run")
-    return state

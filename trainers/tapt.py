@@ -246,6 +246,9 @@ class TestTimeTuned:
             self.measure_statistics()
         super().after_epoch()
 
+    def prepare_defense(self) -> None:
+        self.measure_statistics()
+
     def measure_statistics(self) -> None:
         """Token mean/variance per vision block on the training images, clean and under the training attack."""
         self.set_model_mode("eval")

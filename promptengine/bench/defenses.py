@@ -18,6 +18,7 @@ import tempfile
 from typing import Callable, Dict, List, Sequence
 
 from ..attacks import AttackSpec, parse_spec
+from ..clip.loading import ARCHITECTURES
 from ..config.merge import build_cfg
 from ..engine.trainer import set_random_seed
 from ..evaluation.robust import evaluate
@@ -45,6 +46,25 @@ def defense_spec(kind: str, steps: int) -> AttackSpec:
     return parse_spec(f"{kind}:steps={steps},eps=4,alpha=1,keep=last")
 
 
+def layers_of(arch: str) -> int:
+    """The depth of the bench architecture: the fewer of its vision and text blocks."""
+    spec = ARCHITECTURES[backbone_name(arch).split(":", 1)[-1]]
+    return min(int(spec["vision_layers"]), int(spec["transformer_layers"]))
+
+
+def fit_to_layers(cfg, layers: int) -> None:
+    """Cap every trainer key that counts blocks (``*DEPTH*`` prompt depths, ``*LAYER_TO`` layer bounds) at the bench
+    model's depth: a paper config for ViT-B (depth 9) on the 4-block tiny CLIP keeps its other settings."""
+    cfg.defrost()
+    for node in cfg.TRAINER.values():
+        if not hasattr(node, "items"):
+            continue
+        for key, value in list(node.items()):
+            if isinstance(value, int) and not isinstance(value, bool) and ("DEPTH" in key or key.endswith("LAYER_TO")):
+                node[key] = min(value, layers)
+    cfg.freeze()
+
+
 def build_defense(trainer: str, s: BenchSetup, opts: Sequence[str] = (), seed: int = 1) -> TestTimeDefense:
     """``trainer`` from its default config, on the setup's backbone and classes (its prints swallowed)."""
     method = next(m for m in registered_methods() if m.trainer == trainer)
@@ -56,13 +76,15 @@ def build_defense(trainer: str, s: BenchSetup, opts: Sequence[str] = (), seed: i
         "DATASET.NAME", BENCH_DATASET, "MODEL.BACKBONE.NAME", backbone_name(s.arch), "INPUT.SIZE", f"({res},{res})",
         "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TEST.BATCH_SIZE", str(s.batch), "TRAIN.PRECISION", s.precision,
         "USE_CUDA", str(s.device.type == "cuda"), "SEED", str(seed), "OUTPUT_DIR", tempfile.gettempdir(), *opts])
+    fit_to_layers(cfg, layers_of(s.arch))
     set_random_seed(seed)
     with contextlib.redirect_stdout(io.StringIO()):
         built = TRAINER_REGISTRY.get(trainer)(cfg)
+        built.prepare_defense()  # what a finished training run leaves the defense (TAPT: its feature statistics)
     built.set_model_mode("eval")
-    target = built.attack_target()
+    target = built.evaluated_target()  # its model behind its own defense (``defend``)
     if not isinstance(target, TestTimeDefense):
-        raise TypeError(f"{trainer}.attack_target() is not a test-time defense")
+        raise TypeError(f"{trainer}.evaluated_target() is not a test-time defense")
     return target
 
 

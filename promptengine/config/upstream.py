@@ -5,6 +5,8 @@ declared by the trainer that owns it (class attributes read here through ``TRAIN
 - ``upstream_nodes``: upstream config nodes read as the method's (FAP's ``TRAINER.ZSROBUST`` as ``TRAINER.ADVVP``);
 - ``upstream_names``: upstream trainer names of the method (FAP's ``zsrobust``), compared case-insensitively;
 - ``upstream_unused``: keys upstream configs carry that the method does not read, accepted and dropped;
+- ``removed_keys``: the method's own keys that are gone, ``{key: (old default, what to use instead)}``: a set value
+  is a one-line error saying what replaces it; the old default (every earlier run's config.yaml holds it) is dropped;
 - ``from_fap_attack(cfg, lambda_1, adv_term)``: FAP's loss keys (``ATTACK.PGD.LAMBDA_1/ADV_TERM``, read here) as
   the method's own keys (it returns the keys it set, for the note). This module turns the rest of ``ATTACK.PGD.*``
   into ``ATTACK.TRAIN.*`` (FAP's training attack) and the first test attack (PGD-TEST_ITER CE), so trainers and
@@ -55,6 +57,32 @@ def unused_keys() -> List[str]:
     return [key for _, keys in declared("upstream_unused") for key in keys]
 
 
+def removed_keys() -> Dict[str, Tuple[Any, str]]:
+    return {key: spec for _, keys in declared("removed_keys") for key, spec in keys.items()}
+
+
+def _removed(key: str, source: str) -> UserError:
+    """The one line for a removed key: where it was set and what replaces it."""
+    return UserError(f"{key} (set in {source}) was removed; {removed_keys()[key][1]}")
+
+
+def _check_removed(key: str, value: Any, source: str) -> None:
+    """A removed key in a file: an error unless it holds its old default (an earlier run's config.yaml)."""
+    if value != removed_keys()[key][0]:
+        raise _removed(key, source)
+
+
+def _pop_leaf(loaded: dict, key: str) -> Tuple[bool, Any]:
+    """Remove the dotted ``key`` from a loaded YAML dict: (whether it was there, its value)."""
+    *parents, leaf = key.split(".")
+    node = loaded
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and leaf in node:
+        return True, node.pop(leaf)
+    return False, None
+
+
 def _rename_nodes(loaded: dict, source: str) -> None:
     trainer = loaded.get("TRAINER")
     if not isinstance(trainer, dict):
@@ -74,17 +102,17 @@ def _unused_note(key: str, source: str) -> None:
 
 def _drop_unused(loaded: dict, source: str) -> None:
     for key in unused_keys():
-        *parents, leaf = key.split(".")
-        node = loaded
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and leaf in node:
-            del node[leaf]
+        if _pop_leaf(loaded, key)[0]:
             _unused_note(key, source)
+    for key in removed_keys():
+        found, value = _pop_leaf(loaded, key)
+        if found:
+            _check_removed(key, value, source)
 
 
 def translate_file(loaded: dict, source: str) -> dict:
-    """A loaded YAML dict in our vocabulary: upstream node names renamed, upstream keys nobody reads dropped."""
+    """A loaded YAML dict in our vocabulary: upstream node names renamed, upstream keys nobody reads dropped (and
+    removed keys at their old default; set, they are an error)."""
     if not isinstance(loaded, dict):
         return loaded
     _rename_nodes(loaded, source)
@@ -103,14 +131,16 @@ def _rename_key(key: str, aliases: Dict[str, str]) -> str:
 
 def translate_opts(opts: Sequence[str], source: str) -> List[str]:
     """Trailing ``KEY VALUE`` options in our vocabulary: upstream node names renamed, unread upstream keys dropped
-    (values are left as given: ``merge.set_value`` parses them once)."""
-    aliases, unused = node_aliases(), set(unused_keys())
+    (values are left as given: ``merge.set_value`` parses them once); a removed key is an error."""
+    aliases, unused, removed = node_aliases(), set(unused_keys()), removed_keys()
     out: List[str] = []
     for key, value in zip(opts[0::2], opts[1::2]):
         key = _rename_key(str(key), aliases)
         if key in unused:
             _unused_note(key, source)
             continue
+        if key in removed:
+            raise _removed(key, source)
         out += [key, value]
     return out
 

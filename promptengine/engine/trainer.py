@@ -142,6 +142,10 @@ class TrainerX(CheckpointsMixin, RunRecordsMixin):
         defense = self.defense_class()
         return defense.defend(self, classifier) if defense is not None else classifier
 
+    def prepare_defense(self) -> None:
+        """Give the test-time defense the state a finished training run leaves it, without training (the bench times
+        defenses on fresh models); nothing for most defenses, TAPT measures its feature statistics."""
+
     def defense_class(self) -> Optional[type]:
         """The test-time defense evaluation applies: ``TEST.DEFENSE`` (``none``: none, e.g. a defense trainer's
         undefended model), else this trainer when it is one, else None."""
