@@ -17,6 +17,7 @@ from typing import Dict, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..evaluation.metrics import accuracy
 from .pretrain import class_text_features, image_features
 from .worlds import derive_seed, get_world, render_split, split_labels
 
@@ -46,7 +47,7 @@ def attribute_zero_shot(model, attribute: str, name: str = "SynthShapes") -> flo
     target = torch.tensor([t[idx] for t in world.class_tuples])[labels]
     txt = class_text_features(model, list(values), ATTRIBUTE_TEMPLATES[attribute])
     pred = (image_features(model, images) @ txt.t()).argmax(1)
-    return float((pred == target).float().mean() * 100.0)
+    return accuracy(pred == target)
 
 
 def _fit_logreg(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float, iters: int = 200) -> torch.Tensor:
@@ -89,9 +90,9 @@ def linear_probe(model, name: str = "SynthShapes", classes: str = "base", shots:
     best: Optional[tuple] = None
     for l2 in l2_grid:
         w = _fit_logreg(fx, fy, n_classes, l2)
-        val_acc = float((_predict(w, fv) == val_y).float().mean() * 100.0)
+        val_acc = accuracy(_predict(w, fv) == val_y)
         if best is None or val_acc > best[0]:
             best = (val_acc, l2, w)
     val_acc, l2, w = best
-    test_acc = float((_predict(w, ft) == test_y).float().mean() * 100.0)
+    test_acc = accuracy(_predict(w, ft) == test_y)
     return {"test": test_acc, "val": val_acc, "l2": l2}
