@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.slow
-def test_demo_ci_size_runs_every_method_and_prints_tables(tmp_path):
+def test_demo_ci_size_runs_and_prints_tables_with_intervals(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PROMPTENGINE_CACHE=str(tmp_path / "cache"))
     # three of the six methods (zero-shot, clean prompts, adversarial prompts; CAPT also runs the transfer protocols):
     # every method's own scripts are run by tests/test_scripts.py, so the demo's code path needs no more here
