@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export PROMPTENGINE_CACHE=${PROMPTENGINE_CACHE:-$PWD/.cache/promptengine}
-exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" -q "$@"
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist worksteal -q "$@"  # worksteal: long end-to-end tests do not leave a worker idle at the end

@@ -283,11 +283,12 @@ def test_aa_iters_scale_square_queries_in_the_library_ratio():
 def test_trained_capt_run_report_flags_the_pgd_overestimate_on_the_embedded_world(tmp_path):
     """A real (short) CAPT training on SynthShapes base classes, then the report from its run folder, as a user runs it.
 
-    On the first embedded world this report raised no flag. On world v2 AutoAttack finds far more adversarial examples
-    than the 10-step PGD for every adversarially tuned prompt measured (96 base images, eps 2/255): CAPT (4 shots, 2
-    epochs) PGD 17.7% vs AutoAttack 9.4%; CAPT (16 shots, 6 epochs) 19.8% vs 9.4%; APT (16 shots, 6 epochs) 31.2% vs
-    13.5%. With the 48 images used here: CAPT (4 shots, 2 epochs) 20.8% vs 10.4%. The report must say so: the
-    AutoAttack-vs-PGD flag fires on the base classes (docs/ROBUSTNESS.md)."""
+    On the first embedded world this report raised no flag. On world v2 (2,000-step SynthCLIP, eps 2/255) AutoAttack
+    found far more adversarial examples than the 10-step PGD for every adversarially tuned prompt measured (96 base
+    images): CAPT (4 shots, 2 epochs) PGD 17.7% vs AutoAttack 9.4%; APT (16 shots, 6 epochs) 31.2% vs 13.5%
+    (docs/ROBUSTNESS.md). On the 4,000-step SynthCLIP at the world's 4/255, with the 48 images used here: CAPT (4 shots,
+    2 epochs) base PGD 0.0% = AutoAttack 0.0%, new PGD 16.7% vs AutoAttack 6.2% (gap 10.4): the flag fires on the new
+    classes. The report must say so."""
     from promptengine.robustness import cli
     from tests.conftest import run_train
 

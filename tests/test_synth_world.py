@@ -280,3 +280,49 @@ def test_synth_clip_path_env_override(tmp_path, monkeypatch):
     monkeypatch.setenv(W.ENV_WEIGHTS, str(tmp_path / "missing.pt"))
     with pytest.raises(UserError):
         W.synth_clip_path()
+
+
+def test_pretraining_resumes_bit_identically(tmp_path, monkeypatch):
+    """A run killed after a checkpoint and started again gives the weights of an uninterrupted run."""
+    import dataclasses
+
+    from promptengine.errors import UserError
+    from promptengine.synth import pretrain as P
+
+    cfg = P.PretrainConfig(steps=6, batch_size=16, round_steps=2)
+    whole, _ = P.pretrain(cfg, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    real_save = P.save_checkpoint
+
+    def save_then_die(path, config, step, *rest):
+        real_save(path, config, step, *rest)
+        if step == 3:  # mid-round: the resumed run must re-render the round's pool
+            raise Killed
+
+    ck = tmp_path / "ck.pt"
+    monkeypatch.setattr(P, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        P.pretrain(cfg, progress=False, checkpoint=str(ck), checkpoint_every=3)
+    monkeypatch.setattr(P, "save_checkpoint", real_save)
+    logs = []
+    resumed, _ = P.pretrain(cfg, progress=False, checkpoint=str(ck), checkpoint_every=3, log=logs.append)
+    assert any("at step 3" in line for line in logs)
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+    with pytest.raises(UserError, match="lr: checkpoint 0.0008 vs now 0.001"):
+        P.pretrain(dataclasses.replace(cfg, lr=1e-3), progress=False, checkpoint=str(ck))
+
+
+def test_tower_probes_read_the_asked_attribute(shipped_model):
+    """Attribute-only zero-shot scores the asked attribute's label; the linear probe learns from correctly labelled
+    shots. Measured with the shipped SynthCLIP: colour only 99.8 %, shape only 80.5 %, 16-shot probe (seed 1) 81.8 %."""
+    from promptengine.synth.probes import attribute_zero_shot, linear_probe
+
+    assert attribute_zero_shot(shipped_model, "colour") > 90
+    assert attribute_zero_shot(shipped_model, "shape") > 60
+    probe = linear_probe(shipped_model, "SynthShapes", "base", shots=16, seed=1)
+    assert probe["test"] > 60 and probe["l2"] in (1e-4, 1e-3, 1e-2)
+    with pytest.raises(ValueError, match="no probe template"):
+        attribute_zero_shot(shipped_model, "fill")

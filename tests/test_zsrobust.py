@@ -194,11 +194,11 @@ def test_tower_zsrobust_scripts_run_end_to_end_on_the_embedded_world(tmp_path, f
     result = json.loads(next(out.glob(f"test/synth_glyphs/shots_2/{method.trainer}/synth@*/seed1/results.json"))
                         .read_text())
     assert result["num_images"] == 20
-    assert [round(a["attack"]["eps"] * 255) for a in result["robust"]] == [1, 2]
+    assert [round(a["attack"]["eps"] * 255) for a in result["robust"]] == [2, 4]
     table = subprocess.run([sys.executable, str(ROOT / "tools" / "compare.py"), env["OUTPUT"], "--protocol",
                             "zsrobust"], capture_output=True, text=True, timeout=300)
     assert table.returncode == 0, table.stderr
     assert re.search(r"Zero-shot robustness \(zsrobust\): robust accuracy", table.stdout)
     header = next(line for line in table.stdout.splitlines() if line.startswith("Dataset"))
-    assert header.split() == ["Dataset", "Method", "eps", "1/255", "eps", "2/255"]  # one column per budget
+    assert header.split() == ["Dataset", "Method", "eps", "2/255", "eps", "4/255"]  # one column per budget
     assert any(line.startswith("SynthGlyphs") and method.trainer in line for line in table.stdout.splitlines())

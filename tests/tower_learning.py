@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT, run_train
 
-#: SynthShapes, 16 shots, PGD-5 at the recipes' 2/255 on the first 480 test images
+#: SynthShapes, 16 shots, PGD-5 at the recipes' 4/255 on the first 480 test images
 COMMON = ["--dataset-config-file", os.path.join(ROOT, "configs/datasets/synth_shapes.yaml"),
           "DATASET.NUM_SHOTS", "16", "TEST.MAX_IMAGES", "480", "ATTACK.TEST.STEPS", "5"]
 
@@ -21,11 +21,12 @@ def robust_accuracy(tmp_path: Path, trainer: str, seed: int, *flags: str) -> flo
     assert run_train([*flags, "--trainer", trainer, "--seed", seed, "--output-dir", out,
                       "--config-file", os.path.join(ROOT, f"configs/trainers/{trainer}/synth.yaml"), *COMMON]) == 0
     record = json.loads((out / "results.json").read_text())
-    assert record["robust"][0]["attack"]["eps"] == pytest.approx(2 / 255)
+    assert record["robust"][0]["attack"]["eps"] == pytest.approx(4 / 255)
     return record["worst_case"]["accuracy"]
 
 
-def robust_gains(tmp_path: Path, trainer: str, seeds: Sequence[int] = (1, 2)) -> list:
-    """``trainer``'s robust accuracy minus zero-shot SynthCLIP's, per seed."""
+def robust_gains(tmp_path: Path, trainer: str, seeds: Sequence[int] = (1,)) -> list:
+    """``trainer``'s robust accuracy minus zero-shot SynthCLIP's, per seed (one by default: the seed-to-seed spread
+    each test records is a fraction of its margin, and every seed costs a tower training)."""
     zero_shot = robust_accuracy(tmp_path, "ZeroshotCLIP", 1, "--eval-only")
     return [robust_accuracy(tmp_path, trainer, seed) - zero_shot for seed in seeds]

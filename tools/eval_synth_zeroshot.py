@@ -4,6 +4,7 @@
     python tools/eval_synth_zeroshot.py                     # the shipped SynthCLIP
     python tools/eval_synth_zeroshot.py --weights sd.pt     # any CLIP state-dict file
     python tools/eval_synth_zeroshot.py --pgd-images 0      # clean accuracy only
+    python tools/eval_synth_zeroshot.py --probes            # + what the image tower reads (about a minute more)
 
 Protocol (what ``train.py --trainer ZeroshotCLIP --eval-only`` must reproduce with
 ``INPUT.SIZE (32, 32)``): the model comes from ``clip.load(path, jit=False)`` on the CPU; class
@@ -15,6 +16,10 @@ base (first ceil(n/2)) or new classes are candidates and only their images are s
 Robust accuracy: L-inf PGD on the first ``--pgd-images`` SynthShapes test images (labels cycle
 through all 64 classes), ``--pgd-steps`` steps of size eps/4, a uniform random start, cross-entropy
 on the zero-shot logits (logit scale of the model), pixels kept in [0, 1], seeded.
+
+Probes (``--probes``, promptengine/synth/probes.py): shape-only and colour-only zero-shot on SynthShapes, and a
+16-shot logistic-regression probe on the frozen image features of the SynthShapes base classes (seeds 1-3) next to
+zero-shot on the same images: a probe below zero-shot means the image tower, not the text, limits the source.
 """
 
 from __future__ import annotations
@@ -119,6 +124,24 @@ def pgd_accuracy(model, n_images: int, eps: float, steps: int, seed: int = 0, ba
     return clean * 100.0 / n, robust * 100.0 / n
 
 
+def tower_probes(model, seeds=(1, 2, 3)) -> dict:
+    """Print and return what the image tower reads: attribute-only zero-shot and the 16-shot linear probe."""
+    from promptengine.synth.probes import attribute_zero_shot, linear_probe
+
+    out = {f"{a}_only": round(attribute_zero_shot(model, a), 2) for a in ("shape", "colour")}
+    probe = [linear_probe(model, "SynthShapes", "base", shots=16, seed=s)["test"] for s in seeds]
+    out["linear_probe_16shot_base"] = round(sum(probe) / len(probe), 2)
+    out["zero_shot_base"] = round(zero_shot(model, "SynthShapes", "base"), 2)
+    print()
+    print("| SynthShapes test probe | top-1 |")
+    print("|---|---|")
+    print(f"| shape only (8 shapes) | {out['shape_only']:.1f}% |")
+    print(f"| colour only (8 colours) | {out['colour_only']:.1f}% |")
+    print(f"| 16-shot linear probe, base (mean of {len(seeds)} seeds) | {out['linear_probe_16shot_base']:.1f}% |")
+    print(f"| zero-shot, base | {out['zero_shot_base']:.1f}% |")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default="", help="CLIP state-dict file (default: the shipped SynthCLIP)")
@@ -128,6 +151,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="", help="also write the numbers to this JSON file")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--probes", action="store_true", help="also probe the image tower (attributes, linear probe)")
     args = ap.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -156,6 +180,8 @@ def main(argv=None) -> int:
             clean, rob = pgd_accuracy(model, args.pgd_images, eps / 255.0, args.pgd_steps, seed=args.seed)
             results["pgd"][f"eps{eps:g}"] = {"clean": round(clean, 2), "robust": round(rob, 2)}
             print(f"| eps = {eps:g}/255 | {clean:.1f}% | {rob:.1f}% |")
+    if args.probes:
+        results["probes"] = tower_probes(model)
     results["seconds"] = round(time.time() - t0, 1)
     print(f"\n({results['seconds']} s)")
     if args.json:

@@ -39,8 +39,12 @@ def parse_args(argv=None):
     ap.add_argument("--width", type=int, default=0, help="vision width (multiple of 64); 0 = default")
     ap.add_argument("--text-width", type=int, default=0, help="text width (multiple of 64); 0 = default")
     ap.add_argument("--layers", type=int, default=0, help="layers of each tower; 0 = default")
+    ap.add_argument("--patch", type=int, default=0, help="vision patch size (divides 32); 0 = default")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--eval-every", type=int, default=0, help="print SynthShapes val zero-shot every N steps")
+    ap.add_argument("--checkpoint", default="",
+                    help="save the training state here every 250 steps and resume from it if it exists "
+                         "(same weights as an uninterrupted run); removed once the outputs are written")
     ap.add_argument("--no-eval", action="store_true", help="skip the final zero-shot evaluation")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return ap.parse_args(argv)
@@ -51,6 +55,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     import torch
 
+    from promptengine.errors import UserError
     from promptengine.synth import weights as W
     from promptengine.synth.pretrain import PretrainConfig, pretrain, save_state_dict, zero_shot_accuracy
     from promptengine.synth.worlds import WORLDS
@@ -64,11 +69,21 @@ def main(argv=None) -> int:
         cfg.model["embed_dim"] = max(cfg.model["embed_dim"], 64)
     if args.text_width:
         cfg.model["transformer_width"] = args.text_width
+    if args.patch:
+        if 32 % args.patch:
+            print(f"error: --patch {args.patch} does not divide the 32-pixel input; use 2, 4, 8 or 16", file=sys.stderr)
+            return 2
+        cfg.model["vision_patch_size"] = args.patch
     if args.layers:
         cfg.model["vision_layers"] = args.layers
         cfg.model["transformer_layers"] = args.layers
     t0 = time.time()
-    state, info = pretrain(cfg, progress=not args.no_progress, eval_every=args.eval_every)
+    try:
+        state, info = pretrain(cfg, progress=not args.no_progress, eval_every=args.eval_every,
+                               checkpoint=args.checkpoint)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"pretraining: {info['seconds']:.1f} s, {cfg.steps} steps x {cfg.batch_size} images, final loss {info['final_loss']}")
 
     if not args.no_eval:
@@ -81,6 +96,7 @@ def main(argv=None) -> int:
         info["zero_shot_test"] = acc
         print("zero-shot test accuracy: " + ", ".join(f"{k} {v:.1f}%" for k, v in acc.items()))
     info["torch"] = str(torch.__version__)
+    info["command"] = " ".join(["python tools/pretrain_synth_clip.py", *(sys.argv[1:] if argv is None else argv)])
     info["total_seconds"] = round(time.time() - t0, 1)
 
     if args.out:
@@ -93,6 +109,8 @@ def main(argv=None) -> int:
         with open(os.path.splitext(path)[0] + ".json", "w") as f:
             json.dump(info, f, indent=2)
         print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB) and its .json summary")
+    if args.checkpoint and os.path.isfile(args.checkpoint):
+        os.remove(args.checkpoint)
     return 0
 
 

@@ -33,6 +33,7 @@ from ..clip.openai_clip import clip
 from ..evaluation.metrics import accuracy
 from . import model as M
 from .captions import all_caption_token_ids, compatible, constraint_matrix, described, factor_matrix, tokenize
+from .resume import load_checkpoint, save_checkpoint
 from .worlds import World, derive_seed, get_world, render_scenes, render_split, split_labels
 
 # Pretraining pools and their fractions of each batch. Every factor of a pool image is drawn at random (object
@@ -54,7 +55,7 @@ DEFAULT_MIXTURE: Tuple[Tuple[str, float], ...] = (
 
 @dataclass
 class PretrainConfig:
-    steps: int = 2000
+    steps: int = 4000
     batch_size: int = 160
     lr: float = 8e-4
     warmup_frac: float = 0.05
@@ -255,11 +256,17 @@ def pretrain(
     progress: bool = True,
     log: Callable[[str], None] = print,
     eval_every: int = 0,
+    checkpoint: str = "",
+    checkpoint_every: int = 250,
 ) -> Tuple[Dict[str, torch.Tensor], Dict]:
-    """Train SynthCLIP; returns (fp32 state dict with the full token table, info dict)."""
+    """Train SynthCLIP; returns (fp32 state dict with the full token table, info dict).
+
+    ``checkpoint``: a file the training state is written to every ``checkpoint_every`` steps and at the end; if it
+    exists, the run resumes from it (bit-identical to an uninterrupted run, :mod:`promptengine.synth.resume`).
+    """
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    t_start = time.time()
+    t_start, cpu_start = time.time(), time.process_time()
     mcfg = M.model_config(**cfg.model)
     model = M.build_synthclip(seed=cfg.seed, cfg=mcfg)
     model.train()
@@ -290,9 +297,22 @@ def pretrain(
     bar = None
     if progress:
         bar = tqdm(total=cfg.steps, desc="pretrain SynthCLIP", unit="step", dynamic_ncols=True)
-    history = []
+    history: list = []
     loss_ema = None
-    for step in range(cfg.steps):
+    start, spent_before, cpu_before = 0, 0.0, 0.0
+    plain_cfg = _plain(asdict(cfg))
+    if checkpoint and os.path.isfile(checkpoint):
+        ck = load_checkpoint(checkpoint, plain_cfg)
+        model.load_state_dict(ck["model"])
+        with torch.no_grad():
+            emb.weight.copy_(ck["emb"])
+        opt.load_state_dict(ck["opt"])
+        start, loss_ema, history = ck["step"], ck["loss_ema"], ck["history"]
+        spent_before, cpu_before = ck["seconds"], ck["cpu_seconds"]
+        log(f"resuming pretraining from {checkpoint} at step {start}")
+        if bar is not None:
+            bar.update(start)
+    for step in range(start, cfg.steps):
         images, tokens, positives = stream.batch(step)
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, cfg)
@@ -321,6 +341,9 @@ def pretrain(
             history.append((step + 1, round(loss_ema, 4), round(acc, 2)))
             log(f"step {step + 1}: loss {loss_ema:.3f} SynthShapes val zero-shot {acc:.1f}%")
             model.train()
+        if checkpoint and ((step + 1) % checkpoint_every == 0 or step + 1 == cfg.steps):
+            save_checkpoint(checkpoint, plain_cfg, step + 1, model, emb, opt, loss_ema, history,
+                            spent_before + time.time() - t_start, cpu_before + time.process_time() - cpu_start)
     if bar is not None:
         bar.close()
     model.eval()
@@ -328,9 +351,10 @@ def pretrain(
         model.token_embedding.weight.copy_(emb.write_back(full_init))
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     info = dict(
-        config=_plain(asdict(cfg)),
+        config=plain_cfg,
         model_config=mcfg,
-        seconds=round(time.time() - t_start, 1),
+        seconds=round(spent_before + time.time() - t_start, 1),
+        cpu_seconds=round(cpu_before + time.process_time() - cpu_start, 1),  # --threads 1: ~ wall time, idle core
         final_loss=round(float(loss_ema), 4) if loss_ema is not None else None,
         trained_token_ids=used.tolist(),
         history=history,
