@@ -2,7 +2,6 @@
 (RobustVLM's plain state dict) loading back through MODEL.BACKBONE.PATH, and its robustness gain on the embedded
 world (slow)."""
 
-import json
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from promptengine.attacks.losses import per_sample_loss
 from promptengine.clip.loading import random_clip
 from promptengine.methods.fare import EXPORT_NAME, fare_loss
 from tests.conftest import TOY_OPTS, run_train
-from tests.tower_learning import robust_gains
+from tests.tower_learning import assert_export_reloads_as_the_tuned_run, robust_gains
 
 ATTACKS = ["ATTACK.TRAIN.ENABLED", "True", "ATTACK.TRAIN.STEPS", "1", "ATTACK.TRAIN.EPS", "4.0",
            "ATTACK.TRAIN.LOSS", "embed", "ATTACK.TEST.ENABLED", "True", "ATTACK.TEST.STEPS", "2",
@@ -68,12 +67,7 @@ def test_fare_exports_a_plain_tower_state_dict_that_loads_through_backbone_path(
     start = random_clip("tiny-p8-32").visual.state_dict()
     assert set(exported) == set(start)  # RobustVLM's layout: the vision tower's keys at the top level
     assert not torch.equal(exported["proj"], start["proj"])  # tuned
-    zs = tmp_path / "zs"
-    assert run_train(["--eval-only", "--trainer", "ZeroshotCLIP", "--seed", "1", "--output-dir", zs, *TOY_OPTS,
-                      *ATTACKS, "MODEL.BACKBONE.PATH", fare_run / EXPORT_NAME]) == 0
-    tuned, zero_shot = (json.loads((d / "results.json").read_text()) for d in (fare_run, zs))
-    assert zero_shot["clean"] == tuned["clean"]  # the same classifier, loaded from the file
-    assert [r["accuracy"] for r in zero_shot["robust"]] == [r["accuracy"] for r in tuned["robust"]]
+    assert_export_reloads_as_the_tuned_run(fare_run, fare_run / EXPORT_NAME, tmp_path, *TOY_OPTS, *ATTACKS)
 
 
 def test_fare_without_its_embedding_attack_stops_in_one_line(tmp_path, capsys):

@@ -2,7 +2,6 @@
 branch), its exported tower (TeCoA's layout) loading back through MODEL.BACKBONE.PATH, and its robustness gain on the
 embedded world (slow)."""
 
-import json
 import math
 from types import SimpleNamespace
 
@@ -13,7 +12,7 @@ from promptengine.clip.loading import random_clip
 from promptengine.methods.pmgaft import PMGAFT, pmg_aft_loss
 from promptengine.methods.tower import VISION_ENCODER_FILE
 from tests.conftest import TOY_OPTS, run_train
-from tests.tower_learning import robust_gains
+from tests.tower_learning import assert_export_reloads_as_the_tuned_run, robust_gains
 
 LN3, LN2, LN15 = math.log(3.0), math.log(2.0), math.log(1.5)
 # KL([.75, .25] || [.5, .5]) = .75 ln 1.5 + .25 ln .5 = 0.304099 - 0.173287 = 0.130812
@@ -78,12 +77,7 @@ def test_pmgaft_exports_the_tower_as_tecoa_does_and_it_loads_through_backbone_pa
     start = random_clip("tiny-p8-32").visual.state_dict()
     assert exported["epoch"] == 2 and set(exported["vision_encoder_state_dict"]) == set(start)
     assert not torch.equal(exported["vision_encoder_state_dict"]["proj"], start["proj"])  # tuned
-    zs = tmp_path / "zs"
-    assert run_train(["--eval-only", "--trainer", "ZeroshotCLIP", "--seed", "1", "--output-dir", zs, *TOY_OPTS,
-                      *ATTACKS, "MODEL.BACKBONE.PATH", pmgaft_run / VISION_ENCODER_FILE]) == 0
-    tuned, zero_shot = (json.loads((d / "results.json").read_text()) for d in (pmgaft_run, zs))
-    assert zero_shot["clean"] == tuned["clean"]
-    assert [r["accuracy"] for r in zero_shot["robust"]] == [r["accuracy"] for r in tuned["robust"]]
+    assert_export_reloads_as_the_tuned_run(pmgaft_run, pmgaft_run / VISION_ENCODER_FILE, tmp_path, *TOY_OPTS, *ATTACKS)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from promptengine.engine.checkpoint import safe_load
 from promptengine.methods.tecoa import EXPORT_NAME, TeCoA
 from promptengine.registry import TRAINER_REGISTRY
 from tests.conftest import TOY_OPTS, run_train
-from tests.tower_learning import robust_gains
+from tests.tower_learning import assert_export_reloads_as_the_tuned_run, robust_gains
 
 ATTACKS = ["ATTACK.TRAIN.ENABLED", "True", "ATTACK.TRAIN.STEPS", "1", "ATTACK.TRAIN.EPS", "4.0",
            "ATTACK.TEST.ENABLED", "True", "ATTACK.TEST.STEPS", "2", "ATTACK.TEST.EPS", "4.0"]
@@ -92,12 +92,7 @@ def test_resume_of_a_tower_tuning_run_is_bit_identical(full_run, tmp_path):
 
 def test_exported_tower_loads_through_backbone_path(full_run, tmp_path):
     path = full_run / EXPORT_NAME
-    zs = tmp_path / "zs"
-    assert run_train(["--eval-only", "--trainer", "ZeroshotCLIP", "--seed", "1", "--output-dir", zs, *TOY_OPTS,
-                      *ATTACKS, "MODEL.BACKBONE.PATH", path]) == 0
-    tuned, zero_shot = (json.loads((d / "results.json").read_text()) for d in (full_run, zs))
-    assert zero_shot["clean"] == tuned["clean"]  # the same classifier, loaded from the file
-    assert [r["accuracy"] for r in zero_shot["robust"]] == [r["accuracy"] for r in tuned["robust"]]
+    assert_export_reloads_as_the_tuned_run(full_run, path, tmp_path, *TOY_OPTS, *ATTACKS)
     for trainer, opts in (("APT", []), ("CAPT", ["TRAINER.CAPT.PROMPT_DEPTH", "2"])):
         out = tmp_path / trainer
         assert run_train(["--no-train", "--trainer", trainer, "--output-dir", out, *TOY_OPTS, *ATTACKS, *opts,

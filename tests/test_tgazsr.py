@@ -5,7 +5,6 @@ The fast tests use a tiny random CLIP on the toy dataset; the slow one runs the 
 (configs/trainers/TGAZSR/synth.yaml) on SynthShapes with two seeds.
 """
 
-import json
 import math
 import os
 import shutil
@@ -22,7 +21,7 @@ from promptengine.methods.tecoa import EXPORT_NAME
 from promptengine.methods.tgazsr import attention_distance, text_guided_attention, tgazsr_loss
 from promptengine.registry import TRAINER_REGISTRY
 from tests.conftest import TOY_OPTS, run_train
-from tests.tower_learning import robust_gains
+from tests.tower_learning import assert_export_reloads_as_the_tuned_run, robust_gains
 
 ATTACKS = ["ATTACK.TRAIN.ENABLED", "True", "ATTACK.TRAIN.STEPS", "1", "ATTACK.TRAIN.EPS", "4.0",
            "ATTACK.TEST.ENABLED", "True", "ATTACK.TEST.STEPS", "2", "ATTACK.TEST.EPS", "4.0"]
@@ -176,12 +175,7 @@ def test_exported_tower_has_the_authors_layout_and_is_the_tuned_tower(full_run):
 
 
 def test_exported_tower_reloads_through_backbone_path(full_run, tmp_path):
-    zs = tmp_path / "zs"
-    assert run_train(["--eval-only", "--trainer", "ZeroshotCLIP", "--seed", "1", "--output-dir", zs, *TOY_OPTS,
-                      *ATTACKS, "MODEL.BACKBONE.PATH", full_run / EXPORT_NAME]) == 0
-    tuned, zero_shot = (json.loads((d / "results.json").read_text()) for d in (full_run, zs))
-    assert zero_shot["clean"] == tuned["clean"]  # the same classifier, loaded from the file
-    assert [r["accuracy"] for r in zero_shot["robust"]] == [r["accuracy"] for r in tuned["robust"]]
+    assert_export_reloads_as_the_tuned_run(full_run, full_run / EXPORT_NAME, tmp_path, *TOY_OPTS, *ATTACKS)
 
 
 def test_resume_keeps_the_pretrained_reference_and_is_bit_identical(full_run, tmp_path):

@@ -66,12 +66,14 @@ def test_tecoa_preset_trains_on_tiny_imagenet_then_judges_16_targets_with_pgd100
     steps = plan("tecoa", [1])
     assert [s.kind for s in steps] == [TRAIN_RUN] + [EVAL_RUN] * 16
     train = steps[0]
-    assert "/zsrobust/train/tiny_imagenet/shots_all/TeCoA/vit_b32_eps1@" in str(train.folder)
+    layout = Path(train.folder).parts[-7:]  # <OUTPUT>/zsrobust/train/<source>/shots_all/<trainer>/<cfg>@<tag>/seed1
+    assert layout[:5] == ("zsrobust", "train", "tiny_imagenet", "shots_all", "TeCoA")
+    assert layout[5].startswith("vit_b32_eps1@")
     assert option(train.command, "ATTACK.TRAIN.STEPS") == "2" and option(train.command, "ATTACK.TRAIN.EPS") == "1.0"
     assert option(train.command, "MODEL.BACKBONE.NAME") == "ViT-B/32"
     assert [Path(s.folder).parts[-5] for s in steps[1:]] == list(PRESETS["tecoa"].targets)
     for step in steps[1:]:
-        assert step.model == train.folder and "/zsrobust/test/" in str(step.folder)
+        assert step.model == train.folder and Path(step.folder).parts[-7:-5] == ("zsrobust", "test")
         assert option(step.command, "TEST.MAX_IMAGES") == "-1"
         assert option(step.command, "ATTACK.TEST.ENABLED") == "False"
         assert option(step.command, "ATTACK.TEST.ATTACKS") == "('pgd:steps=100,eps=1,alpha=1',)"

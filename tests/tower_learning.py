@@ -30,3 +30,14 @@ def robust_gains(tmp_path: Path, trainer: str, seeds: Sequence[int] = (1,)) -> l
     each test records is a fraction of its margin, and every seed costs a tower training)."""
     zero_shot = robust_accuracy(tmp_path, "ZeroshotCLIP", 1, "--eval-only")
     return [robust_accuracy(tmp_path, trainer, seed) - zero_shot for seed in seeds]
+
+
+def assert_export_reloads_as_the_tuned_run(run: Path, exported: Path, tmp_path: Path, *opts) -> None:
+    """Zero-shot CLIP with the exported tower as ``MODEL.BACKBONE.PATH`` is the tuned run's classifier: the same clean
+    and robust accuracy on the same images (``opts``: the run's test options)."""
+    zs = tmp_path / "zs"
+    assert run_train(["--eval-only", "--trainer", "ZeroshotCLIP", "--seed", "1", "--output-dir", zs, *opts,
+                      "MODEL.BACKBONE.PATH", exported]) == 0
+    tuned, zero_shot = (json.loads((d / "results.json").read_text()) for d in (run, zs))
+    assert zero_shot["clean"] == tuned["clean"]
+    assert [r["accuracy"] for r in zero_shot["robust"]] == [r["accuracy"] for r in tuned["robust"]]

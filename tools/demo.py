@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from promptengine.lab.runs import run_logged
+from promptengine.protocols.layout import TRANSFER_PROTOCOLS
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("zsclip", "coop", "apt", "fap", "maple", "capt")
@@ -41,13 +42,14 @@ Job = Tuple[str, str, List[str]]  # (method folder, protocol, script arguments)
 
 
 def chains(jobs: List[Job]) -> List[List[Job]]:
-    """The runs grouped so that runs sharing a trained model go one after the other: a method's cross-dataset and
-    domain-shift runs reuse one source model (the first trains it), so they form one chain; base-to-new is its own."""
+    """The runs grouped so that runs sharing a trained model go one after the other: a method's transfer protocols
+    (cross-dataset, domain shift) reuse one source model (the first trains it), so they form one chain; every other
+    run is its own."""
     out: List[List[Job]] = []
     transfer = {}
     for job in jobs:
         method, protocol, _ = job
-        if protocol == "base2new":
+        if protocol not in TRANSFER_PROTOCOLS:
             out.append([job])
         elif method in transfer:
             transfer[method].append(job)
