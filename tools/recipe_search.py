@@ -4,10 +4,13 @@
     python tools/recipe_search.py                          # the grid below for the study's trained methods
     python tools/recipe_search.py --methods CoOp APT --seeds 1 2
 
-Every method gets the same grid (learning rate x epochs), trained on the 16-shot base classes of SynthShapes and
+Every prompt method gets the same grid (learning rate x epochs), trained on the 16-shot base classes of SynthShapes and
 scored on the **validation** split (never the test split): clean accuracy for clean methods, robust accuracy (the
-recipe's own PGD) for adversarial ones -- each method is judged by what it optimises. Ties within one validation image
-go to the cheaper setting. The table it prints is in docs/SYNTH.md ("Recipes"), with the settings chosen.
+recipe's own PGD) for adversarial ones -- each method is judged by what it optimises. Tower-tuning methods (TeCoA and
+its successors, run by the ``zsrobust`` protocol on every SynthShapes class) get the same shape of grid around their
+papers' optimiser: their recipe's learning rate and three times it, 2 and 6 epochs, trained on the 16-shot SynthShapes
+(all classes) and scored on its validation robust accuracy. Ties within one validation image go to the cheaper
+setting. The tables it prints are in docs/SYNTH.md ("Recipes"), with the settings chosen.
 """
 
 from __future__ import annotations
@@ -15,25 +18,47 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = [(lr, ep) for ep in (6, 15) for lr in (0.01, 0.03)]
 CLEAN_METHODS = ("CoOp", "CoCoOp", "MaPLe", "IVLP", "VPT")
 DEFAULT_METHODS = ("CoOp", "MaPLe", "APT", "FAP", "CAPT")
+TOWER_METHODS = ("TeCoA", "FARE", "PMGAFT", "TGAZSR")  # tune the vision tower; judged zero-shot on every class
+TOWER_EPOCHS = (2, 6)
+
+
+def recipe_lr(method: str) -> float:
+    """The learning rate in the method's shipped synth.yaml (the centre of a tower method's grid)."""
+    text = (REPO / f"configs/trainers/{method}/synth.yaml").read_text()
+    found = re.search(r"^\s+LR:\s*([0-9.eE+-]+)\s*$", text, re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"error: configs/trainers/{method}/synth.yaml has no OPTIM.LR; add one to search around")
+    return float(found.group(1))
+
+
+def grid(method: str) -> list:
+    """(lr, epochs) points of the method's grid, in the order of the printed columns."""
+    if method in TOWER_METHODS:
+        lr = recipe_lr(method)
+        return [(round(f * lr, 10), ep) for ep in TOWER_EPOCHS for f in (1, 3)]
+    return GRID
 
 
 def run(method: str, lr: float, epochs: int, seed: int, out: Path) -> dict:
     folder = out / method / f"lr{lr}_ep{epochs}" / f"seed{seed}"
     result = folder / "results.json"
     if not result.is_file():
+        classes = "all" if method in TOWER_METHODS else "base"
         cmd = [sys.executable, str(REPO / "train.py"), "--trainer", method, "--seed", str(seed),
                "--output-dir", str(folder),
                "--dataset-config-file", str(REPO / "configs/datasets/synth_shapes.yaml"),
                "--config-file", str(REPO / f"configs/trainers/{method}/synth.yaml"),
-               "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base", "TEST.SPLIT", "val",
+               "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", classes, "TEST.SPLIT", "val",
                "OPTIM.LR", str(lr), "OPTIM.MAX_EPOCH", str(epochs)]
         if method in CLEAN_METHODS:
             cmd += ["ATTACK.TEST.ENABLED", "False"]
@@ -52,23 +77,33 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[1])
     ap.add_argument("--output", default=str(REPO / "output" / "recipe_search"))
+    ap.add_argument("--jobs", type=int, default=1, help="training runs at once (one thread each)")
     args = ap.parse_args(argv)
     out = Path(args.output)
-    print("| method | criterion (val) | " + " | ".join(f"lr {lr} ep {ep}" for lr, ep in GRID) + " | chosen |")
-    print("|---|---|" + "---|" * (len(GRID) + 1))
+    points = [(m, lr, ep, s) for m in args.methods for lr, ep in grid(m) for s in args.seeds]
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # every run first, then the tables
+        list(pool.map(lambda p: run(*p, out), points))
+    header = None
     for method in args.methods:
+        points = grid(method)
+        head = (" | ".join(f"lr x{f} ep {ep}" for ep in TOWER_EPOCHS for f in (1, 3)) if method in TOWER_METHODS
+                else " | ".join(f"lr {lr} ep {ep}" for lr, ep in points))
+        if head != header:
+            header = head
+            print(f"\n| method | criterion (val) | {head} | chosen |")
+            print("|---|---|" + "---|" * (len(points) + 1))
         metric = "clean" if method in CLEAN_METHODS else "robust"
         scores = []
-        for lr, ep in GRID:
+        for lr, ep in points:
             vals = [run(method, lr, ep, s, out)[metric] for s in args.seeds]
             scores.append(sum(vals) / len(vals))
-        n = run(method, *GRID[0], args.seeds[0], out)["n"] or 1
+        n = run(method, *points[0], args.seeds[0], out)["n"] or 1
         best = max(scores)
         # ties within one validation image go to the cheaper setting (fewer epochs, then the lower lr)
         chosen = min(i for i, s in enumerate(scores) if s >= best - 100.0 / n)
         cells = [f"**{s:.1f}**" if i == chosen else f"{s:.1f}" for i, s in enumerate(scores)]
-        lr, ep = GRID[chosen]
-        print(f"| {method} | {metric} | " + " | ".join(cells) + f" | lr {lr}, {ep} epochs |", flush=True)
+        lr, ep = points[chosen]
+        print(f"| {method} | {metric} | " + " | ".join(cells) + f" | lr {lr:g}, {ep} epochs |", flush=True)
     return 0
 
 
