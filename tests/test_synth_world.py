@@ -98,7 +98,9 @@ def test_label_order_base_and_new_hold_disjoint_categories(name):
 
 
 def test_class_names_read_naturally():
-    assert Wd.get_world("SynthCounts").classnames[:3] == ["one circle", "two circles", "three circles"]
+    # count-major: the count is SynthCounts' category (base classes: one and two of every shape)
+    assert Wd.get_world("SynthCounts").classnames[:3] == ["one circle", "one square", "one triangle"]
+    assert Wd.get_world("SynthCounts").classnames[15:17] == ["two crescents", "three circles"]
     assert "four crosses" in Wd.get_world("SynthCounts").classnames
     assert Wd.get_world("SynthFills").classnames[1] == "striped circle"
     assert Wd.get_world("SynthGlyphs").classnames[0] == "letter a"
