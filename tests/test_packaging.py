@@ -90,7 +90,8 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("[run]") == 3  # train base, evaluate base, evaluate new
     assert len(list((work / "proto" / "base2new").glob("test_*/synth_shapes/shots_2/CoOp/*/seed1/results.json"))) == 2
-    for tool in ("capt-robust-report", "capt-sweep", "capt-check-datasets", "capt-parse-test-res", "capt-world-phenomena"):
+    for tool in ("capt-robust-report", "capt-sweep", "capt-check-datasets", "capt-parse-test-res", "capt-world-phenomena",
+                 "capt-defense-study"):
         assert run(bin_dir, tool, "--help", cwd=work).returncode == 0, tool
     # capt-sweep with its environment not activated: a `python` on PATH (here one that fails) must not run the points
     fake = tmp_path / "other-python"
