@@ -86,7 +86,7 @@ def test_the_worst_adaptive_case_is_per_image_over_every_adaptive_attack(tmp_pat
 def test_the_tapt_prompts_are_evaluated_from_the_tapt_training_run(tmp_path):
     train = tmp_path / "base2new" / "train_base" / D.DATASET / "shots_16" / "TAPT" / "synth@abc" / "seed2"
     train.mkdir(parents=True)
-    cmd = D.eval_only_command("python", Path("/repo"), tmp_path, "TTC", "new", 2, "16", ["TEST.MAX_IMAGES", "64"])
+    cmd = D.eval_only_command("python", Path("/repo"), tmp_path, "TTC", "new", 2, 16, ["TEST.MAX_IMAGES", "64"])
     assert cmd[cmd.index("--model-dir") + 1] == str(train) and "--eval-only" in cmd
     assert cmd[cmd.index("TEST.DEFENSE") + 1] == "TTC" and cmd[cmd.index("DATASET.SUBSAMPLE_CLASSES") + 1] == "new"
     assert cmd[-2:] == ["TEST.MAX_IMAGES", "64"]

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..registry import HOME
-from .defenses import PARTS, analyse, eval_dir, eval_only_command, protocol_jobs, render_attacks, render_table
+from .defenses import PARTS, TTC, analyse, eval_dir, eval_only_command, protocol_jobs, render_attacks, render_table
+from .phenomena import trainer_names
 from .runs import run_logged
 
 SIZES = {
@@ -68,14 +69,15 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         def evaluation(job):
             defense, part, seed = job
-            cmd = eval_only_command(sys.executable, HOME, out, defense, part, seed, size["shots"], extra)
-            if (eval_dir(out, defense, part, seed) / "results.json").is_file():
+            cmd = eval_only_command(sys.executable, HOME, out, defense, part, seed, int(size["shots"]), extra)
+            if (eval_dir(out, defense, part, seed, int(size["shots"])) / "results.json").is_file():
                 return f"TAPT prompts behind {defense:4s} {part:4s} seed {seed}: done before"
             secs = run_logged(cmd, env, logs / f"tapt_prompts_{defense}_{part}_{seed}.txt", HOME)
             return f"TAPT prompts behind {defense:4s} {part:4s} seed {seed}  {secs:6.1f} s"
 
         first = protocol_jobs(args.seeds)
-        then = [(d, p, s) for s in args.seeds for d in ("none", "TTC") for p in PARTS]
+        # the TAPT run's prompts undefended and behind TTC (TEST.DEFENSE takes the registered trainer name)
+        then = [(d, p, s) for s in args.seeds for d in ("none", trainer_names()[TTC]) for p in PARTS]
         print(f"Defense study ({args.size}): {len(first) + len(then)} runs, seeds {args.seeds}; output {out}")
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for i, line in enumerate(pool.map(protocol, first), 1):

@@ -21,70 +21,89 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..evaluation.perimage import parse_record
+from ..protocols.layout import BASE2NEW, TEST_BASE, TEST_NEW, TRAIN_BASE, RunFolder
 from ..reporting.intervals import Interval, SeedRecord, mean_interval, paired_diff_interval
+from .phenomena import trainer_names
 
 DATASET = "synth_shapes"
 PARTS = ("base", "new")
+PHASE_OF_PART = {"base": TEST_BASE, "new": TEST_NEW}
+DEFENSE_CONFIG = "defense-"  # config folder of an eval-only run of the TAPT prompts: defense-none, defense-ttc
 GAP = 5.0  # points: the robustness report's ``adaptive_gap``
 
 
 @dataclass(frozen=True)
 class Model:
-    """One evaluated model: its label, the trainer folder its results live under and the undefended reference."""
+    """One evaluated model: its label, where its results come from and the undefended model it protects."""
 
     label: str
     reference: str  # label of the undefended model it protects ("" for an undefended model)
+    script: str = ""  # the method's script folder, for a protocol run's results (its trainer: the registry's)
+    defense: str = ""  # TEST.DEFENSE of an eval-only run of the TAPT run's prompts
 
 
+# Script folders: zero-shot CLIP and the three defenses (scripts/<folder>/base2new.sh); the trainer names come from
+# the registry (``trainer_names``)
+ZERO_SHOT, TTC, RTPT, TAPT = "zsclip", "ttc", "rtpt", "tapt"
 MODELS = (
-    Model("zero-shot, undefended", ""),
-    Model("TTC on zero-shot", "zero-shot, undefended"),
-    Model("R-TPT on zero-shot", "zero-shot, undefended"),
-    Model("AdvVLP prompts, undefended", ""),
-    Model("TAPT on AdvVLP prompts", "AdvVLP prompts, undefended"),
-    Model("TTC on AdvVLP prompts", "AdvVLP prompts, undefended"),
+    Model("zero-shot, undefended", "", script=ZERO_SHOT),
+    Model("TTC on zero-shot", "zero-shot, undefended", script=TTC),
+    Model("R-TPT on zero-shot", "zero-shot, undefended", script=RTPT),
+    Model("AdvVLP prompts, undefended", "", defense="none"),
+    Model("TAPT on AdvVLP prompts", "AdvVLP prompts, undefended", script=TAPT),
+    Model("TTC on AdvVLP prompts", "AdvVLP prompts, undefended", defense="ttc"),
 )
 
 
 def protocol_jobs(seeds: Sequence[int]) -> List[Tuple[str, List[str]]]:
     """(script folder, base2new arguments) of the protocol runs, costliest first (R-TPT, TAPT) to balance the pool."""
-    return [(m, [DATASET, str(s)]) for m in ("rtpt", "tapt", "ttc", "zsclip") for s in seeds]
+    return [(m, [DATASET, str(s)]) for m in (RTPT, TAPT, TTC, ZERO_SHOT) for s in seeds]
+
+
+def _runs(root: Path, phase: str, trainer: str) -> List[Tuple[RunFolder, Path]]:
+    """(run, folder) of every run folder of ``trainer`` in base-to-new ``phase`` on the study's dataset."""
+    out = []
+    for folder in sorted((root / BASE2NEW.name / phase / DATASET).glob("*/*/*/*")):
+        run = RunFolder.parse(folder)
+        if run is not None and run.trainer == trainer and folder.is_dir():
+            out.append((run, folder))
+    return out
 
 
 def tapt_train_dir(root: Path, seed: int) -> Path:
     """The TAPT run's training folder (its AdvVLP prompts), found by the protocol layout."""
-    found = sorted((root / "base2new" / "train_base" / DATASET).glob(f"shots_*/TAPT/*/seed{seed}"))
+    found = [f for run, f in _runs(root, TRAIN_BASE, trainer_names()[TAPT]) if run.seed == seed]
     if len(found) != 1:
         raise SystemExit(f"error: expected one TAPT training run for seed {seed} under {root}, found {len(found)}; "
                          "run the study without --analyse-only first")
     return found[0]
 
 
-def eval_dir(root: Path, defense: str, part: str, seed: int) -> Path:
-    """Where the eval-only run of the TAPT run's prompts behind ``defense`` (none, TTC) writes its results."""
-    return root / "tapt_prompts" / defense.lower() / part / f"seed{seed}"
+def eval_dir(root: Path, defense: str, part: str, seed: int, shots: int) -> Path:
+    """Where the eval-only run of the TAPT run's prompts behind ``defense`` (none, TTC) writes its results: the
+    protocol layout, with the config folder ``defense-<name>``."""
+    return RunFolder(BASE2NEW.name, PHASE_OF_PART[part], DATASET, shots, trainer_names()[TAPT],
+                     DEFENSE_CONFIG + defense.lower(), seed).path(root)
 
 
-def eval_only_command(python: str, repo: Path, root: Path, defense: str, part: str, seed: int, shots: str,
+def eval_only_command(python: str, repo: Path, root: Path, defense: str, part: str, seed: int, shots: int,
                       extra: Sequence[str]) -> List[str]:
     """train.py evaluating the TAPT run's trained prompts of ``seed`` on ``part`` behind ``defense``."""
-    return [python, str(repo / "train.py"), "--trainer", "TAPT", "--seed", str(seed),
-            "--config-file", str(repo / "configs/trainers/TAPT/synth.yaml"),
+    trainer = trainer_names()[TAPT]
+    return [python, str(repo / "train.py"), "--trainer", trainer, "--seed", str(seed),
+            "--config-file", str(repo / "configs" / "trainers" / trainer / "synth.yaml"),
             "--dataset-config-file", str(repo / f"configs/datasets/{DATASET}.yaml"),
             "--eval-only", "--model-dir", str(tapt_train_dir(root, seed)),
-            "--output-dir", str(eval_dir(root, defense, part, seed)),
-            "DATASET.NUM_SHOTS", shots, "DATASET.SUBSAMPLE_CLASSES", part, "TEST.DEFENSE", defense, *extra]
+            "--output-dir", str(eval_dir(root, defense, part, seed, shots)),
+            "DATASET.NUM_SHOTS", str(shots), "DATASET.SUBSAMPLE_CLASSES", part, "TEST.DEFENSE", defense, *extra]
 
 
-def result_files(root: Path, label: str, part: str) -> List[Path]:
+def result_files(root: Path, model: Model, part: str) -> List[Path]:
     """The results.json of every seed of one model on one part."""
-    protocol = {"zero-shot, undefended": "ZeroshotCLIP", "TTC on zero-shot": "TTC", "R-TPT on zero-shot": "RTPT",
-                "TAPT on AdvVLP prompts": "TAPT"}
-    if label in protocol:
-        base = root / "base2new" / f"test_{part}" / DATASET
-        return sorted(base.glob(f"shots_*/{protocol[label]}/*/seed*/results.json"))
-    defense = {"AdvVLP prompts, undefended": "none", "TTC on AdvVLP prompts": "ttc"}[label]
-    return sorted((root / "tapt_prompts" / defense / part).glob("seed*/results.json"))
+    trainer = trainer_names()[model.script or TAPT]
+    want = (lambda c: not c.startswith(DEFENSE_CONFIG)) if model.script else (lambda c: c == DEFENSE_CONFIG + model.defense)
+    return [f / "results.json" for run, f in _runs(root, PHASE_OF_PART[part], trainer)
+            if want(run.config) and (f / "results.json").is_file()]
 
 
 @dataclass
@@ -155,7 +174,7 @@ def analyse(root: Path, draws: int = 2000) -> Tuple[List[Line], List[str]]:
     for model in MODELS:
         for part in PARTS:
             try:
-                evaluations[model.label, part] = load_evaluation(result_files(root, model.label, part))
+                evaluations[model.label, part] = load_evaluation(result_files(root, model, part))
             except ValueError as exc:
                 notes.append(f"{model.label}, {part}: not judged ({exc})")
     kw = dict(draws=draws)
