@@ -16,21 +16,22 @@ COMMON = ["--dataset-config-file", os.path.join(ROOT, "configs/datasets/synth_sh
           "DATASET.NUM_SHOTS", "16", "TEST.MAX_IMAGES", "480", "ATTACK.TEST.STEPS", "5", "OPTIM.MAX_EPOCH", "2"]
 
 
-def robust_accuracy(tmp_path: Path, trainer: str, seed: int, *flags: str) -> float:
-    """Worst-case accuracy of ``trainer`` run with its configs/trainers/<trainer>/synth.yaml."""
+def robust_accuracy(tmp_path: Path, trainer: str, seed: int, *flags: str, opts: Sequence[str] = ()) -> float:
+    """Worst-case accuracy of ``trainer`` run with its configs/trainers/<trainer>/synth.yaml (and ``opts``)."""
     out = tmp_path / f"{trainer}_{seed}"
     assert run_train([*flags, "--trainer", trainer, "--seed", seed, "--output-dir", out,
-                      "--config-file", os.path.join(ROOT, f"configs/trainers/{trainer}/synth.yaml"), *COMMON]) == 0
+                      "--config-file", os.path.join(ROOT, f"configs/trainers/{trainer}/synth.yaml"), *COMMON,
+                      *opts]) == 0
     record = json.loads((out / "results.json").read_text())
     assert record["robust"][0]["attack"]["eps"] == pytest.approx(4 / 255)
     return record["worst_case"]["accuracy"]
 
 
-def robust_gains(tmp_path: Path, trainer: str, seeds: Sequence[int] = (1,)) -> list:
+def robust_gains(tmp_path: Path, trainer: str, seeds: Sequence[int] = (1,), opts: Sequence[str] = ()) -> list:
     """``trainer``'s robust accuracy minus zero-shot SynthCLIP's, per seed (one by default: the seed-to-seed spread
     each test records is a fraction of its margin, and every seed costs a tower training)."""
     zero_shot = robust_accuracy(tmp_path, "ZeroshotCLIP", 1, "--eval-only")
-    return [robust_accuracy(tmp_path, trainer, seed) - zero_shot for seed in seeds]
+    return [robust_accuracy(tmp_path, trainer, seed, opts=opts) - zero_shot for seed in seeds]
 
 
 def assert_export_reloads_as_the_tuned_run(run: Path, exported: Path, tmp_path: Path, *opts) -> None:
