@@ -24,6 +24,8 @@ SYNTH_DATASETS = tuple(Wd.WORLDS)
 # sha256 of the first 500 SynthShapes test images (uint8): pins the definition of the world.
 # If you change the renderer on purpose, re-pretrain and re-export SynthCLIP (docs/SYNTH.md) and update this.
 SYNTHSHAPES_TEST_CHUNK0_SHA256 = "70d31ac17d67e30258b3a38cdf05b1ed799a6f2740c9a66a3e3a680951471adb"
+# the second chunk, read image by image: every chunk has its own generator seed
+SYNTHSHAPES_TEST_CHUNK1_SHA256 = "34a7d1b4394c119c5111453f15f8ff86542d11f9ba9ea52f910f1d181dc96541"
 
 
 def _sha(t: torch.Tensor) -> str:
@@ -59,6 +61,21 @@ def test_split_rendering_is_cached_and_reproducible():
     assert not torch.equal(first, Wd.render_split("SynthShapes", "val", seed=1))
 
 
+def test_an_image_read_alone_renders_only_its_chunk_and_matches_the_whole_split():
+    """Images read one by one (an evaluation, a skipped run) render only their chunk of CHUNK images, with the same
+    pixels as the split rendered whole, whichever is rendered first."""
+    Wd.clear_cache()
+    last = Wd.SPLIT_SIZES["val"] * Wd.get_world("SynthFills").num_classes - 1
+    picks = [0, Wd.CHUNK - 1, Wd.CHUNK, last]
+    alone = [Wd.split_image("SynthFills", "val", i).clone() for i in picks]
+    assert {k[3] for k in Wd._CHUNK_CACHE if k[:2] == ("SynthFills", "val")} == {0, 1, last // Wd.CHUNK}
+    assert ("SynthFills", "val", 0) not in Wd._SPLIT_CACHE
+    whole = Wd.render_split("SynthFills", "val")
+    assert all(torch.equal(a, whole[i]) for a, i in zip(alone, picks))
+    assert not any(k[:2] == ("SynthFills", "val") for k in Wd._CHUNK_CACHE)  # the whole split holds them now
+    assert Wd.split_image("SynthFills", "val", Wd.CHUNK + 7).data_ptr() == whole[Wd.CHUNK + 7].data_ptr()
+
+
 def test_synthshapes_pixels_pinned():
     chunk = Wd.render_split("SynthShapes", "test")[: Wd.CHUNK]
     digest = _sha(chunk)
@@ -67,6 +84,9 @@ def test_synthshapes_pixels_pinned():
     assert digest == SYNTHSHAPES_TEST_CHUNK0_SHA256, (
         "the SynthShapes pixels changed: the shipped SynthCLIP and the documented numbers no longer match the world"
     )
+    Wd.clear_cache()
+    second = torch.stack([Wd.split_image("SynthShapes", "test", i) for i in range(Wd.CHUNK, 2 * Wd.CHUNK)])
+    assert _sha(second) == SYNTHSHAPES_TEST_CHUNK1_SHA256, "the second chunk's pixels changed"
 
 
 def test_to_uint8_rounding():

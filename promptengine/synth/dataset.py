@@ -1,8 +1,8 @@
 """The base class of the synthetic datasets: Datum lists with virtual paths, rendered on read.
 
-Virtual paths look like ``synth://SynthShapes/test/000123``; the splits in use are rendered whole
-when the dataset is built (vectorised, about a second, cached per process) and ``read_image``
-returns image 123 as a PIL RGB image. Splits
+Virtual paths look like ``synth://SynthShapes/test/000123``; ``read_image`` returns image 123 as a PIL RGB image,
+rendering the chunk of 500 images that holds it on first use (cached per process; with data-loader workers the
+splits in use are rendered whole when the dataset is built, so forked workers share them). Splits
 then go through the same few-shot / cache / base-new machinery as real datasets
 (:func:`promptengine.data.fewshot.prepare_splits`). ``DATASET.ROOT`` is not used.
 """
@@ -17,7 +17,7 @@ from ..data.dataset import DatasetBase
 from ..data.datum import Datum
 from ..data.fewshot import prepare_splits
 from ..errors import UserError
-from .worlds import SPLITS, World, get_world, render_split
+from .worlds import SPLITS, World, get_world, render_split, split_image
 
 SCHEME = "synth://"
 
@@ -44,8 +44,7 @@ def parse_virtual_path(impath: str):
 def read_synth_image(impath: str) -> Image.Image:
     """The rendered 32x32 RGB image behind a ``synth://`` path."""
     name, split, index = parse_virtual_path(impath)
-    arr = render_split(name, split)[index]
-    return Image.fromarray(arr.numpy())
+    return Image.fromarray(split_image(name, split, index).numpy())
 
 
 def split_datums(world: World, split: str) -> List[Datum]:
@@ -69,11 +68,13 @@ class SynthDatasetBase(DatasetBase):
         train, val, test = (split_datums(self.world, s) for s in ("train", "val", "test"))
         train, val, test = prepare_splits(cfg, type(self).__name__, "", train, val, test)
         super().__init__(train_x=train, val=val, test=test)
-        # Render the splits in use now (about a second), so data-loader workers forked later share
-        # them instead of each rendering its own copy.
-        for split, items in (("train", train), ("val", val), ("test", test)):
-            if items:
-                render_split(name, split)
+        # With data-loader workers, render the splits in use now (about a second), so the workers forked later share
+        # them instead of each rendering its own copy; in one process, images are rendered by chunk when first read
+        # (an evaluation of 40 test images renders one chunk, a run that is skipped renders nothing).
+        if cfg.DATALOADER.NUM_WORKERS > 0:
+            for split, items in (("train", train), ("val", val), ("test", test)):
+                if items:
+                    render_split(name, split)
 
     def read_image(self, impath: str) -> Image.Image:
         return read_synth_image(impath)

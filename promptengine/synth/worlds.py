@@ -186,10 +186,11 @@ def render_scenes(world: World, labels: torch.Tensor, seed: int):
 
 
 # ---------------------------------------------------------------------------------------------
-# splits (rendered once per process)
+# splits (rendered once per process, whole or by chunks of CHUNK images)
 # ---------------------------------------------------------------------------------------------
 
 _SPLIT_CACHE: Dict[Tuple[str, str, int], torch.Tensor] = {}
+_CHUNK_CACHE: Dict[Tuple[str, str, int, int], torch.Tensor] = {}  # chunks of splits not rendered whole
 _LOCK = threading.Lock()
 
 
@@ -197,26 +198,53 @@ def split_labels(world: World, split: str) -> torch.Tensor:
     return torch.arange(world.split_size(split)) % world.num_classes
 
 
-def render_split(name: str, split: str, seed: Optional[int] = None) -> torch.Tensor:
-    """All images of a split, ``(N, 32, 32, 3)`` uint8, label of image i = ``i % n_classes``."""
+def _split_key(name: str, split: str, seed: Optional[int]) -> Tuple[World, Tuple[str, str, int]]:
     world = get_world(name)
     if split not in SPLIT_SIZES:
         raise KeyError(f"unknown split '{split}' (train, val or test)")
-    wseed = world.seed if seed is None else int(seed)
-    key = (name, split, wseed)
+    return world, (name, split, world.seed if seed is None else int(seed))
+
+
+def _render_chunk(world: World, key: Tuple[str, str, int], j: int) -> torch.Tensor:
+    """Chunk ``j`` of a split: images ``j * CHUNK ..`` from the chunk's own generator (call under the lock)."""
+    cached = _CHUNK_CACHE.get((*key, j))
+    if cached is not None:
+        return cached
+    labels = split_labels(world, key[1])
+    start, end = j * CHUNK, min(labels.numel(), (j + 1) * CHUNK)
+    return render_labels(world, labels[start:end], derive_seed("synth2", key[0], key[1], key[2], j))
+
+
+def render_split(name: str, split: str, seed: Optional[int] = None) -> torch.Tensor:
+    """All images of a split, ``(N, 32, 32, 3)`` uint8, label of image i = ``i % n_classes``."""
+    world, key = _split_key(name, split, seed)
     with _LOCK:
         cached = _SPLIT_CACHE.get(key)
         if cached is not None:
             return cached
-        labels = split_labels(world, split)
-        parts = []
-        for j, (s, e) in enumerate(R.chunks(labels.numel(), CHUNK)):
-            parts.append(render_labels(world, labels[s:e], derive_seed("synth2", name, split, wseed, j)))
-        images = torch.cat(parts)
+        n_chunks = len(R.chunks(world.split_size(split), CHUNK))
+        images = torch.cat([_render_chunk(world, key, j) for j in range(n_chunks)])
         _SPLIT_CACHE[key] = images
+        for j in range(n_chunks):  # the whole split now holds them
+            _CHUNK_CACHE.pop((*key, j), None)
         return images
+
+
+def split_image(name: str, split: str, index: int, seed: Optional[int] = None) -> torch.Tensor:
+    """Image ``index`` of a split, ``(32, 32, 3)`` uint8, rendering only its chunk when the split is not rendered whole
+    (the same pixels as ``render_split(...)[index]``: every chunk has its own generator)."""
+    world, key = _split_key(name, split, seed)
+    with _LOCK:
+        whole = _SPLIT_CACHE.get(key)
+        if whole is not None:
+            return whole[index]
+        j = index // CHUNK
+        chunk = _render_chunk(world, key, j)
+        _CHUNK_CACHE[(*key, j)] = chunk
+        return chunk[index - j * CHUNK]
 
 
 def clear_cache() -> None:
     with _LOCK:
         _SPLIT_CACHE.clear()
+        _CHUNK_CACHE.clear()
