@@ -14,8 +14,6 @@ interval excludes zero (or the bound) in the stated direction. docs/SYNTH.md sho
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import List, Optional
 
 from ..registry import HOME
 from .phenomena import STUDY_SIZES, analyse, plan_runs, render_table
-from .runs import run_logged
+from .runs import add_study_options, earlier_output, run_logged, study_environment
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -31,26 +29,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=sorted(STUDY_SIZES), default="full")
     ap.add_argument("--output", default="", help="output root (default output/phenomena or output/phenomena_ci)")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    ap.add_argument("--analyse-only", metavar="DIR", default="", help="no runs: the table from DIR's results")
-    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap draws per interval")
-    ap.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each; default 2)")
+    add_study_options(ap)
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error(f"--jobs must be at least 1 (got {args.jobs})")
     if args.analyse_only:
-        out = Path(args.analyse_only)
-        if not out.is_dir():
-            print(f"error: --analyse-only {out}: no such folder (pass the output root of an earlier study)",
-                  file=sys.stderr)
+        out = earlier_output(args.analyse_only)
+        if out is None:
             return 2
     else:
         out = Path(args.output or Path("output") / ("phenomena" if args.size == "full" else "phenomena_ci")).resolve()
         size = STUDY_SIZES[args.size]
         logs = out / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, OMP_NUM_THREADS="1", OUTPUT=str(out), EXTRA_OPTS=size["extra"], SHOTS=size["shots"],
-                   WORLD="synth", PYTHON=sys.executable, PYTHONUNBUFFERED="1")
+        env = study_environment(out, size["extra"], size["shots"])
         jobs = plan_runs(args.seeds)
         print(f"World phenomena ({args.size}): {len(jobs)} protocol runs, seeds {args.seeds}; output {out}")
         t0 = time.time()

@@ -13,7 +13,6 @@ measured output.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from typing import List, Optional
 from ..registry import HOME
 from .defenses import PARTS, TTC, analyse, eval_dir, eval_only_command, protocol_jobs, render_attacks, render_table
 from .phenomena import trainer_names
-from .runs import run_logged
+from .runs import add_study_options, earlier_output, run_logged, study_environment
 
 SIZES = {
     "full": dict(images=64, extra=[], shots="16"),
@@ -38,18 +37,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
     ap.add_argument("--images", type=int, default=0, help="test images per part (default: the size's)")
     ap.add_argument("--output", default="", help="output root (default output/defenses or output/defenses_ci)")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    ap.add_argument("--analyse-only", metavar="DIR", default="", help="no runs: the table from DIR's results")
-    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap draws per interval")
-    ap.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each; default 2)")
+    add_study_options(ap)
     args = ap.parse_args(argv)
     if args.jobs < 1 or args.images < 0:
         ap.error("--jobs must be at least 1 and --images at least 0")
     if args.analyse_only:
-        out = Path(args.analyse_only)
-        if not out.is_dir():
-            print(f"error: --analyse-only {out}: no such folder (pass the output root of an earlier study)",
-                  file=sys.stderr)
+        out = earlier_output(args.analyse_only)
+        if out is None:
             return 2
     else:
         size = SIZES[args.size]
@@ -57,8 +51,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         out = Path(args.output or Path("output") / ("defenses" if args.size == "full" else "defenses_ci")).resolve()
         logs = out / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, OMP_NUM_THREADS="1", OUTPUT=str(out), EXTRA_OPTS=" ".join(extra),
-                   SHOTS=size["shots"], WORLD="synth", PYTHON=sys.executable, PYTHONUNBUFFERED="1")
+        env = study_environment(out, " ".join(extra), size["shots"])
         t0 = time.time()
 
         def protocol(job):
