@@ -17,7 +17,7 @@ PACKAGE = Path(ROOT) / "promptengine"
 #: never from a layer above. A unit is a folder of promptengine/ or one of its top-level modules ("promptengine" is
 #: the package's own __init__). Derived from the imports as they are; the circle test keeps each layer acyclic.
 IMPORT_LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ("foundation", ("promptengine", "errors", "cache", "distributed", "registry")),
+    ("foundation", ("promptengine", "_startup", "errors", "cache", "distributed", "registry")),
     ("model and attacks", ("clip", "attacks")),
     ("data", ("data",)),
     ("evaluation", ("evaluation",)),
