@@ -3,6 +3,9 @@
 uses. ``defer_unused_torchvision`` makes those two submodules lazy (``importlib.util.LazyLoader``): they are created
 but executed only on first attribute access, so code that uses them (``torchvision.models.resnet18``,
 ``torchvision.ops.nms``) works unchanged. ``PROMPTENGINE_EAGER_IMPORTS=1`` turns it off (docs/PERFORMANCE.md).
+Processes started by torchrun (``WORLD_SIZE`` > 1) keep the eager imports: once, under load, a rank of a 2-rank CPU
+test run with the deferral aborted at exit ("terminate called without an active exception") after finishing its
+work; the cause is not established, and a multi-process run pays its start-up once per rank, not per run.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class _DeferredTorchvision:
 def defer_unused_torchvision() -> bool:
     """Install the finder unless opted out or torchvision is already imported; True when installed."""
     if os.environ.get(OPT_OUT, "") not in ("", "0") or "torchvision" in sys.modules:
+        return False
+    if int(os.environ.get("WORLD_SIZE", "1") or "1") > 1:  # torchrun's ranks: eager, as before (module docstring)
         return False
     if not any(isinstance(f, _DeferredTorchvision) for f in sys.meta_path):
         sys.meta_path.insert(0, _DeferredTorchvision())

@@ -26,3 +26,7 @@ def test_the_engine_starts_without_torchvision_models_ops_or_dynamo_and_they_sti
 
 def test_the_deferral_can_be_turned_off():
     assert probe(PROMPTENGINE_EAGER_IMPORTS="1") == ["dynamo", "resnet18", "box_area"]
+
+
+def test_torchrun_ranks_keep_the_eager_imports():
+    assert probe(WORLD_SIZE="2") == ["dynamo", "resnet18", "box_area"]
