@@ -36,7 +36,7 @@ def defer_unused_torchvision() -> bool:
     """Install the finder unless opted out or torchvision is already imported; True when installed."""
     if os.environ.get(OPT_OUT, "") not in ("", "0") or "torchvision" in sys.modules:
         return False
-    if int(os.environ.get("WORLD_SIZE", "1") or "1") > 1:  # torchrun's ranks: eager, as before (module docstring)
+    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "1"):  # torchrun's ranks: eager, as before (docstring)
         return False
     if not any(isinstance(f, _DeferredTorchvision) for f in sys.meta_path):
         sys.meta_path.insert(0, _DeferredTorchvision())

@@ -88,5 +88,6 @@ def test_the_tapt_prompts_are_evaluated_from_the_tapt_training_run(tmp_path):
     train.mkdir(parents=True)
     cmd = D.eval_only_command("python", Path("/repo"), tmp_path, "TTC", "new", 2, 16, ["TEST.MAX_IMAGES", "64"])
     assert cmd[cmd.index("--model-dir") + 1] == str(train) and "--eval-only" in cmd
+    assert "--skip-done" in cmd  # a finished evaluation is reused only by train.py's identity check
     assert cmd[cmd.index("TEST.DEFENSE") + 1] == "TTC" and cmd[cmd.index("DATASET.SUBSAMPLE_CLASSES") + 1] == "new"
     assert cmd[-2:] == ["TEST.MAX_IMAGES", "64"]

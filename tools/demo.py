@@ -11,7 +11,6 @@ Each run's full log goes to ``<output>/demo_logs/``; one progress line per run i
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Tuple
 
-from promptengine.lab.runs import run_logged
+from promptengine.lab.runs import run_logged, study_environment
 from promptengine.protocols.layout import TRANSFER_PROTOCOLS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,8 +70,7 @@ def main(argv=None) -> int:
     out = Path(args.output or REPO / "output" / ("demo" if args.size == "full" else "demo_ci")).resolve()
     logs = out / "demo_logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS="1", OUTPUT=str(out), EXTRA_OPTS=SIZES[args.size], SHOTS=SHOTS[args.size],
-               WORLD="synth", PYTHON=sys.executable, PYTHONUNBUFFERED="1")
+    env = study_environment(out, SIZES[args.size], SHOTS[args.size])
     # the ci size keeps the same code path but runs the transfer protocols for CAPT only (process start-up dominates)
     jobs = [(m, p, a) for p, a in PROTOCOLS for m in args.methods if p == "base2new" or args.size == "full" or m == "capt"]
     if args.size == "ci":  # the same code path with two targets per transfer protocol

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..registry import HOME
-from .defenses import PARTS, TTC, analyse, eval_dir, eval_only_command, protocol_jobs, render_attacks, render_table
+from .defenses import PARTS, TTC, analyse, eval_only_command, protocol_jobs, render_attacks, render_table
 from .phenomena import trainer_names
 from .runs import add_study_options, earlier_output, run_logged, study_environment
 
@@ -62,9 +62,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         def evaluation(job):
             defense, part, seed = job
+            # --skip-done: train.py reuses a finished evaluation only when its identity is this one's
             cmd = eval_only_command(sys.executable, HOME, out, defense, part, seed, int(size["shots"]), extra)
-            if (eval_dir(out, defense, part, seed, int(size["shots"])) / "results.json").is_file():
-                return f"TAPT prompts behind {defense:4s} {part:4s} seed {seed}: done before"
             secs = run_logged(cmd, env, logs / f"tapt_prompts_{defense}_{part}_{seed}.txt", HOME)
             return f"TAPT prompts behind {defense:4s} {part:4s} seed {seed}  {secs:6.1f} s"
 

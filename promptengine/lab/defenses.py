@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..evaluation.perimage import parse_record
 from ..protocols.layout import BASE2NEW, TEST_BASE, TEST_NEW, TRAIN_BASE, RunFolder
 from ..reporting.intervals import Interval, SeedRecord, mean_interval, paired_diff_interval
-from .phenomena import trainer_names
+from .phenomena import fmt, fmt_level, trainer_names
 
 DATASET = "synth_shapes"
 PARTS = ("base", "new")
@@ -93,7 +93,7 @@ def eval_only_command(python: str, repo: Path, root: Path, defense: str, part: s
     return [python, str(repo / "train.py"), "--trainer", trainer, "--seed", str(seed),
             "--config-file", str(repo / "configs" / "trainers" / trainer / "synth.yaml"),
             "--dataset-config-file", str(repo / f"configs/datasets/{DATASET}.yaml"),
-            "--eval-only", "--model-dir", str(tapt_train_dir(root, seed)),
+            "--eval-only", "--skip-done", "--model-dir", str(tapt_train_dir(root, seed)),
             "--output-dir", str(eval_dir(root, defense, part, seed, shots)),
             "DATASET.NUM_SHOTS", str(shots), "DATASET.SUBSAMPLE_CLASSES", part, "TEST.DEFENSE", defense, *extra]
 
@@ -114,7 +114,6 @@ class Evaluation:
     non_adaptive: List[SeedRecord]
     adaptive: Dict[str, List[SeedRecord]]  # attack name -> records
     worst_adaptive: List[SeedRecord]  # per image, the strongest adaptive attack (empty for an undefended model)
-    through: str  # which model the adaptive attacks differentiated through
 
 
 def _record(seed: int, items: str, n: int, bits: int) -> SeedRecord:
@@ -127,7 +126,6 @@ def load_evaluation(files: Sequence[Path]) -> Evaluation:
         raise ValueError("no results")
     clean, plain, worst = [], [], []
     adaptive: Dict[str, List[SeedRecord]] = {}
-    through = ""
     for path in files:
         data = json.loads(path.read_text())
         record, why = parse_record(data)
@@ -145,10 +143,9 @@ def load_evaluation(files: Sequence[Path]) -> Evaluation:
             if adaptive_kind:
                 adaptive.setdefault(attack["name"], []).append(_record(seed, items, n, bits))
                 strongest = bits if strongest is None else strongest & bits
-                through = attack.get("attack_model", through)
         if strongest is not None:
             worst.append(_record(seed, items, n, strongest))
-    return Evaluation(clean, plain, adaptive, worst, through)
+    return Evaluation(clean, plain, adaptive, worst)
 
 
 @dataclass
@@ -198,15 +195,11 @@ def analyse(root: Path, draws: int = 2000) -> Tuple[List[Line], List[str]]:
 
 
 def _level(iv: Optional[Interval]) -> str:
-    if iv is None:
-        return "–"
-    return f"{iv.estimate:.1f} [{iv.low:.1f}, {iv.high:.1f}]" if iv.low is not None else f"{iv.estimate:.1f}"
+    return "–" if iv is None else fmt_level(iv)
 
 
 def _diff(iv: Optional[Interval]) -> str:
-    if iv is None:
-        return "–"
-    return f"{iv.estimate:+.1f} [{iv.low:+.1f}, {iv.high:+.1f}]" if iv.low is not None else f"{iv.estimate:+.1f}"
+    return "–" if iv is None else fmt(iv)
 
 
 def render_table(lines: Sequence[Line]) -> str:
