@@ -29,13 +29,13 @@ def test_a_row_holds_only_when_the_estimate_meets_the_target_and_the_interval_ex
     assert not P.at_least(Interval(12.0, None, None, "none", 1, ""), 10)  # no interval, no verdict
 
 
-def _result(path, dataset, trainer, seed, correct):
+def _result(path, dataset, trainer, seed, correct, shots=16):
     """A results.json with per-image records: ``correct`` is the clean (and robust) correctness per image."""
     path.mkdir(parents=True)
     n = len(correct)
     acc = 100.0 * sum(correct) / n
     bits = pack_bits(correct)
-    data = {"format": 1, "dataset": dataset, "trainer": trainer, "num_shots": 16, "seed": seed, "split": "test",
+    data = {"format": 1, "dataset": dataset, "trainer": trainer, "num_shots": shots, "seed": seed, "split": "test",
             "subsample": "all", "num_images": n, "clean": {"accuracy": acc, "correct": sum(correct), "total": n},
             "worst_case": {"accuracy": acc, "correct": sum(correct), "total": n},
             "robust": [{"name": "pgd10", "attack": {"eps": 2 / 255}, "accuracy": acc, "correct": sum(correct),
@@ -69,9 +69,45 @@ def test_every_row_is_judged_when_every_planned_run_is_there(tmp_path):
         for phase, dataset in cells:
             for seed in (1, 2):
                 k = 8 + 4 * i + seed
-                folder_path = (tmp_path / protocol / phase / dataset / "shots_16" / trainer[folder] / "synth"
+                shots = "shots_all" if folder in P.TOWER else "shots_16"  # towers tune on the whole source
+                folder_path = (tmp_path / protocol / phase / dataset / shots / trainer[folder] / "synth"
                                / f"seed{seed}")
-                _result(folder_path, P.DATASET_NAME[dataset], trainer[folder], seed, [True] * k + [False] * (40 - k))
+                _result(folder_path, P.DATASET_NAME[dataset], trainer[folder], seed, [True] * k + [False] * (40 - k),
+                        -1 if shots == "shots_all" else 16)
     rows, notes = P.analyse(tmp_path, draws=50)
     assert [r.key for r in rows] == ["P1", "P2", "P3", "P4", "P5", "P6"], notes
     assert "APT " in {r.key: r for r in rows}["P5"].measured  # methods shown by their trainer names
+
+
+def test_the_study_tunes_towers_on_the_whole_source_and_prompts_on_few_shots(tmp_path, monkeypatch):
+    """The field tunes a tower (TeCoA) on every source image and prompts on 16 shots; the study's runs say so in
+    SHOTS, the variable the protocol scripts read."""
+    from promptengine.lab import cli
+
+    seen = {}
+
+    def fake_run(cmd, env, log, cwd):
+        seen[(cmd[1].split("/")[-2], cmd[1].split("/")[-1])] = env["SHOTS"]
+        return 0.0
+
+    monkeypatch.setattr(cli, "run_logged", fake_run)
+    monkeypatch.setattr(cli, "analyse", lambda out, draws, size: ([], []))
+    cli.main(["--output", str(tmp_path), "--seeds", "1", "--jobs", "1"])
+    assert seen[("tecoa", "xd.sh")] == "all"
+    assert seen[("capt", "xd.sh")] == seen[("coop", "base2new.sh")] == "16"
+    assert P.training_shots("tecoa", "ci") == P.STUDY_SIZES["ci"]["tower_shots"]
+
+
+def test_a_tower_run_on_other_shots_than_the_study_gives_is_not_the_studys(tmp_path):
+    """An earlier study's TeCoA tuned on 16 shots next to this study's whole-source TeCoA: P6 reads the latter only."""
+    trainer = P.trainer_names()
+    for method, shots, k in (("zsclip", "shots_16", 10), ("tecoa", "shots_all", 30), ("tecoa", "shots_16", 10),
+                             *((m, "shots_16", 10) for m in P.ADVERSARIAL)):
+        for target in P.TARGETS:
+            for seed in (1, 2):
+                folder = tmp_path / "xd" / "test" / target / shots / trainer[method] / "synth" / f"seed{seed}"
+                _result(folder, P.DATASET_NAME[target], trainer[method], seed, [True] * k + [False] * (40 - k),
+                        -1 if shots == "shots_all" else 16)
+    rows, notes = P.analyse(tmp_path, draws=200)
+    p6 = {r.key: r for r in rows}["P6"]
+    assert "TeCoA +50.0" in p6.measured and p6.holds, p6.measured  # (30 - 10) / 40 points, the 16-shot runs unread

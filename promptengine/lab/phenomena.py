@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..protocols.layout import TEST_BASE, TEST_NEW
+from ..protocols.runs import parse_shots
 from ..registry import registered_methods
 from ..reporting.intervals import (
     Interval,
@@ -39,11 +40,18 @@ DATASET_NAME = {"synth_shapes": "SynthShapes", "synth_glyphs": "SynthGlyphs", "s
                 "synth_counts": "SynthCounts", "synth_fills": "SynthFills"}
 
 STUDY_SIZES = {
-    # EXTRA_OPTS appended to every run and the training shots
-    "full": dict(extra="TEST.MAX_IMAGES 400 ATTACK.TEST.STEPS 10", shots="16"),
+    # EXTRA_OPTS appended to every run, the prompt methods' training shots and the towers' (the field tunes a tower on
+    # every image of its source, TeCoA on ImageNet, PMG-AFT and TGA-ZSR on Tiny ImageNet, as the zsrobust presets do)
+    "full": dict(extra="TEST.MAX_IMAGES 400 ATTACK.TEST.STEPS 10", shots="16", tower_shots="all"),
     "ci": dict(extra=("TEST.MAX_IMAGES 24 ATTACK.TEST.STEPS 2 ATTACK.TRAIN.STEPS 1 OPTIM.MAX_EPOCH 1 "
-                      "DATALOADER.TRAIN_X.BATCH_SIZE 8"), shots="2"),
+                      "DATALOADER.TRAIN_X.BATCH_SIZE 8"), shots="2", tower_shots="2"),
 }
+
+
+def training_shots(method: str, size: str) -> str:
+    """SHOTS of a method's runs at a study size: prompt methods tune on few shots, towers on the whole source."""
+    sizes = STUDY_SIZES[size]
+    return sizes["tower_shots"] if method in TOWER else sizes["shots"]
 
 
 def plan_runs(seeds: Sequence[int]) -> List[Tuple[str, str, List[str]]]:
@@ -71,16 +79,19 @@ def trainer_names() -> Dict[str, str]:
 
 
 class Cells:
-    """The loaded runs, addressed by (protocol, phase, dataset, method folder)."""
+    """The loaded runs of one study size, addressed by (protocol, phase, dataset, method folder); a run trained on
+    other shots than the size gives its method (an earlier study's, say) is not the study's and is left out."""
 
-    def __init__(self, runs: Sequence[RunResult]) -> None:
+    def __init__(self, runs: Sequence[RunResult], size: str = "full") -> None:
         self.runs = runs
+        self.size = size
         self.trainer = trainer_names()
 
     def get(self, protocol: str, phase: str, dataset: str, method: str) -> List[RunResult]:
         name, trainer = DATASET_NAME.get(dataset, dataset), self.trainer[method]
+        shots = parse_shots(training_shots(method, self.size))
         return [r for r in self.runs if r.protocol == protocol and r.phase == phase and r.dataset == name
-                and r.trainer == trainer]
+                and r.trainer == trainer and r.shots == shots]
 
     def records(self, protocol: str, phase: str, dataset: str, method: str, metric: str):
         return records_of(self.get(protocol, phase, dataset, method), metric)
@@ -136,10 +147,11 @@ def _guard(build: Callable[[], Row], key: str, phenomenon: str, notes: List[str]
         return None
 
 
-def analyse(root: Path, draws: int = 2000) -> Tuple[List[Row], List[str]]:
-    """The P1-P6 rows measured on the study's output under ``root``, and notes on anything missing."""
+def analyse(root: Path, draws: int = 2000, size: str = "full") -> Tuple[List[Row], List[str]]:
+    """The P1-P6 rows measured on the study's output under ``root`` (runs of the study ``size``), and notes on
+    anything missing."""
     report = load_results(Path(root))
-    cells = Cells(report.runs)
+    cells = Cells(report.runs, size)
     kw = dict(draws=draws)
     notes: List[str] = []
     rows: List[Optional[Row]] = []

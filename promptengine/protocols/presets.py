@@ -75,7 +75,7 @@ SYNTH = Preset(
     name="synth", title="embedded synthetic world (CPU)",
     source="synth_shapes",
     targets=("synth_glyphs", "synth_patterns", "synth_counts", "synth_fills"),
-    eps=(2.0, 4.0), attacks=("pgd:steps=10,eps={eps}",), max_images=200, source_shots="16",
+    eps=(2.0, 4.0), attacks=("pgd:steps=10,eps={eps}",), max_images=200, source_shots="all",
 )
 
 PRESETS: Dict[str, Preset] = {p.name: p for p in (TECOA, ROBUSTVLM, SYNTH)}
