@@ -111,3 +111,21 @@ def test_a_tower_run_on_other_shots_than_the_study_gives_is_not_the_studys(tmp_p
     rows, notes = P.analyse(tmp_path, draws=200)
     p6 = {r.key: r for r in rows}["P6"]
     assert "TeCoA +50.0" in p6.measured and p6.holds, p6.measured  # (30 - 10) / 40 points, the 16-shot runs unread
+
+
+def _new_classes(root, correct_of):
+    trainer = P.trainer_names()
+    for method, k in correct_of.items():
+        for dataset in P.B2N_DATASETS:
+            for seed in (1, 2):
+                folder = root / "base2new" / "test_new" / dataset / "shots_16" / trainer[method] / "synth" / f"seed{seed}"
+                _result(folder, P.DATASET_NAME[dataset], trainer[method], seed, [True] * k + [False] * (40 - k))
+
+
+def test_p3_holds_when_coop_drops_and_either_cocoop_or_maple_recovers(tmp_path):
+    """The issue's P3: CoOp new <= zero-shot - 5, and CoCoOp *or* MaPLe new above CoOp's."""
+    _new_classes(tmp_path / "a", {"zsclip": 30, "coop": 20, "maple": 15, "cocoop": 28})
+    p3 = {r.key: r for r in P.analyse(tmp_path / "a", draws=200)[0]}["P3"]
+    assert p3.holds and "CoCoOp-CoOp +20.0" in p3.measured, p3.measured
+    _new_classes(tmp_path / "b", {"zsclip": 30, "coop": 20, "maple": 15, "cocoop": 16})
+    assert not {r.key: r for r in P.analyse(tmp_path / "b", draws=200)[0]}["P3"].holds

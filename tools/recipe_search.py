@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 GRID = [(lr, ep) for ep in (6, 15) for lr in (0.01, 0.03)]
 CLEAN_METHODS = ("CoOp", "CoCoOp", "MaPLe", "IVLP", "VPT")
-DEFAULT_METHODS = ("CoOp", "MaPLe", "APT", "FAP", "CAPT")
+DEFAULT_METHODS = ("CoOp", "CoCoOp", "MaPLe", "APT", "FAP", "CAPT")
 # Tower-tuning methods: tune the vision tower, judged zero-shot on every class. Their grid is centred on the learning
 # rate each had before any search (the papers' SGD at a CPU size; FARE's loss is two orders above a cross-entropy).
 TOWER_BASE_LR = {"TeCoA": 0.002, "FARE": 0.0003, "PMGAFT": 0.002, "TGAZSR": 0.002}
