@@ -48,7 +48,7 @@ def test_p1_reads_zero_shot_on_the_targets_and_judges_the_spread(tmp_path):
     # zero-shot accuracy per target: 30 %, 60 %, 70 %, 95 % -> average 63.75, one < 50, one > 85: holds
     for target, k in zip(P.TARGETS, (12, 24, 28, 38)):
         for seed in (1, 2, 3):
-            folder = tmp_path / "xd" / "test" / target / "shots_16" / "ZeroshotCLIP" / "synth" / f"seed{seed}"
+            folder = tmp_path / "xd" / "test" / target / "shots_16" / "ZeroshotCLIP" / P.study_config("full") / f"seed{seed}"
             _result(folder, P.DATASET_NAME[target], "ZeroshotCLIP", seed, [True] * k + [False] * (40 - k))
     rows, notes = P.analyse(tmp_path, draws=300)
     p1 = {r.key: r for r in rows}["P1"]
@@ -70,8 +70,8 @@ def test_every_row_is_judged_when_every_planned_run_is_there(tmp_path):
             for seed in (1, 2):
                 k = 8 + 4 * i + seed
                 shots = "shots_all" if folder in P.TOWER else "shots_16"  # towers tune on the whole source
-                folder_path = (tmp_path / protocol / phase / dataset / shots / trainer[folder] / "synth"
-                               / f"seed{seed}")
+                folder_path = (tmp_path / protocol / phase / dataset / shots / trainer[folder]
+                               / P.study_config("full") / f"seed{seed}")
                 _result(folder_path, P.DATASET_NAME[dataset], trainer[folder], seed, [True] * k + [False] * (40 - k),
                         -1 if shots == "shots_all" else 16)
     rows, notes = P.analyse(tmp_path, draws=50)
@@ -98,14 +98,17 @@ def test_the_study_tunes_towers_on_the_whole_source_and_prompts_on_few_shots(tmp
     assert P.training_shots("tecoa", "ci") == P.STUDY_SIZES["ci"]["tower_shots"]
 
 
-def test_a_tower_run_on_other_shots_than_the_study_gives_is_not_the_studys(tmp_path):
-    """An earlier study's TeCoA tuned on 16 shots next to this study's whole-source TeCoA: P6 reads the latter only."""
+def test_a_run_on_other_shots_or_options_than_the_studys_is_not_read(tmp_path):
+    """An earlier study's TeCoA tuned on 16 shots, and a zero-shot run with other options (another tower swapped in),
+    next to this study's runs: P6 reads the study's only."""
     trainer = P.trainer_names()
-    for method, shots, k in (("zsclip", "shots_16", 10), ("tecoa", "shots_all", 30), ("tecoa", "shots_16", 10),
-                             *((m, "shots_16", 10) for m in P.ADVERSARIAL)):
+    study = P.study_config("full")
+    for method, shots, k, config in (("zsclip", "shots_16", 10, study), ("zsclip", "shots_16", 40, "synth@0ther"),
+                                     ("tecoa", "shots_all", 30, study), ("tecoa", "shots_16", 10, study),
+                                     *((m, "shots_16", 10, study) for m in P.ADVERSARIAL)):
         for target in P.TARGETS:
             for seed in (1, 2):
-                folder = tmp_path / "xd" / "test" / target / shots / trainer[method] / "synth" / f"seed{seed}"
+                folder = tmp_path / "xd" / "test" / target / shots / trainer[method] / config / f"seed{seed}"
                 _result(folder, P.DATASET_NAME[target], trainer[method], seed, [True] * k + [False] * (40 - k),
                         -1 if shots == "shots_all" else 16)
     rows, notes = P.analyse(tmp_path, draws=200)
@@ -118,7 +121,8 @@ def _new_classes(root, correct_of):
     for method, k in correct_of.items():
         for dataset in P.B2N_DATASETS:
             for seed in (1, 2):
-                folder = root / "base2new" / "test_new" / dataset / "shots_16" / trainer[method] / "synth" / f"seed{seed}"
+                folder = (root / "base2new" / "test_new" / dataset / "shots_16" / trainer[method]
+                          / P.study_config("full") / f"seed{seed}")
                 _result(folder, P.DATASET_NAME[dataset], trainer[method], seed, [True] * k + [False] * (40 - k))
 
 

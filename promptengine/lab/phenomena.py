@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..protocols.layout import TEST_BASE, TEST_NEW
-from ..protocols.runs import parse_shots
+from ..protocols.runs import config_folder, parse_shots
 from ..registry import registered_methods
 from ..reporting.intervals import (
     Interval,
@@ -50,6 +50,12 @@ STUDY_SIZES = {
 }
 
 
+def study_config(size: str) -> str:
+    """The config folder of the study's runs at a size: every method's ``synth`` config tagged with the study's
+    EXTRA_OPTS (runs of other options in the same output root, a tower swapped in, say, are not the study's)."""
+    return config_folder("synth", {"EXTRA_OPTS": STUDY_SIZES[size]["extra"]})
+
+
 def training_shots(method: str, size: str) -> str:
     """SHOTS of a method's runs at a study size: prompt methods tune on few shots, towers on the whole source."""
     sizes = STUDY_SIZES[size]
@@ -81,19 +87,21 @@ def trainer_names() -> Dict[str, str]:
 
 
 class Cells:
-    """The loaded runs of one study size, addressed by (protocol, phase, dataset, method folder); a run trained on
-    other shots than the size gives its method (an earlier study's, say) is not the study's and is left out."""
+    """The loaded runs of one study size, addressed by (protocol, phase, dataset, method folder); a run with other
+    options or trained on other shots than the size gives its method (an earlier study's, say) is not the study's and
+    is left out."""
 
     def __init__(self, runs: Sequence[RunResult], size: str = "full") -> None:
         self.runs = runs
         self.size = size
+        self.config = study_config(size)
         self.trainer = trainer_names()
 
     def get(self, protocol: str, phase: str, dataset: str, method: str) -> List[RunResult]:
         name, trainer = DATASET_NAME.get(dataset, dataset), self.trainer[method]
         shots = parse_shots(training_shots(method, self.size))
         return [r for r in self.runs if r.protocol == protocol and r.phase == phase and r.dataset == name
-                and r.trainer == trainer and r.shots == shots]
+                and r.trainer == trainer and r.shots == shots and r.config == self.config]
 
     def records(self, protocol: str, phase: str, dataset: str, method: str, metric: str):
         return records_of(self.get(protocol, phase, dataset, method), metric)
