@@ -47,9 +47,9 @@ def doc_rows():
 
 def as_doc_row(preset):
     overrides = "; ".join(f"`{t}`: `{a}`" for t, specs in preset.attack_overrides.items() for a in specs)
-    return [preset.source, " ".join(preset.train_options) or "-", preset.backbone or "-", " ".join(preset.targets),
-            str(preset.max_images), " ".join(preset.attacks), " ".join(f"{e:g}" for e in preset.eps),
-            overrides.strip("`") or "-"]
+    return [preset.source, preset.source_shots, " ".join(preset.train_options) or "-", preset.backbone or "-",
+            " ".join(preset.targets), str(preset.max_images), " ".join(preset.attacks),
+            " ".join(f"{e:g}" for e in preset.eps), overrides.strip("`") or "-"]
 
 
 def test_presets_are_the_table_in_the_docs_and_the_published_protocols():
