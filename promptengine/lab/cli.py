@@ -1,7 +1,7 @@
 """``capt-world-phenomena`` (= ``python tools/world_phenomena.py``): the P1-P6 study of the embedded world.
 
     capt-world-phenomena                        # the study: 3 seeds, under 40 minutes on 2 cores
-    capt-world-phenomena --analyse-only DIR     # the table again from an earlier study's output
+    capt-world-phenomena --analyse-only DIR     # the table again from an earlier study's output (same --size)
     capt-world-phenomena --size ci              # the same code path at a tiny budget (minutes; no verdicts)
 
 Every run is a protocol script (``scripts/<method>/{base2new,xd}.sh``) with the method's embedded-world recipe
