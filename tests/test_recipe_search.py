@@ -52,6 +52,16 @@ def test_towers_tune_on_every_source_image_of_every_class_and_prompts_on_16_base
     assert all(o["TEST.SPLIT"] == "val" for o in tower + prompts)  # never the test split
 
 
+def test_a_finished_folder_is_reused_only_through_train_pys_identity_check(tmp_path, monkeypatch, capsys):
+    """A second search in the same output calls train.py again with --skip-done (which skips a run of this identity
+    and refuses another's) instead of reading whatever results.json the folder holds."""
+    tool = load_tool()
+    commands = fake_runs(tool, monkeypatch, lambda m, lr, ep: 10.0)
+    tool.main(["--methods", "TeCoA", "--output", str(tmp_path)])
+    tool.main(["--methods", "TeCoA", "--output", str(tmp_path)])
+    assert len(commands) == 8 and all("--skip-done" in c for c in commands)
+
+
 def test_the_best_point_wins_unless_a_cheaper_one_is_within_one_validation_image(tmp_path, monkeypatch, capsys):
     tool = load_tool()
     # TeCoA's grid: (0.002, 2), (0.006, 2), (0.002, 6), (0.006, 6); one image of 1,280 is 0.078 points

@@ -11,7 +11,9 @@ its successors, run by the ``zsrobust`` protocol on every SynthShapes class) get
 papers' optimiser: the learning rate they had before any search and three times it, 2 and 6 epochs, trained on every
 SynthShapes training image (all classes, as the ``zsrobust`` preset tunes them) and scored on its validation robust
 accuracy. Ties within one validation image go to the cheaper
-setting. The tables it prints are in docs/SYNTH.md ("Recipes"), with the settings chosen.
+setting. The tables it prints are in docs/SYNTH.md ("Recipes"), with the settings chosen. Run again on the same
+``--output``, it reuses a point only through train.py's ``--skip-done`` (same run identity; a folder holding another
+run is refused in one line).
 """
 
 from __future__ import annotations
@@ -44,24 +46,25 @@ def grid(method: str) -> list:
 
 
 def run(method: str, lr: float, epochs: int, seed: int, out: Path) -> dict:
+    """Train one grid point (train.py's --skip-done reuses a finished run of exactly this identity, and refuses a
+    folder holding another run) and read its validation scores."""
     folder = out / method / f"lr{lr}_ep{epochs}" / f"seed{seed}"
     result = folder / "results.json"
-    if not result.is_file():
-        tower = method in TOWER_METHODS
-        classes, shots = ("all", "-1") if tower else ("base", "16")
-        cmd = [sys.executable, str(REPO / "train.py"), "--trainer", method, "--seed", str(seed),
-               "--output-dir", str(folder),
-               "--dataset-config-file", str(REPO / "configs/datasets/synth_shapes.yaml"),
-               "--config-file", str(REPO / f"configs/trainers/{method}/synth.yaml"),
-               "DATASET.NUM_SHOTS", shots, "DATASET.SUBSAMPLE_CLASSES", classes, "TEST.SPLIT", "val",
-               "OPTIM.LR", str(lr), "OPTIM.MAX_EPOCH", str(epochs)]
-        if method in CLEAN_METHODS:
-            cmd += ["ATTACK.TEST.ENABLED", "False"]
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder.parent / f"seed{seed}.log", "w") as log:
-            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        if code != 0:
-            raise SystemExit(f"error: {method} lr {lr} epochs {epochs} seed {seed} failed; log: {log.name}")
+    tower = method in TOWER_METHODS
+    classes, shots = ("all", "-1") if tower else ("base", "16")
+    cmd = [sys.executable, str(REPO / "train.py"), "--trainer", method, "--seed", str(seed), "--skip-done",
+           "--output-dir", str(folder),
+           "--dataset-config-file", str(REPO / "configs/datasets/synth_shapes.yaml"),
+           "--config-file", str(REPO / f"configs/trainers/{method}/synth.yaml"),
+           "DATASET.NUM_SHOTS", shots, "DATASET.SUBSAMPLE_CLASSES", classes, "TEST.SPLIT", "val",
+           "OPTIM.LR", str(lr), "OPTIM.MAX_EPOCH", str(epochs)]
+    if method in CLEAN_METHODS:
+        cmd += ["ATTACK.TEST.ENABLED", "False"]
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"seed{seed}.log", "w") as log:
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    if code != 0:
+        raise SystemExit(f"error: {method} lr {lr} epochs {epochs} seed {seed} failed; log: {log.name}")
     data = json.loads(result.read_text())
     robust = (data.get("worst_case") or {}).get("accuracy")
     return {"clean": data["clean"]["accuracy"], "robust": robust, "n": data.get("num_images")}
@@ -77,7 +80,7 @@ def main(argv=None) -> int:
     out = Path(args.output)
     points = [(m, lr, ep, s) for m in args.methods for lr, ep in grid(m) for s in args.seeds]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # every run first, then the tables
-        list(pool.map(lambda p: run(*p, out), points))
+        done = dict(zip(points, pool.map(lambda p: run(*p, out), points)))
     header = None
     for method in args.methods:
         points = grid(method)
@@ -88,18 +91,15 @@ def main(argv=None) -> int:
             print(f"\n| method | criterion (val) | {head} | chosen |")
             print("|---|---|" + "---|" * (len(points) + 1))
         metric = "clean" if method in CLEAN_METHODS else "robust"
-        scores = []
-        for lr, ep in points:
-            vals = [run(method, lr, ep, s, out)[metric] for s in args.seeds]
-            scores.append(sum(vals) / len(vals))
-        n = run(method, *points[0], args.seeds[0], out)["n"] or 1
+        results = [[done[(method, lr, ep, s)] for s in args.seeds] for lr, ep in points]  # per point, per seed
+        scores = [sum(r[metric] for r in rs) / len(rs) for rs in results]
+        n = results[0][0]["n"] or 1
         best = max(scores)
         # ties within one validation image go to the cheaper setting (fewer epochs, then the lower lr)
         chosen = min(i for i, s in enumerate(scores) if s >= best - 100.0 / n)
         cells = [f"**{s:.1f}**" if i == chosen else f"{s:.1f}" for i, s in enumerate(scores)]
         if method in TOWER_METHODS:  # a tower's clean price, next to its robust score
-            cleans = [sum(run(method, lr, ep, s, out)["clean"] for s in args.seeds) / len(args.seeds)
-                      for lr, ep in points]
+            cleans = [sum(r["clean"] for r in rs) / len(rs) for rs in results]
             cells = [f"{c} ({k:.1f})" for c, k in zip(cells, cleans)]
         lr, ep = points[chosen]
         print(f"| {method} | {metric} | " + " | ".join(cells) + f" | lr {lr:g}, {ep} epochs |", flush=True)
