@@ -5,6 +5,7 @@
     python tools/eval_synth_zeroshot.py --weights sd.pt     # any CLIP state-dict file
     python tools/eval_synth_zeroshot.py --pgd-images 0      # clean accuracy only
     python tools/eval_synth_zeroshot.py --probes            # + what the image tower reads (about a minute more)
+    python tools/eval_synth_zeroshot.py --factors SynthCounts:base   # which cue PGD destroys (per class factor)
 
 Protocol (what ``train.py --trainer ZeroshotCLIP --eval-only`` must reproduce with
 ``INPUT.SIZE (32, 32)``): the model comes from ``clip.load(path, jit=False)`` on the CPU; class
@@ -37,7 +38,7 @@ import torch.nn.functional as F
 from promptengine.evaluation.metrics import accuracy
 from promptengine.synth import model as M
 from promptengine.synth.pretrain import class_text_features, image_features
-from promptengine.synth.worlds import get_world, render_split, split_labels
+from promptengine.synth.worlds import WORLDS, get_world, render_split, split_labels
 
 ROWS = (
     ("SynthShapes", "all"),
@@ -142,6 +143,32 @@ def tower_probes(model, seeds=(1, 2, 3)) -> dict:
     return out
 
 
+def factor_table(model, requests, eps_255: float, steps: int, seed: int) -> dict:
+    """Print and return, per DATASET[:PART], zero-shot accuracy clean and under PGD split by class factor."""
+    from promptengine.synth.probes import factor_readings
+
+    out = {}
+    print()
+    print(f"| test images (first 400) | reading | class | per factor (PGD-{steps} at {eps_255:g}/255: last iterate) |")
+    print("|---|---|---|---|")
+    for request in requests:
+        name, _, part = request.partition(":")
+        part = part or "all"
+        if part not in ("all", "base", "new"):
+            raise SystemExit(f"error: --factors {request}: part '{part}' is not all, base or new (write e.g. "
+                             "SynthCounts:base)")
+        try:
+            get_world(name)
+        except KeyError:
+            raise SystemExit(f"error: --factors {request}: no synthetic dataset '{name}' (known: {', '.join(WORLDS)})") from None
+        readings = factor_readings(model, name, part, eps_255=eps_255, steps=steps, seed=seed)
+        out[f"{name}/{part}"] = readings
+        for reading, acc in readings.items():
+            factors = ", ".join(f"{f} {v:.1f}%" for f, v in acc.items() if f != "class")
+            print(f"| {name} {part} | {reading} | {acc['class']:.1f}% | {factors} |")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default="", help="CLIP state-dict file (default: the shipped SynthCLIP)")
@@ -152,6 +179,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default="", help="also write the numbers to this JSON file")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--probes", action="store_true", help="also probe the image tower (attributes, linear probe)")
+    ap.add_argument("--factors", nargs="*", default=[], metavar="DATASET[:PART]",
+                    help="also split clean and PGD zero-shot accuracy by class factor, e.g. SynthCounts:base "
+                         "(PART all, base or new; PGD at the first --eps, --pgd-steps, 400 test images)")
     args = ap.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -182,6 +212,9 @@ def main(argv=None) -> int:
             print(f"| eps = {eps:g}/255 | {clean:.1f}% | {rob:.1f}% |")
     if args.probes:
         results["probes"] = tower_probes(model)
+    if args.factors:
+        results["factors"] = factor_table(model, args.factors, args.eps[0] if args.eps else 4.0, args.pgd_steps,
+                                          args.seed)
     results["seconds"] = round(time.time() - t0, 1)
     print(f"\n({results['seconds']} s)")
     if args.json:

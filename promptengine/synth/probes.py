@@ -5,6 +5,9 @@
 - :func:`linear_probe`: a k-shot logistic-regression probe on the frozen, normalised image features (what the
   image tower offers a classifier, with no text), scored on the same test images as zero-shot. A probe below
   zero-shot means the image features, not the text, limit the source.
+- :func:`factor_readings`: zero-shot accuracy on a dataset's test images, clean and under PGD, split by class factor
+  (did the prediction get the count right, the shape right?): which cue an attack destroys, and which one a method
+  would have to protect.
 
 Both are deterministic (seeded shot sampling, full-batch L-BFGS from zeros).
 """
@@ -17,7 +20,10 @@ from typing import Dict, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..attacks.pgd import attack
+from ..attacks.spec import parse_spec
 from ..evaluation.metrics import accuracy
+from . import model as M
 from .pretrain import class_text_features, image_features
 from .worlds import derive_seed, get_world, render_split, split_labels
 
@@ -96,3 +102,44 @@ def linear_probe(model, name: str = "SynthShapes", classes: str = "base", shots:
     val_acc, l2, w = best
     test_acc = accuracy(_predict(w, ft) == test_y)
     return {"test": test_acc, "val": val_acc, "l2": l2}
+
+
+def factor_accuracy(name: str, classes: str, pred: torch.Tensor, labels: torch.Tensor) -> Dict[str, float]:
+    """Per class factor of ``name``, the % of images whose predicted class carries the true class's value of it.
+
+    ``pred`` and ``labels`` index the classes of the ``classes`` part ("all", "base" or "new", as in ``_subset``).
+    A factor's chance level is one over the number of its values that the part's classes use.
+    """
+    world = get_world(name)
+    lo = 0 if classes in ("all", "base") else math.ceil(world.num_classes / 2)
+    tuples = torch.tensor(world.class_tuples)[lo:]  # (K_part, F): factor value indices of the part's classes
+    right = tuples[pred] == tuples[labels]  # (N, F)
+    out = {f: accuracy(right[:, i]) for i, f in enumerate(world.factors)}
+    out["class"] = accuracy(pred == labels)
+    return out
+
+
+def factor_readings(model, name: str, classes: str = "base", eps_255: float = 4.0, steps: int = 10,
+                    n_images: int = 400, seed: int = 0) -> Dict[str, Dict[str, float]]:
+    """Zero-shot SynthCLIP on the first ``n_images`` test images of ``name``'s ``classes`` part, clean and under
+    L-inf PGD (``steps`` steps of eps/4, random start, CE; the toolbox's attack core), split by class factor
+    (:func:`factor_accuracy`). The attack's last iterate is read (its whole budget spent), so the class row is at
+    least the evaluation's robust accuracy, which stops at each image's first misclassified iterate.
+    Returns {"clean": {...}, "pgd": {...}}."""
+    images, labels, names = _subset(name, "test", classes)
+    images, labels = images[:n_images], labels[:n_images]
+    text = class_text_features(model, list(names), get_world(name).template)  # (K, E)
+    scale = model.logit_scale.exp().float()
+
+    def logits(x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) in [0, 1] -> (B, K)
+        return scale * F.normalize(model.encode_image(M.normalize(x)).float(), dim=-1) @ text.t()
+
+    x = M.uint8_to_float(images)
+    with torch.no_grad():
+        clean_pred = logits(x).argmax(1)
+    spec = parse_spec(f"pgd:eps={eps_255:g},alpha={eps_255 / 4:g},steps={steps},seed={seed},keep=last")
+    x_adv = attack(logits, x, labels, spec, sample_ids=torch.arange(x.shape[0]))
+    with torch.no_grad():
+        adv_pred = logits(x_adv).argmax(1)
+    return {"clean": factor_accuracy(name, classes, clean_pred, labels),
+            "pgd": factor_accuracy(name, classes, adv_pred, labels)}
