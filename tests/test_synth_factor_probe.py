@@ -64,3 +64,15 @@ def _zero_shot_on_first(model, name: str, part: str, n: int) -> float:
     text = class_text_features(model, list(names), get_world(name).template)
     pred = (image_features(model, images[:n]) @ text.t()).argmax(1)
     return accuracy(pred == labels[:n])
+
+
+def test_factor_requests_are_all_checked_before_any_runs():
+    """Every --factors request is parsed up front; a bad one (wrong part, unknown dataset) is a one-line error even
+    after good ones, so no minutes are spent before it."""
+    from tools.eval_synth_zeroshot import factor_requests
+
+    assert factor_requests(["SynthCounts:base", "SynthShapes"]) == [("SynthCounts", "base"), ("SynthShapes", "all")]
+    with pytest.raises(SystemExit, match="part 'half' is not all, base or new"):
+        factor_requests(["SynthCounts:base", "SynthCounts:half"])
+    with pytest.raises(SystemExit, match="no synthetic dataset 'Nope'"):
+        factor_requests(["SynthShapes:new", "Nope:base"])

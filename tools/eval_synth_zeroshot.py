@@ -143,6 +143,21 @@ def tower_probes(model, seeds=(1, 2, 3)) -> dict:
     return out
 
 
+def factor_requests(requests) -> list:
+    """(dataset, part) of each DATASET[:PART] request, all checked before any is run: a bad one is a one-line error."""
+    out = []
+    for request in requests:
+        name, _, part = request.partition(":")
+        part = part or "all"
+        if part not in ("all", "base", "new"):
+            raise SystemExit(f"error: --factors {request}: part '{part}' is not all, base or new (write e.g. "
+                             "SynthCounts:base)")
+        if name not in WORLDS:
+            raise SystemExit(f"error: --factors {request}: no synthetic dataset '{name}' (known: {', '.join(WORLDS)})")
+        out.append((name, part))
+    return out
+
+
 def factor_table(model, requests, eps_255: float, steps: int, seed: int) -> dict:
     """Print and return, per DATASET[:PART], zero-shot accuracy clean and under PGD split by class factor."""
     from promptengine.synth.probes import factor_readings
@@ -151,16 +166,7 @@ def factor_table(model, requests, eps_255: float, steps: int, seed: int) -> dict
     print()
     print(f"| test images (first 400) | reading | class | per factor (PGD-{steps} at {eps_255:g}/255: last iterate) |")
     print("|---|---|---|---|")
-    for request in requests:
-        name, _, part = request.partition(":")
-        part = part or "all"
-        if part not in ("all", "base", "new"):
-            raise SystemExit(f"error: --factors {request}: part '{part}' is not all, base or new (write e.g. "
-                             "SynthCounts:base)")
-        try:
-            get_world(name)
-        except KeyError:
-            raise SystemExit(f"error: --factors {request}: no synthetic dataset '{name}' (known: {', '.join(WORLDS)})") from None
+    for name, part in requests:
         readings = factor_readings(model, name, part, eps_255=eps_255, steps=steps, seed=seed)
         out[f"{name}/{part}"] = readings
         for reading, acc in readings.items():
@@ -183,6 +189,7 @@ def main(argv=None) -> int:
                     help="also split clean and PGD zero-shot accuracy by class factor, e.g. SynthCounts:base "
                          "(PART all, base or new; PGD at the first --eps, --pgd-steps, 400 test images)")
     args = ap.parse_args(argv)
+    factor_parts = factor_requests(args.factors)  # checked before minutes of other work
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
@@ -213,7 +220,7 @@ def main(argv=None) -> int:
     if args.probes:
         results["probes"] = tower_probes(model)
     if args.factors:
-        results["factors"] = factor_table(model, args.factors, args.eps[0] if args.eps else 4.0, args.pgd_steps,
+        results["factors"] = factor_table(model, factor_parts, args.eps[0] if args.eps else 4.0, args.pgd_steps,
                                           args.seed)
     results["seconds"] = round(time.time() - t0, 1)
     print(f"\n({results['seconds']} s)")
