@@ -71,7 +71,7 @@ def test_every_row_is_judged_when_every_planned_run_is_there(tmp_path):
                 k = 8 + 4 * i + seed
                 shots = "shots_all" if folder in P.TOWER else "shots_16"  # towers tune on the whole source
                 folder_path = (tmp_path / protocol / phase / dataset / shots / trainer[folder]
-                               / P.study_config("full") / f"seed{seed}")
+                               / P.study_config("full", folder) / f"seed{seed}")
                 _result(folder_path, P.DATASET_NAME[dataset], trainer[folder], seed, [True] * k + [False] * (40 - k),
                         -1 if shots == "shots_all" else 16)
     rows, notes = P.analyse(tmp_path, draws=50)
@@ -87,14 +87,14 @@ def test_the_study_tunes_towers_on_the_whole_source_and_prompts_on_few_shots(tmp
     seen = {}
 
     def fake_run(cmd, env, log, cwd):
-        seen[(cmd[1].split("/")[-2], cmd[1].split("/")[-1])] = env["SHOTS"]
+        seen[(cmd[1].split("/")[-2], cmd[1].split("/")[-1])] = env
         return 0.0
 
     monkeypatch.setattr(cli, "run_logged", fake_run)
     monkeypatch.setattr(cli, "analyse", lambda out, draws, size: ([], []))
     cli.main(["--output", str(tmp_path), "--seeds", "1", "--jobs", "1"])
-    assert seen[("tecoa", "xd.sh")] == "all"
-    assert seen[("capt", "xd.sh")] == seen[("coop", "base2new.sh")] == "16"
+    assert seen[("tecoa", "xd.sh")]["SHOTS"] == "all"
+    assert seen[("capt", "xd.sh")]["SHOTS"] == seen[("coop", "base2new.sh")]["SHOTS"] == "16"
     assert P.training_shots("tecoa", "ci") == P.STUDY_SIZES["ci"]["tower_shots"]
 
 
@@ -116,13 +116,14 @@ def test_a_run_on_other_shots_or_options_than_the_studys_is_not_read(tmp_path):
     assert "TeCoA +50.0" in p6.measured and p6.holds, p6.measured  # (30 - 10) / 40 points, the 16-shot runs unread
 
 
-def _new_classes(root, correct_of):
+def _new_classes(root, correct_of, coop_config=None):
     trainer = P.trainer_names()
     for method, k in correct_of.items():
+        config = coop_config if method == "coop" and coop_config else P.study_config("full", method)
         for dataset in P.B2N_DATASETS:
             for seed in (1, 2):
                 folder = (root / "base2new" / "test_new" / dataset / "shots_16" / trainer[method]
-                          / P.study_config("full") / f"seed{seed}")
+                          / config / f"seed{seed}")
                 _result(folder, P.DATASET_NAME[dataset], trainer[method], seed, [True] * k + [False] * (40 - k))
 
 
@@ -133,3 +134,33 @@ def test_p3_holds_when_coop_drops_and_either_cocoop_or_maple_recovers(tmp_path):
     assert p3.holds and "CoCoOp-CoOp +20.0" in p3.measured, p3.measured
     _new_classes(tmp_path / "b", {"zsclip": 30, "coop": 20, "maple": 15, "cocoop": 16})
     assert not {r.key: r for r in P.analyse(tmp_path / "b", draws=200)[0]}["P3"].holds
+
+
+def test_the_studys_coop_trains_the_fields_budget_twenty_times_its_recipes_epochs(tmp_path, monkeypatch):
+    """The CoCoOp paper's CoOp baseline trains 200 epochs against CoCoOp's 10: the study's CoOp runs carry 20 x the
+    recipe's OPTIM.MAX_EPOCH in EXTRA_OPTS (and so in their config folder); every other method trains its recipe."""
+    from promptengine.lab import cli
+
+    seen = {}
+
+    def fake_run(cmd, env, log, cwd):
+        seen[(cmd[1].split("/")[-2], cmd[1].split("/")[-1])] = env["EXTRA_OPTS"]
+        return 0.0
+
+    monkeypatch.setattr(cli, "run_logged", fake_run)
+    monkeypatch.setattr(cli, "analyse", lambda out, draws, size: ([], []))
+    cli.main(["--output", str(tmp_path), "--seeds", "1", "--jobs", "1"])
+    epochs = P.recipe_epochs("coop")
+    assert seen[("coop", "base2new.sh")].endswith(f"OPTIM.MAX_EPOCH {20 * epochs}")
+    assert "MAX_EPOCH" not in seen[("cocoop", "base2new.sh")] + seen[("maple", "base2new.sh")]
+    assert P.study_config("full", "coop") != P.study_config("full", "cocoop")
+    # the ci size's one epoch becomes twenty for CoOp, without a second MAX_EPOCH in the options
+    assert P.study_extra("coop", "ci").count("MAX_EPOCH") == 1 and P.study_extra("coop", "ci").endswith(" 20")
+
+
+def test_p3_reads_the_coop_of_the_fields_budget_not_a_coop_at_the_recipes(tmp_path):
+    """A CoOp run at the recipe's budget beside the study's: P3 is judged on the study's CoOp only."""
+    _new_classes(tmp_path, {"zsclip": 30, "coop": 20, "maple": 15, "cocoop": 28})
+    _new_classes(tmp_path, {"coop": 35}, coop_config=P.study_config("full", "cocoop"))  # recipe-budget CoOp
+    p3 = {r.key: r for r in P.analyse(tmp_path, draws=200)[0]}["P3"]
+    assert p3.holds and "CoOp-ZS -25.0" in p3.measured, p3.measured

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..registry import HOME
-from .phenomena import STUDY_SIZES, analyse, plan_runs, render_table, training_shots
+from .phenomena import STUDY_SIZES, analyse, plan_runs, render_table, study_extra, training_shots
 from .runs import add_study_options, earlier_output, run_logged, study_environment
 
 
@@ -49,7 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         def one(job):
             method, protocol, script_args = job
-            run_env = dict(env, SHOTS=training_shots(method, args.size))
+            run_env = dict(env, SHOTS=training_shots(method, args.size), EXTRA_OPTS=study_extra(method, args.size))
             secs = run_logged(["bash", str(HOME / "scripts" / method / f"{protocol}.sh"), *script_args], run_env,
                               logs / f"{method}_{protocol}_{'_'.join(script_args)}.txt", HOME)
             return f"{method:7s} {protocol:9s} {' '.join(script_args):60s} {secs:6.1f} s"
