@@ -91,7 +91,7 @@ def test_the_study_tunes_towers_on_the_whole_source_and_prompts_on_few_shots(tmp
         return 0.0
 
     monkeypatch.setattr(cli, "run_logged", fake_run)
-    monkeypatch.setattr(cli, "analyse", lambda out, draws, size: ([], []))
+    monkeypatch.setattr(cli, "analyse", lambda out, **kw: ([], []))
     cli.main(["--output", str(tmp_path), "--seeds", "1", "--jobs", "1"])
     assert seen[("tecoa", "xd.sh")]["SHOTS"] == "all"
     assert seen[("capt", "xd.sh")]["SHOTS"] == seen[("coop", "base2new.sh")]["SHOTS"] == "16"
@@ -148,7 +148,7 @@ def test_the_studys_coop_trains_the_fields_budget_twenty_times_its_recipes_epoch
         return 0.0
 
     monkeypatch.setattr(cli, "run_logged", fake_run)
-    monkeypatch.setattr(cli, "analyse", lambda out, draws, size: ([], []))
+    monkeypatch.setattr(cli, "analyse", lambda out, **kw: ([], []))
     cli.main(["--output", str(tmp_path), "--seeds", "1", "--jobs", "1"])
     epochs = P.recipe_epochs("coop")
     assert seen[("coop", "base2new.sh")].endswith(f"OPTIM.MAX_EPOCH {20 * epochs}")
@@ -164,3 +164,26 @@ def test_p3_reads_the_coop_of_the_fields_budget_not_a_coop_at_the_recipes(tmp_pa
     _new_classes(tmp_path, {"coop": 35}, coop_config=P.study_config("full", "cocoop"))  # recipe-budget CoOp
     p3 = {r.key: r for r in P.analyse(tmp_path, draws=200)[0]}["P3"]
     assert p3.holds and "CoOp-ZS -25.0" in p3.measured, p3.measured
+    # --coop-epoch-factor 1 reads the recipe-budget CoOp instead (+12.5 over zero-shot: P3 fails)
+    p3 = {r.key: r for r in P.analyse(tmp_path, draws=200, coop_factor=1)[0]}["P3"]
+    assert not p3.holds and "CoOp-ZS +12.5" in p3.measured, p3.measured
+
+
+def test_coop_epoch_factor_one_trains_the_recipe_and_a_factor_below_one_is_refused(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from promptengine.lab import cli
+
+    seen = {}
+
+    def fake_run(cmd, env, log, cwd):
+        seen[cmd[1]] = env["EXTRA_OPTS"]
+        return 0.0
+
+    monkeypatch.setattr(cli, "run_logged", fake_run)
+    monkeypatch.setattr(cli, "analyse", lambda out, **kw: ([], []))
+    cli.main(["--output", str(tmp_path), "--seeds", "1", "--jobs", "1", "--coop-epoch-factor", "1"])
+    assert not any("MAX_EPOCH" in extra for extra in seen.values())
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--output", str(tmp_path), "--coop-epoch-factor", "0"])
+    assert exc.value.code == 2 and "--coop-epoch-factor must be at least 1 (got 0)" in capsys.readouterr().err

@@ -54,8 +54,9 @@ STUDY_SIZES = {
 
 # CoOp's base-to-new baseline trains far longer than the prompts that answer it: the CoCoOp paper runs CoOp at its
 # 16-shot config (200 epochs) against CoCoOp's 10 (MaPLe: 5), and the field's P2 and P3 numbers are that CoOp's. The
-# study trains CoOp for this many times its recipe's epochs; the recipe itself (a user's CoOp) is the search's.
-FIELD_EPOCH_FACTOR = {"coop": 20}
+# study trains CoOp for this many times its recipe's epochs (``--coop-epoch-factor``; 1 trains the recipe, as
+# CoCoOp and MaPLe do); the recipe itself (a user's CoOp) is the search's.
+COOP_FIELD_FACTOR = 20
 
 
 def recipe_epochs(method: str) -> int:
@@ -64,22 +65,22 @@ def recipe_epochs(method: str) -> int:
     return int(yaml.safe_load(recipe.read_text())["OPTIM"]["MAX_EPOCH"])
 
 
-def study_extra(method: str, size: str) -> str:
-    """EXTRA_OPTS of a method's runs at a study size: the size's options, and for CoOp the field's epoch budget
-    (FIELD_EPOCH_FACTOR times the epochs it would otherwise train)."""
+def study_extra(method: str, size: str, coop_factor: int = COOP_FIELD_FACTOR) -> str:
+    """EXTRA_OPTS of a method's runs at a study size: the size's options, and for CoOp its epoch budget
+    (``coop_factor`` times the epochs it would otherwise train; 1 leaves them)."""
     words = STUDY_SIZES[size]["extra"].split()
-    factor = FIELD_EPOCH_FACTOR.get(method)
-    if not factor:
+    factor = coop_factor if method == "coop" else 1
+    if factor == 1:
         return " ".join(words)
     pairs = dict(zip(words[0::2], words[1::2]))
     epochs = int(pairs.pop("OPTIM.MAX_EPOCH", recipe_epochs(method)))
     return " ".join([*(f"{k} {v}" for k, v in pairs.items()), f"OPTIM.MAX_EPOCH {factor * epochs}"])
 
 
-def study_config(size: str, method: str = REFERENCE) -> str:
+def study_config(size: str, method: str = REFERENCE, coop_factor: int = COOP_FIELD_FACTOR) -> str:
     """The config folder of a method's study runs at a size: its ``synth`` config tagged with its EXTRA_OPTS (runs
     of other options in the same output root, a tower swapped in, say, are not the study's)."""
-    return config_folder("synth", {"EXTRA_OPTS": study_extra(method, size)})
+    return config_folder("synth", {"EXTRA_OPTS": study_extra(method, size, coop_factor)})
 
 
 def training_shots(method: str, size: str) -> str:
@@ -117,15 +118,16 @@ class Cells:
     options or trained on other shots than the size gives its method (an earlier study's, say) is not the study's and
     is left out."""
 
-    def __init__(self, runs: Sequence[RunResult], size: str = "full") -> None:
+    def __init__(self, runs: Sequence[RunResult], size: str = "full", coop_factor: int = COOP_FIELD_FACTOR) -> None:
         self.runs = runs
         self.size = size
+        self.coop_factor = coop_factor
         self.trainer = trainer_names()
 
     def get(self, protocol: str, phase: str, dataset: str, method: str) -> List[RunResult]:
         name, trainer = DATASET_NAME.get(dataset, dataset), self.trainer[method]
         shots = parse_shots(training_shots(method, self.size))
-        config = study_config(self.size, method)
+        config = study_config(self.size, method, self.coop_factor)
         return [r for r in self.runs if r.protocol == protocol and r.phase == phase and r.dataset == name
                 and r.trainer == trainer and r.shots == shots and r.config == config]
 
@@ -183,11 +185,12 @@ def _guard(build: Callable[[], Row], key: str, phenomenon: str, notes: List[str]
         return None
 
 
-def analyse(root: Path, draws: int = 2000, size: str = "full") -> Tuple[List[Row], List[str]]:
-    """The P1-P6 rows measured on the study's output under ``root`` (runs of the study ``size``), and notes on
-    anything missing."""
+def analyse(root: Path, draws: int = 2000, size: str = "full",
+            coop_factor: int = COOP_FIELD_FACTOR) -> Tuple[List[Row], List[str]]:
+    """The P1-P6 rows measured on the study's output under ``root`` (runs of the study ``size``, CoOp's of
+    ``coop_factor`` times its recipe's epochs), and notes on anything missing."""
     report = load_results(Path(root))
-    cells = Cells(report.runs, size)
+    cells = Cells(report.runs, size, coop_factor)
     kw = dict(draws=draws)
     notes: List[str] = []
     rows: List[Optional[Row]] = []
