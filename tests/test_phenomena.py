@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from promptengine.evaluation.perimage import pack_bits
 from promptengine.lab import phenomena as P
 from promptengine.reporting.intervals import Interval
@@ -79,9 +81,8 @@ def test_every_row_is_judged_when_every_planned_run_is_there(tmp_path):
     assert "APT " in {r.key: r for r in rows}["P5"].measured  # methods shown by their trainer names
 
 
-def test_the_study_tunes_towers_on_the_whole_source_and_prompts_on_few_shots(tmp_path, monkeypatch):
-    """The field tunes a tower (TeCoA) on every source image and prompts on 16 shots; the study's runs say so in
-    SHOTS, the variable the protocol scripts read."""
+def _planned_environments(tmp_path, monkeypatch, *options):
+    """The environment the study gives each planned run (method folder, script), recorded instead of running."""
     from promptengine.lab import cli
 
     seen = {}
@@ -92,7 +93,14 @@ def test_the_study_tunes_towers_on_the_whole_source_and_prompts_on_few_shots(tmp
 
     monkeypatch.setattr(cli, "run_logged", fake_run)
     monkeypatch.setattr(cli, "analyse", lambda out, **kw: ([], []))
-    cli.main(["--output", str(tmp_path), "--seeds", "1", "--jobs", "1"])
+    cli.main(["--output", str(tmp_path), "--seeds", "1", "--jobs", "1", *options])
+    return seen
+
+
+def test_the_study_tunes_towers_on_the_whole_source_and_prompts_on_few_shots(tmp_path, monkeypatch):
+    """The field tunes a tower (TeCoA) on every source image and prompts on 16 shots; the study's runs say so in
+    SHOTS, the variable the protocol scripts read."""
+    seen = _planned_environments(tmp_path, monkeypatch)
     assert seen[("tecoa", "xd.sh")]["SHOTS"] == "all"
     assert seen[("capt", "xd.sh")]["SHOTS"] == seen[("coop", "base2new.sh")]["SHOTS"] == "16"
     assert P.training_shots("tecoa", "ci") == P.STUDY_SIZES["ci"]["tower_shots"]
@@ -139,17 +147,7 @@ def test_p3_holds_when_coop_drops_and_either_cocoop_or_maple_recovers(tmp_path):
 def test_the_studys_coop_trains_the_fields_budget_twenty_times_its_recipes_epochs(tmp_path, monkeypatch):
     """The CoCoOp paper's CoOp baseline trains 200 epochs against CoCoOp's 10: the study's CoOp runs carry 20 x the
     recipe's OPTIM.MAX_EPOCH in EXTRA_OPTS (and so in their config folder); every other method trains its recipe."""
-    from promptengine.lab import cli
-
-    seen = {}
-
-    def fake_run(cmd, env, log, cwd):
-        seen[(cmd[1].split("/")[-2], cmd[1].split("/")[-1])] = env["EXTRA_OPTS"]
-        return 0.0
-
-    monkeypatch.setattr(cli, "run_logged", fake_run)
-    monkeypatch.setattr(cli, "analyse", lambda out, **kw: ([], []))
-    cli.main(["--output", str(tmp_path), "--seeds", "1", "--jobs", "1"])
+    seen = {k: env["EXTRA_OPTS"] for k, env in _planned_environments(tmp_path, monkeypatch).items()}
     epochs = P.recipe_epochs("coop")
     assert seen[("coop", "base2new.sh")].endswith(f"OPTIM.MAX_EPOCH {20 * epochs}")
     assert "MAX_EPOCH" not in seen[("cocoop", "base2new.sh")] + seen[("maple", "base2new.sh")]
@@ -170,20 +168,10 @@ def test_p3_reads_the_coop_of_the_fields_budget_not_a_coop_at_the_recipes(tmp_pa
 
 
 def test_coop_epoch_factor_one_trains_the_recipe_and_a_factor_below_one_is_refused(tmp_path, monkeypatch, capsys):
-    import pytest
-
     from promptengine.lab import cli
 
-    seen = {}
-
-    def fake_run(cmd, env, log, cwd):
-        seen[cmd[1]] = env["EXTRA_OPTS"]
-        return 0.0
-
-    monkeypatch.setattr(cli, "run_logged", fake_run)
-    monkeypatch.setattr(cli, "analyse", lambda out, **kw: ([], []))
-    cli.main(["--output", str(tmp_path), "--seeds", "1", "--jobs", "1", "--coop-epoch-factor", "1"])
-    assert not any("MAX_EPOCH" in extra for extra in seen.values())
+    seen = _planned_environments(tmp_path, monkeypatch, "--coop-epoch-factor", "1")
+    assert not any("MAX_EPOCH" in env["EXTRA_OPTS"] for env in seen.values())
     with pytest.raises(SystemExit) as exc:
         cli.main(["--output", str(tmp_path), "--coop-epoch-factor", "0"])
     assert exc.value.code == 2 and "--coop-epoch-factor must be at least 1 (got 0)" in capsys.readouterr().err

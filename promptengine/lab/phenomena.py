@@ -8,11 +8,11 @@ The runs are ordinary protocol runs (``scripts/<method>/<protocol>.sh``) read ba
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import yaml
-
+from ..config.merge import load_yaml
 from ..protocols.layout import TEST_BASE, TEST_NEW
 from ..protocols.runs import config_folder, parse_shots
 from ..registry import HOME, registered_methods
@@ -59,10 +59,11 @@ STUDY_SIZES = {
 COOP_FIELD_FACTOR = 20
 
 
+@cache
 def recipe_epochs(method: str) -> int:
-    """OPTIM.MAX_EPOCH of a method's embedded-world recipe (``configs/trainers/<TRAINER>/synth.yaml``)."""
+    """OPTIM.MAX_EPOCH of a method's embedded-world recipe (``configs/trainers/<TRAINER>/synth.yaml``), read once."""
     recipe = HOME / "configs" / "trainers" / trainer_names()[method] / "synth.yaml"
-    return int(yaml.safe_load(recipe.read_text())["OPTIM"]["MAX_EPOCH"])
+    return int(load_yaml(str(recipe))["OPTIM"]["MAX_EPOCH"])
 
 
 def study_extra(method: str, size: str, coop_factor: int = COOP_FIELD_FACTOR) -> str:
